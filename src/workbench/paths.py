@@ -1,0 +1,77 @@
+"""Where the workbench keeps its stages, so notebooks, tests and the CLI agree without configuration."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+_LEGAL_ENTITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def project_root() -> Path:
+    """The checkout holding `pyproject.toml`; `WORKBENCH_HOME` overrides (tests point it at a tmp dir)."""
+    if env := os.environ.get("WORKBENCH_HOME"):
+        return Path(env).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").exists() and (parent / "notebooks").is_dir():
+            return parent
+    return Path.cwd().resolve()
+
+
+def data_dir() -> Path:
+    return project_root() / "data"
+
+
+def check_legal_entity(legal_entity: str) -> str:
+    """Legal entity ids become folder names: refuse anything that is not a plain identifier."""
+    if not isinstance(legal_entity, str) or not _LEGAL_ENTITY.match(legal_entity):
+        raise ValueError(
+            f"legal_entity {legal_entity!r} is not a valid legal entity id "
+            "(letters, digits, '_', '-', '.'; at most 64 characters)"
+        )
+    return legal_entity
+
+
+def operational_dir() -> Path:
+    return data_dir() / "operational"
+
+
+def demo_database() -> Path:
+    return operational_dir() / "demo_retailer.sqlite"
+
+
+def raw_dir(legal_entity: str) -> Path:
+    """The entity store of one legal entity (extraction output)."""
+    return data_dir() / "raw" / check_legal_entity(legal_entity)
+
+
+def interim_dir(legal_entity: str) -> Path:
+    """Cleansed data of one legal entity."""
+    return data_dir() / "interim" / check_legal_entity(legal_entity)
+
+
+def processed_dir(legal_entity: str) -> Path:
+    """Evaluation splits and other model-ready data of one legal entity."""
+    return data_dir() / "processed" / check_legal_entity(legal_entity)
+
+
+def runs_dir() -> Path:
+    """Executed notebooks of each pipeline run, one timestamped folder per run."""
+    return data_dir() / "runs"
+
+
+def mlruns_dir() -> Path:
+    return project_root() / "mlruns"
+
+
+def tracking_uri() -> str:
+    """MLflow tracking and registry: an SQLite store under mlruns/, so a fresh clone needs no setup."""
+    if env := os.environ.get("MLFLOW_TRACKING_URI"):
+        return env
+    return f"sqlite:///{mlruns_dir() / 'mlflow.db'}"
+
+
+def artifact_location() -> str:
+    return (mlruns_dir() / "artifacts").as_uri()
