@@ -1,0 +1,183 @@
+"""The one interface every recommendation algorithm implements, and what they share.
+
+A model scores every catalog item for a batch of requests at once (dense rows over a small
+catalog are cheaper than any clever sparse top-k here); `recommend` turns scores into the POS
+list: input items removed, best sellers filling the gaps, a reason for every item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from workbench.models.data import TrainingData
+
+SCENARIOS = ("product", "basket", "customer")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One POS request. `product_ids`: the viewed product (product page), the basket's items
+    (transaction page) or the wish list (customer page)."""
+
+    scenario: str
+    customer_id: str | None = None
+    product_ids: tuple[str, ...] = ()
+    k: int = 10
+    store_id: str | None = None
+
+    def __post_init__(self):
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario {self.scenario!r} is not one of {SCENARIOS}")
+        if not isinstance(self.k, (int, np.integer)) or isinstance(self.k, bool) or self.k < 1:
+            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+        object.__setattr__(self, "product_ids", tuple(str(p) for p in self.product_ids))
+
+    @property
+    def excludes_input(self) -> bool:
+        """The viewed product and the basket's items are never recommended back; a wish list may be."""
+        return self.scenario in ("product", "basket")
+
+
+@dataclass
+class Recommendations:
+    item_ids: list[str]
+    scores: list[float]
+    reasons: list[str]
+    notes: list[str] = field(default_factory=list)  # e.g. "customer C9 is unknown"
+
+
+class Recommender:
+    """Base class: subclasses set `name`, implement `_fit(data)` and `score(requests)`, and may
+    override `explain` to give the reason behind each recommended item."""
+
+    name = "base"
+    best_seller_half_life_days: float | None = None
+
+    def __init__(self, **params):
+        self.params = params
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, data: TrainingData) -> "Recommender":
+        self.item_ids = data.item_ids
+        self.item_index = data.item_index
+        self.customer_index = data.customer_index
+        # every model keeps the customers' histories: the personal pages and the fallbacks need them
+        self.history = data.customer_items()
+        self.wish_lists = data.wish_lists
+        self.best_sellers = data.item_popularity(self.best_seller_half_life_days)
+        self._fit(data)
+        return self
+
+    def _fit(self, data: TrainingData) -> None:
+        raise NotImplementedError
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    # -- scoring -------------------------------------------------------------------------------
+    def score(self, requests: Sequence[Request]) -> np.ndarray:
+        """(n_requests, n_items) float32; higher is better, <= 0 means "no signal"."""
+        raise NotImplementedError
+
+    def input_items(self, requests: Sequence[Request]) -> sp.csr_matrix:
+        """requests x items: the known items of each request's product_ids."""
+        rows, cols = [], []
+        for r, request in enumerate(requests):
+            for product_id in request.product_ids:
+                i = self.item_index.get(product_id)
+                if i is not None:
+                    rows.append(r)
+                    cols.append(i)
+        matrix = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(requests), self.n_items)
+        )
+        matrix.data[:] = 1.0  # a product named twice is still one product
+        return matrix
+
+    def customer_rows(self, requests: Sequence[Request]) -> np.ndarray:
+        """Customer index per request, -1 for none or unknown."""
+        return np.array(
+            [self.customer_index.get(r.customer_id, -1) if r.customer_id is not None else -1 for r in requests],
+            dtype=np.int64,
+        )
+
+    def histories(self, requests: Sequence[Request], matrix: sp.csr_matrix | None = None) -> sp.csr_matrix:
+        """requests x items: each request's customer row of `matrix` (default: the purchase history)."""
+        matrix = self.history if matrix is None else matrix
+        rows = self.customer_rows(requests)
+        selector = sp.csr_matrix(
+            (np.ones(int((rows >= 0).sum()), dtype=np.float32), (np.flatnonzero(rows >= 0), rows[rows >= 0])),
+            shape=(len(requests), matrix.shape[0]),
+        )
+        return (selector @ matrix).tocsr()
+
+    # -- explaining ----------------------------------------------------------------------------
+    def explain(self, request: Request, items: np.ndarray, scores_row: np.ndarray) -> list[str]:
+        return [f"recommended by {self.name}"] * len(items)
+
+    # -- the POS list --------------------------------------------------------------------------
+    def recommend(self, requests: Sequence[Request], k: int | None = None) -> list[Recommendations]:
+        scores = np.asarray(self.score(requests), dtype=np.float32)
+        inputs = self.input_items(requests)
+        results = []
+        for r, request in enumerate(requests):
+            n = k or request.k
+            row = scores[r].copy()
+            blocked = np.zeros(self.n_items, dtype=bool)
+            if request.excludes_input:
+                blocked[inputs[r].indices] = True
+            row[blocked] = -np.inf
+            ranked = _top(row, n)
+            ranked = ranked[row[ranked] > 0]
+            reasons = self.explain(request, ranked, scores[r]) if len(ranked) else []
+            notes = self._notes(request)
+            if len(ranked) < n:
+                # not enough signal: fill with best sellers, as a POS never shows an empty panel
+                fill_scores = np.where(blocked, -np.inf, self.best_sellers).astype(np.float32)
+                fill_scores[ranked] = -np.inf
+                fill = _top(fill_scores, n - len(ranked))
+                fill = fill[np.isfinite(fill_scores[fill])]
+                fallback = "best seller" + (f" ({'; '.join(notes)})" if notes else "")
+                ranked = np.concatenate([ranked, fill])
+                reasons = list(reasons) + [fallback] * len(fill)
+                fill_top = scores[r][ranked[: len(ranked) - len(fill)]]
+                floor = float(fill_top.min()) if len(fill_top) else 1.0
+                # fill items rank below every scored item, in best-seller order
+                fill_values = floor * 0.5 * (self.best_sellers[fill] / max(self.best_sellers.max(), 1e-9))
+                item_scores = np.concatenate([scores[r][ranked[: len(ranked) - len(fill)]], fill_values])
+            else:
+                item_scores = scores[r][ranked]
+            results.append(
+                Recommendations(
+                    item_ids=[str(self.item_ids[i]) for i in ranked],
+                    scores=[float(s) for s in item_scores],
+                    reasons=list(reasons),
+                    notes=notes,
+                )
+            )
+        return results
+
+    def _notes(self, request: Request) -> list[str]:
+        notes = []
+        if request.customer_id is not None and request.customer_id not in self.customer_index:
+            notes.append(f"customer {request.customer_id} has no purchase history")
+        unknown = [p for p in request.product_ids if p not in self.item_index]
+        if unknown:
+            notes.append(f"product {', '.join(unknown[:3])} not in the trained catalog")
+        return notes
+
+
+def _top(row: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest finite values, best first (ties by item index, for determinism)."""
+    finite = np.flatnonzero(np.isfinite(row))
+    if len(finite) == 0 or n <= 0:
+        return np.array([], dtype=np.int64)
+    n = min(n, len(finite))
+    candidates = finite[np.argpartition(-row[finite], n - 1)[:n]] if n < len(finite) else finite
+    order = np.lexsort((candidates, -row[candidates]))
+    return candidates[order]

@@ -1,0 +1,171 @@
+"""Cleansed interactions as index arrays and sparse matrices, built once and shared by every model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import scipy.sparse as sp
+
+REQUIRED_COLUMNS = ("customer_id", "basket_id", "product_id", "time")
+
+
+def _as_polars(frame) -> pl.DataFrame:
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    if isinstance(frame, pd.DataFrame):
+        return pl.from_pandas(frame)
+    raise TypeError(f"interactions must be a polars or pandas DataFrame, not {type(frame).__name__}")
+
+
+@dataclass
+class TrainingData:
+    """Interactions of one legal entity, indexed.
+
+    Items and customers are numbered in sorted id order so the same data always gives the same
+    indices (and so the same model). Anonymous baskets keep customer index -1: they still teach
+    co-purchase structure.
+    """
+
+    item_ids: np.ndarray
+    customer_ids: np.ndarray
+    basket_ids: np.ndarray
+    # one entry per (basket, product) interaction
+    customer: np.ndarray  # int32, -1 = anonymous
+    basket: np.ndarray  # int32
+    item: np.ndarray  # int32
+    age_days: np.ndarray  # float32, days before reference_time
+    quantity: np.ndarray  # float32
+    # one entry per basket
+    basket_customer: np.ndarray
+    basket_store: np.ndarray
+    basket_age_days: np.ndarray
+    reference_time: pd.Timestamp
+    wish_lists: sp.csr_matrix | None = None  # customers x items
+    item_index: dict = field(init=False, repr=False)
+    customer_index: dict = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.item_index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+        self.customer_index = {customer_id: i for i, customer_id in enumerate(self.customer_ids)}
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def n_customers(self) -> int:
+        return len(self.customer_ids)
+
+    @property
+    def n_baskets(self) -> int:
+        return len(self.basket_ids)
+
+    @classmethod
+    def from_interactions(cls, interactions, wish_lists=None, reference_time=None) -> "TrainingData":
+        """`interactions`: the cleansed interactions (docs/architecture.md); `reference_time` defaults
+        to the last interaction, the moment "now" for time decay."""
+        frame = _as_polars(interactions)
+        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"interactions lack column(s) {missing}; have {frame.columns}")
+        if frame.height == 0:
+            raise ValueError("interactions are empty: nothing to train on")
+        if "quantity" not in frame.columns:
+            frame = frame.with_columns(pl.lit(1.0).alias("quantity"))
+        if "store_id" not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("store_id"))
+        frame = frame.with_columns(
+            pl.col("customer_id").cast(pl.String),
+            pl.col("basket_id").cast(pl.String),
+            pl.col("product_id").cast(pl.String),
+            pl.col("store_id").cast(pl.String),
+        )
+        if frame["product_id"].null_count() or frame["basket_id"].null_count():
+            raise ValueError("interactions hold rows without product_id or basket_id: cleanse them first")
+        reference_time = pd.Timestamp(reference_time if reference_time is not None else frame["time"].max())
+
+        item_ids = np.array(sorted(frame["product_id"].unique().to_list()), dtype=object)
+        customer_ids = np.array(sorted(frame["customer_id"].drop_nulls().unique().to_list()), dtype=object)
+        basket_ids = np.array(sorted(frame["basket_id"].unique().to_list()), dtype=object)
+        codes = frame.select(
+            pl.col("product_id").cast(pl.Enum(list(item_ids))).to_physical().alias("item"),
+            pl.col("basket_id").cast(pl.Enum(list(basket_ids))).to_physical().alias("basket"),
+            pl.col("customer_id").cast(pl.Enum(list(customer_ids))).to_physical().fill_null(-1).alias("customer"),
+            ((pl.lit(reference_time) - pl.col("time")).dt.total_seconds() / 86400.0).alias("age_days"),
+            pl.col("quantity").cast(pl.Float32),
+            pl.col("store_id"),
+        )
+        item = codes["item"].to_numpy().astype(np.int32)
+        basket = codes["basket"].to_numpy().astype(np.int32)
+        customer = codes["customer"].to_numpy().astype(np.int32)
+        age = codes["age_days"].to_numpy().astype(np.float32)
+
+        per_basket = (
+            codes.group_by("basket")
+            .agg(pl.col("customer").first(), pl.col("store_id").first(), pl.col("age_days").min())
+            .sort("basket")
+        )
+        data = cls(
+            item_ids=item_ids,
+            customer_ids=customer_ids,
+            basket_ids=basket_ids,
+            customer=customer,
+            basket=basket,
+            item=item,
+            age_days=age,
+            quantity=codes["quantity"].to_numpy(),
+            basket_customer=per_basket["customer"].to_numpy().astype(np.int32),
+            basket_store=np.array(per_basket["store_id"].to_list(), dtype=object),
+            basket_age_days=per_basket["age_days"].to_numpy().astype(np.float32),
+            reference_time=reference_time,
+        )
+        if wish_lists is not None:
+            data.wish_lists = data._wish_list_matrix(_as_polars(wish_lists))
+        return data
+
+    def _wish_list_matrix(self, wish_lists: pl.DataFrame) -> sp.csr_matrix:
+        rows, cols = [], []
+        for customer_id, product_id in wish_lists.select("customer_id", "product_id").iter_rows():
+            c, i = self.customer_index.get(str(customer_id)), self.item_index.get(str(product_id))
+            if c is not None and i is not None:
+                rows.append(c)
+                cols.append(i)
+        values = np.ones(len(rows), dtype=np.float32)
+        matrix = sp.csr_matrix((values, (rows, cols)), shape=(self.n_customers, self.n_items))
+        matrix.data[:] = 1.0
+        return matrix
+
+    def decay(self, half_life_days: float | None) -> np.ndarray:
+        """Weight of each interaction: 1 today, 1/2 one half-life ago; None = no decay."""
+        if not half_life_days:
+            return np.ones_like(self.age_days)
+        return np.power(0.5, self.age_days / float(half_life_days)).astype(np.float32)
+
+    def customer_items(self, half_life_days: float | None = None) -> sp.csr_matrix:
+        """customers x items: number of baskets with the item, time-decayed; anonymous rows left out."""
+        known = self.customer >= 0
+        weights = self.decay(half_life_days)[known]
+        return sp.csr_matrix(
+            (weights, (self.customer[known], self.item[known])),
+            shape=(self.n_customers, self.n_items),
+            dtype=np.float32,
+        )
+
+    def basket_items(self, half_life_days: float | None = None) -> sp.csr_matrix:
+        """baskets x items, binary (time-decayed where asked)."""
+        matrix = sp.csr_matrix(
+            (self.decay(half_life_days), (self.basket, self.item)),
+            shape=(self.n_baskets, self.n_items),
+            dtype=np.float32,
+        )
+        return matrix
+
+    def item_popularity(self, half_life_days: float | None = None, store_id: str | None = None) -> np.ndarray:
+        """Baskets per item (time-decayed where asked), in one store where asked."""
+        weights = self.decay(half_life_days)
+        if store_id is not None:
+            weights = weights * (self.basket_store[self.basket] == store_id)
+        return np.bincount(self.item, weights=weights, minlength=self.n_items).astype(np.float32)
