@@ -75,3 +75,10 @@ def tracking_uri() -> str:
 
 def artifact_location() -> str:
     return (mlruns_dir() / "artifacts").as_uri()
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A path parameter: absolute as given, relative to the project root otherwise (notebooks run
+    with notebooks/ as their working directory, the YAML files are written from the root)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (project_root() / path).resolve()

@@ -1,0 +1,54 @@
+# Two commands do everything on a fresh machine with Python 3.11 (no conda needed):
+#   make demo   - virtual environment, install, demo retailer, whole pipeline, registered champion
+#   make test   - virtual environment, install (+ Chromium for the dashboard test), all tests
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8866
+SERVE_PORT ?= 5001
+TRACKING_URI := sqlite:///$(CURDIR)/mlruns/mlflow.db
+
+.PHONY: install demo test lab dashboard serve online-retail browser benchmarks clean
+
+install: $(VENV)/.stamp-install
+
+$(VENV)/.stamp-install: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version.split()[0]}: set PYTHON=/path/to/python3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name pos-workbench --display-name "Python (pos-workbench)"
+	touch $@
+
+demo: install
+	$(BIN)/workbench demo-data
+	$(BIN)/workbench run --config configs/demo.yml
+
+online-retail: install
+	$(BIN)/workbench run --config configs/online_retail.yml
+
+# Debian's Chromium drives the dashboard's browser test (Playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
+	$(BIN)/python -m pytest -ra
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+dashboard: install
+	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(PORT)
+
+serve: install
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow models serve -m models:/pos-recommender@champion --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
+
+benchmarks: install
+	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/latency.py
+
+clean:
+	rm -rf data/operational data/raw data/interim data/processed data/runs mlruns/mlflow.db mlruns/artifacts

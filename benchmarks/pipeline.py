@@ -1,0 +1,142 @@
+"""Wall time and peak memory of the pipeline stages, on the real Online Retail file and on a generated
+retailer of 10x the default size; optionally the whole pipeline (`--full`) through `workbench run`.
+
+Each measurement runs in a fresh subprocess (so peak RSS is that stage's own) in a scratch
+WORKBENCH_HOME; repeated `--repeat` times, the median is reported. Results go to
+benchmarks/results/pipeline.{json,md}.
+
+    python benchmarks/pipeline.py [--repeat 3] [--scale 10] [--full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ONLINE_RETAIL = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+RESULTS = ROOT / "benchmarks" / "results"
+
+# One stage in a child process; prints its own peak RSS (MiB) last, as JSON.
+CHILD = r"""
+import json, resource, sys, time
+task, arg, entity = sys.argv[1], sys.argv[2], sys.argv[3]
+started = time.perf_counter()
+if task == "generate":
+    from workbench.datasets.demo import generate_demo_retailer
+    generate_demo_retailer(arg, seed=42, scale=float(sys.argv[4]), progress=False)
+elif task == "extract_sql":
+    from workbench.datasets.extract import extract_entity_store
+    extract_entity_store(f"sqlite:///{arg}", entity, progress=False)
+elif task == "extract_online_retail":
+    from workbench.datasets.online_retail import extract_online_retail
+    extract_online_retail(arg, entity)
+elif task == "cleanse":
+    from workbench.cleanse import cleanse_entity_store
+    cleanse_entity_store(entity).check_reconciles()
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_child(home: Path, *args: str) -> dict:
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    out = subprocess.run([sys.executable, "-c", CHILD, *args], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"benchmark step {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_of(runs: list[dict]) -> dict:
+    return {
+        "seconds_median": round(statistics.median(r["seconds"] for r in runs), 2),
+        "peak_mib_median": round(statistics.median(r["peak_mib"] for r in runs), 1),
+        "seconds_all": [round(r["seconds"], 2) for r in runs],
+    }
+
+
+def bench_stages(name: str, home: Path, extract_args: tuple, entity: str, repeat: int) -> dict:
+    extract_runs, cleanse_runs = [], []
+    for _ in range(repeat):
+        # a fresh entity store each time, so the extraction is a full one, not an empty increment
+        subprocess.run(["rm", "-rf", str(home / "data" / "raw"), str(home / "data" / "interim")], check=True)
+        extract_runs.append(run_child(home, *extract_args, entity))
+        cleanse_runs.append(run_child(home, "cleanse", "-", entity))
+    return {"dataset": name, "extract": median_of(extract_runs), "cleanse": median_of(cleanse_runs)}
+
+
+def bench_full_pipeline(home: Path, repeat: int) -> dict:
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    runs = []
+    for _ in range(repeat):
+        for folder in ("data", "mlruns"):
+            subprocess.run(["rm", "-rf", str(home / folder)], check=True)
+        started = time.perf_counter()
+        subprocess.run(
+            [str(Path(sys.executable).parent / "workbench"), "run", "--config", str(ROOT / "configs" / "online_retail.yml"),
+             "-p", f"source={ONLINE_RETAIL}", "--no-progress"],
+            env=env, check=True, capture_output=True,
+        )
+        runs.append({"seconds": time.perf_counter() - started, "peak_mib": float("nan")})
+    return {"dataset": "online_retail", "whole_pipeline_seconds_median": round(statistics.median(r["seconds"] for r in runs), 1),
+            "seconds_all": [round(r["seconds"], 1) for r in runs]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=10.0)
+    parser.add_argument("--full", action="store_true", help="also time the whole pipeline on Online Retail")
+    args = parser.parse_args()
+    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "datasets": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        home = Path(scratch)
+        (home / "notebooks").mkdir()
+        if ONLINE_RETAIL.exists():
+            results["datasets"].append(
+                bench_stages("online_retail (541,909 lines)", home, ("extract_online_retail", str(ONLINE_RETAIL)), "online_retail", args.repeat)
+            )
+        else:
+            print(f"skipping Online Retail: {ONLINE_RETAIL} is absent")
+        for scale in (1.0, args.scale):
+            database = home / f"demo_x{scale:g}.sqlite"
+            generated = run_child(home, "generate", str(database), "-", str(scale))
+            row = bench_stages(f"demo retailer x{scale:g}", home, ("extract_sql", str(database)), "USRT", args.repeat)
+            row["generate"] = {"seconds": round(generated["seconds"], 2), "peak_mib": round(generated["peak_mib"], 1)}
+            results["datasets"].append(row)
+        if args.full and ONLINE_RETAIL.exists():
+            results["whole_pipeline"] = bench_full_pipeline(home, 1)
+    write_results(results)
+
+
+def write_results(results: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "pipeline.json").write_text(json.dumps(results, indent=2))
+    lines = [
+        f"Extract + cleanse, median of runs in fresh processes ({results['machine']['cpus']} cores, Python {results['machine']['python']}).",
+        "",
+        "| dataset | extract s | extract peak MiB | cleanse s | cleanse peak MiB |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in results["datasets"]:
+        e, c = row["extract"], row["cleanse"]
+        lines.append(f"| {row['dataset']} | {e['seconds_median']} | {e['peak_mib_median']} | {c['seconds_median']} | {c['peak_mib_median']} |")
+    if "whole_pipeline" in results:
+        lines += ["", f"Whole pipeline on Online Retail (extract, cleanse, train, evaluate, register) via `workbench run`: "
+                      f"{results['whole_pipeline']['whole_pipeline_seconds_median']} s."]
+    (RESULTS / "pipeline.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
