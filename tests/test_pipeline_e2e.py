@@ -90,6 +90,9 @@ def test_online_retail_through_the_runner(tmp_path):
     rows_in, kept, quarantined = counts["sales_lines"]
     assert rows_in == 541_909 and rows_in == kept + quarantined
     quarantine = pl.read_parquet(interim / "quarantine" / "sales_lines.parquet")
-    assert quarantine.filter(pl.col("rule") == "cancellation").height == 9_288
+    cancelled = quarantine.filter(pl.col("rule") == "cancellation")
+    # 9,288 cancellation lines (invoices "C...") and 3 bad-debt adjustments ("A..."), per the file's README
+    assert cancelled.filter(pl.col("transaction_type") == "cancellation").height == 9_288
+    assert cancelled.filter(pl.col("transaction_type") == "adjustment").height == 3
     baskets = pl.read_parquet(interim / "baskets.parquet")
     assert 19_000 < baskets.height <= 19_959

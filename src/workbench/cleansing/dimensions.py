@@ -1,0 +1,97 @@
+"""Cleansing of the dimension tables: products (the catalog), customers, stores, wish lists."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from workbench.cleansing.frames import Splitter, blank, fmt
+from workbench.cleansing.rules import CleansingRules
+
+
+def non_merchandise_code(rules: CleansingRules, column: str = "product_id") -> pl.Expr:
+    """True where the code is one of `rules.non_merchandise_codes` (exact, or prefix for 'xxx*')."""
+    expr = pl.col(column).is_in(rules.exact_non_merchandise_codes)
+    for prefix in rules.non_merchandise_prefixes:
+        expr = expr | pl.col(column).str.starts_with(prefix)
+    return expr
+
+
+def first_of_each(keys: str | list[str]) -> pl.Expr:
+    """True on the first row of each key (in frame order)."""
+    keys = [keys] if isinstance(keys, str) else keys
+    return (pl.struct(keys) if len(keys) > 1 else pl.col(keys[0])).is_first_distinct()
+
+
+def cleanse_products(products: pl.DataFrame, rules: CleansingRules) -> Splitter:
+    s = Splitter("products", products, products.columns)
+    s.reject("missing_product_id", blank("product_id"), "The product has no product id.")
+    s.reject("missing_name", blank("name"), fmt("Product {} has no name.", "product_id"))
+    s.reject(
+        "invalid_price",
+        pl.col("price").is_null() | pl.col("price").is_nan() | (pl.col("price") < 0),
+        fmt("Product {} has no valid price (price {}).", "product_id", "price"),
+    )
+    s.reject(
+        "duplicate_product_id",
+        ~first_of_each("product_id"),
+        fmt("Product id {} appears more than once in products; the first valid row is kept.", "product_id"),
+    )
+    s.reject(
+        "non_merchandise",
+        non_merchandise_code(rules) | (pl.col("product_type") != "merchandise") | pl.col("product_type").is_null(),
+        pl.when(non_merchandise_code(rules))
+        .then(fmt("Product {} is a non-merchandise code (fee, postage, voucher or adjustment).", "product_id"))
+        .otherwise(fmt("Product {} has product_type '{}', not 'merchandise'.", "product_id", "product_type")),
+        enabled=rules.drop_non_merchandise,
+    )
+    return s
+
+
+def cleanse_customers(customers: pl.DataFrame) -> Splitter:
+    s = Splitter("customers", customers, customers.columns)
+    s.reject("missing_customer_id", blank("customer_id"), "The customer has no customer id.")
+    s.reject(
+        "duplicate_customer_id",
+        ~first_of_each("customer_id"),
+        fmt("Customer id {} appears more than once in customers; the first row is kept.", "customer_id"),
+    )
+    return s
+
+
+def cleanse_stores(stores: pl.DataFrame) -> Splitter:
+    s = Splitter("stores", stores, stores.columns)
+    s.reject("missing_store_id", blank("store_id"), "The store has no store id.")
+    s.reject(
+        "duplicate_store_id",
+        ~first_of_each("store_id"),
+        fmt("Store id {} appears more than once in stores; the first row is kept.", "store_id"),
+    )
+    return s
+
+
+def cleanse_wish_lists(wish_lists: pl.DataFrame, customer_ids: pl.Series, product_ids: pl.Series) -> Splitter:
+    """`customer_ids` / `product_ids`: the kept customers and the cleansed catalog."""
+    s = Splitter("wish_lists", wish_lists, wish_lists.columns)
+    s.reject(
+        "missing_value",
+        blank("customer_id") | blank("product_id") | pl.col("added_at").is_null(),
+        fmt("Wish list item misses its customer, product or time (customer {}, product {}, added {}).",
+            "customer_id", "product_id", "added_at"),
+    )
+    s.reject(
+        "unknown_customer",
+        ~pl.col("customer_id").is_in(customer_ids.implode()),
+        fmt("Customer {} is not a known (cleansed) customer.", "customer_id"),
+    )
+    s.reject(
+        "unknown_product",
+        ~pl.col("product_id").is_in(product_ids.implode()),
+        fmt("Product {} is not in the cleansed catalog.", "product_id"),
+    )
+    s.reject(
+        "duplicate_wish_list_item",
+        ~first_of_each(["customer_id", "product_id"]),
+        fmt("Customer {} has product {} on the wish list more than once; the first is kept.",
+            "customer_id", "product_id"),
+    )
+    return s
