@@ -1,0 +1,56 @@
+"""Shared fixtures. Keep each fixture small and documented; data that is expensive to build is session-scoped and read-only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# ../shared beside the repository: real data for tests and benchmarks, never copied into the repo.
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+ONLINE_RETAIL_FILE = SHARED_DATA / "online_retail" / "online_retail.csv.gz"
+
+DEMO_SEED = 7
+DEMO_SCALE = 0.3  # ~450 customers, ~8k transactions, ~28k lines: a second to build
+
+
+@pytest.fixture
+def workbench_home(tmp_path, monkeypatch) -> Path:
+    """An empty project home: everything `workbench.paths` resolves lands under tmp_path."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory) -> Path:
+    """A small demo retailer database (one year of 2025), built once per session. Do not modify it:
+    tests that need a broken database copy it first (see `demo_db_copy`)."""
+    from workbench.datasets.demo import generate_demo_retailer
+
+    path = tmp_path_factory.mktemp("demo") / "demo_retailer.sqlite"
+    generate_demo_retailer(path, seed=DEMO_SEED, scale=DEMO_SCALE, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_db_url(demo_db) -> str:
+    return f"sqlite:///{demo_db}"
+
+
+@pytest.fixture
+def demo_db_copy(demo_db, tmp_path) -> Path:
+    """A private copy of the session's demo database, free to be altered."""
+    import shutil
+
+    copy = tmp_path / "demo_copy.sqlite"
+    shutil.copyfile(demo_db, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def online_retail_file() -> Path:
+    """The real UCI Online Retail file from ../shared; the test is skipped where it is absent."""
+    if not ONLINE_RETAIL_FILE.exists():
+        pytest.skip(f"real data not available: {ONLINE_RETAIL_FILE}")
+    return ONLINE_RETAIL_FILE
