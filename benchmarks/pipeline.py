@@ -101,7 +101,6 @@ def main() -> None:
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "datasets": []}
     with tempfile.TemporaryDirectory() as scratch:
         home = Path(scratch)
-        (home / "notebooks").mkdir()
         if ONLINE_RETAIL.exists():
             results["datasets"].append(
                 bench_stages("online_retail (541,909 lines)", home, ("extract_online_retail", str(ONLINE_RETAIL)), "online_retail", args.repeat)

@@ -82,7 +82,6 @@ def test_unknown_legal_entity_is_a_clear_error(demo_home):
 @pytest.mark.real_data
 @pytest.mark.skipif(not ONLINE_RETAIL.exists(), reason="../shared/data/online_retail is absent")
 def test_online_retail_through_the_runner(tmp_path):
-    (tmp_path / "notebooks").mkdir()
     workbench(tmp_path, "run", "--config", str(ROOT / "configs" / "online_retail.yml"), "-s", "extract,cleanse",
               "-p", f"source={ONLINE_RETAIL}", "--no-progress")
     interim = tmp_path / "data" / "interim" / "online_retail"

@@ -9,15 +9,25 @@ from pathlib import Path
 _LEGAL_ENTITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def project_root() -> Path:
-    """The checkout holding `pyproject.toml`; `WORKBENCH_HOME` overrides (tests point it at a tmp dir)."""
-    if env := os.environ.get("WORKBENCH_HOME"):
-        return Path(env).resolve()
+def code_root() -> Path:
+    """The checkout holding this package, its notebooks and configs."""
     here = Path(__file__).resolve()
     for parent in here.parents:
         if (parent / "pyproject.toml").exists() and (parent / "notebooks").is_dir():
             return parent
     return Path.cwd().resolve()
+
+
+def project_root() -> Path:
+    """Where data/ and mlruns/ live: the checkout, unless `WORKBENCH_HOME` points elsewhere (tests
+    and benchmarks point it at a scratch folder; the notebooks still come from the checkout)."""
+    if env := os.environ.get("WORKBENCH_HOME"):
+        return Path(env).resolve()
+    return code_root()
+
+
+def notebooks_dir() -> Path:
+    return code_root() / "notebooks"
 
 
 def data_dir() -> Path:
@@ -78,7 +88,7 @@ def artifact_location() -> str:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """A path parameter: absolute as given, relative to the project root otherwise (notebooks run
-    with notebooks/ as their working directory, the YAML files are written from the root)."""
+    """A path parameter: absolute as given, else relative to the checkout (notebooks run with
+    notebooks/ as their working directory; the YAML files are written from the checkout)."""
     path = Path(path).expanduser()
-    return path if path.is_absolute() else (project_root() / path).resolve()
+    return path if path.is_absolute() else (code_root() / path).resolve()

@@ -48,7 +48,7 @@ class PipelineConfig:
 
 
 def discover_stages(notebooks_dir: Path | None = None) -> list[Stage]:
-    notebooks_dir = notebooks_dir or paths.project_root() / "notebooks"
+    notebooks_dir = notebooks_dir or paths.notebooks_dir()
     stages = []
     for notebook in sorted(notebooks_dir.glob("*.ipynb")):
         match = STAGE_NOTEBOOK.match(notebook.name)
