@@ -186,27 +186,18 @@ def _write_record(run_dir: Path, record: dict, status: str) -> None:
 
 def _start_pipeline_run(run_name: str, parameters: dict) -> str:
     """The parent MLflow run: training and evaluation nest their runs under it."""
-    from mlflow.tracking import MlflowClient
-
     from workbench import tracking
 
     tracking.configure()
-    client = MlflowClient()
-    experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
-    run = client.create_run(
-        experiment.experiment_id,
-        run_name=f"pipeline-{run_name}",
-        tags={"workbench.kind": "pipeline", "legal_entity": str(parameters.get("legal_entity", ""))},
-    )
-    return run.info.run_id
+    legal_entity = str(parameters.get("legal_entity", ""))
+    return tracking.start_pipeline_run(legal_entity, run_name=f"pipeline-{run_name}")
 
 
 def _end_pipeline_run(run_id: str | None, status: str) -> None:
-    if not run_id:
-        return
-    from mlflow.tracking import MlflowClient
+    if run_id:
+        from workbench import tracking
 
-    MlflowClient().set_terminated(run_id, status=status)
+        tracking.end_pipeline_run(run_id, status=status)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,544 @@
+"""MLflow tracking and registry for the workbench: one experiment, one registered model.
+
+Runs of the experiment ``pos-recommendations`` carry the tag ``workbench.kind``:
+
+* ``pipeline``: the parent run of one `workbench run` (created by the runner or by 03_train);
+* ``algorithm``: one trained algorithm (nested under the pipeline run; 04_evaluate adds its
+  metrics, named ``<scenario>.<metric>_at_<k>``, e.g. ``customer.ndcg_at_10``);
+* ``champion-refit``: the chosen algorithm refitted on all data, the registered champion.
+
+The registered model ``pos-recommender`` has its serving version under the alias ``champion``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from workbench import paths
+
+EXPERIMENT_NAME = "pos-recommendations"
+REGISTERED_MODEL_NAME = "pos-recommender"
+CHAMPION_ALIAS = "champion"
+MODEL_ARTIFACT_NAME = "pos_model"
+KIND_TAG = "workbench.kind"
+SETTINGS_TAGS = {
+    "legal_entity": "legal_entity",
+    "algorithm": "workbench.algorithm",
+    "trained_at": "workbench.trained_at",
+    "enable_pos_recommendations": "workbench.enable_pos_recommendations",
+}
+METRICS = ("precision", "recall", "ndcg", "map", "hr", "coverage", "novelty")
+SCENARIO_ORDER = ("customer", "customer_new_items", "basket", "product")
+# the champion rule's default: what each POS page is judged on (../shared/EVALUATION.md)
+RANK_SUM_METRICS = (("customer", "ndcg"), ("customer_new_items", "ndcg"), ("basket", "hr"), ("product", "hr"))
+
+
+class NoChampionError(LookupError):
+    """No version of the registered model carries the alias `champion` yet."""
+
+
+# -- configuration ---------------------------------------------------------------------------------
+def configure() -> str:
+    """Point MLflow tracking and registry at the workbench store and make sure the experiment
+    exists (artifacts under mlruns/artifacts). Idempotent; returns the tracking URI."""
+    uri = paths.tracking_uri()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(uri, uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        try:
+            client.create_experiment(EXPERIMENT_NAME, artifact_location=paths.artifact_location())
+        except MlflowException:
+            # another process created it in between
+            if client.get_experiment_by_name(EXPERIMENT_NAME) is None:
+                raise
+    elif experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    mlflow.set_experiment(EXPERIMENT_NAME)
+    return uri
+
+
+def _client() -> MlflowClient:
+    configure()
+    return MlflowClient()
+
+
+def experiment_id() -> str:
+    return _client().get_experiment_by_name(EXPERIMENT_NAME).experiment_id
+
+
+def start_pipeline_run(legal_entity: str, run_name: str | None = None) -> str:
+    """Create the parent run of a pipeline (when `workbench run` did not pass one); returns its id.
+    The run stays open: nested runs attach to it by id, `end_pipeline_run` closes it."""
+    client = _client()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run = client.create_run(
+        experiment_id(),
+        run_name=run_name or f"pipeline-{stamp}-{legal_entity}",
+        tags={KIND_TAG: "pipeline", "legal_entity": str(legal_entity)},
+    )
+    return run.info.run_id
+
+
+def end_pipeline_run(run_id: str, status: str = "FINISHED") -> None:
+    _client().set_terminated(run_id, status=status)
+
+
+# -- logging models --------------------------------------------------------------------------------
+def log_recommender(model, settings: dict, *, name: str = MODEL_ARTIFACT_NAME) -> str:
+    """Log a fitted recommender as a `PosRecommenderModel` pyfunc into the active run (one is
+    started when none is active) and tag the run with its settings; returns the model URI."""
+    from workbench.serving import log_pos_model, normalize_settings
+
+    configure()
+    settings = normalize_settings(settings, model)
+    started = mlflow.active_run() is None
+    run = mlflow.start_run(run_name=f"{settings['algorithm']}") if started else mlflow.active_run()
+    try:
+        mlflow.set_tags({tag: str(settings[key]) for key, tag in SETTINGS_TAGS.items()})
+        info = log_pos_model(model, settings, name=name)
+    finally:
+        if started:
+            mlflow.end_run()
+    return info.model_uri if info.model_uri else f"runs:/{run.info.run_id}/{name}"
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_snapshot(interactions, *, path=None, split_time=None, prefix: str = "data") -> dict[str, Any]:
+    """Identifiers of the data a model saw: file hash, rows, customers, products, baskets, dates."""
+    import polars as pl
+
+    frame = pl.from_pandas(interactions) if isinstance(interactions, pd.DataFrame) else interactions
+    snapshot = {
+        f"{prefix}.rows": frame.height,
+        f"{prefix}.baskets": frame["basket_id"].n_unique() if frame.height else 0,
+        f"{prefix}.products": frame["product_id"].n_unique() if frame.height else 0,
+        f"{prefix}.customers": frame["customer_id"].drop_nulls().n_unique() if frame.height else 0,
+        f"{prefix}.first_time": str(frame["time"].min()) if frame.height else "",
+        f"{prefix}.last_time": str(frame["time"].max()) if frame.height else "",
+    }
+    if path is not None:
+        snapshot[f"{prefix}.file"] = str(path)
+        snapshot[f"{prefix}.sha256"] = file_sha256(path)
+    if split_time is not None:
+        snapshot[f"{prefix}.split_time"] = str(pd.Timestamp(split_time))
+    return snapshot
+
+
+def train_and_log(
+    algorithm: str,
+    params: dict,
+    data,
+    *,
+    settings: dict,
+    parent_run_id: str | None,
+    snapshot: dict | None = None,
+    kind: str = "algorithm",
+    run_name: str | None = None,
+    extra_tags: dict | None = None,
+    model_factory=None,
+) -> dict[str, Any]:
+    """Fit `algorithm` on `data` (a TrainingData) in a run nested under `parent_run_id`; log its
+    hyperparameters, fit time, data snapshot and the pyfunc model. Returns run_id, model_uri,
+    fit_seconds and the fitted model."""
+    from workbench.models import make_model
+
+    configure()
+    factory = model_factory or make_model
+    tags = {KIND_TAG: kind, "legal_entity": str(settings.get("legal_entity", "")), **(extra_tags or {})}
+    with mlflow.start_run(run_name=run_name or algorithm, parent_run_id=parent_run_id, tags=tags) as run:
+        model = factory(algorithm, **params)
+        # the effective hyperparameters: the given ones and the algorithm's defaults
+        effective = {**(getattr(model, "params", None) or {}), **params}
+        mlflow.log_params({"algorithm": algorithm, **{f"hp.{k}": _param_value(v) for k, v in effective.items()}})
+        if snapshot:
+            mlflow.log_params({k: _param_value(v) for k, v in snapshot.items()})
+        started = time.perf_counter()
+        model.fit(data)
+        fit_seconds = time.perf_counter() - started
+        mlflow.log_metric("fit_seconds", fit_seconds)
+        model_settings = {**settings, "algorithm": algorithm}
+        model_settings.setdefault("trained_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        model_uri = log_recommender(model, model_settings, name=MODEL_ARTIFACT_NAME)
+    return {
+        "algorithm": algorithm,
+        "run_id": run.info.run_id,
+        "model_uri": model_uri,
+        "fit_seconds": fit_seconds,
+        "hyperparameters": params,
+        "effective_hyperparameters": {k: _param_value(v) for k, v in effective.items()},
+        "model": model,
+    }
+
+
+def _param_value(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:6000]
+
+
+# -- evaluation metrics ------------------------------------------------------------------------------
+def metric_key(scenario: str, metric: str, k: int = 10) -> str:
+    return f"{scenario}.n_cases" if metric == "n_cases" else f"{scenario}.{metric}_at_{k}"
+
+
+def evaluation_metrics(results: pd.DataFrame, k: int = 10) -> dict[str, float]:
+    """`protocol.evaluate`'s table as MLflow metrics: {"customer.ndcg_at_10": ..., "basket.n_cases": ...}."""
+    metrics = {}
+    for row in results.to_dict("records"):
+        for metric in ("n_cases", *METRICS):
+            if metric in row and row[metric] is not None and pd.notna(row[metric]):
+                metrics[metric_key(row["scenario"], metric, k)] = float(row[metric])
+    return metrics
+
+
+def log_evaluation(run_id: str, results: pd.DataFrame, k: int = 10) -> dict[str, float]:
+    """Add the evaluation metrics to an existing (possibly finished) run."""
+    from mlflow.entities import Metric
+
+    metrics = evaluation_metrics(results, k)
+    now = int(time.time() * 1000)
+    _client().log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in metrics.items()])
+    return metrics
+
+
+def metrics_by_scenario(run_metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    """{"customer.ndcg_at_10": 0.3, ...} -> {"customer": {"ndcg": 0.3, ...}, ...} (k dropped)."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in run_metrics.items():
+        scenario, dot, metric = key.partition(".")
+        if not dot:
+            continue
+        name = metric.rsplit("_at_", 1)[0] if "_at_" in metric else metric
+        out.setdefault(scenario, {})[name] = value
+    return {s: out[s] for s in sorted(out, key=lambda s: (SCENARIO_ORDER.index(s) if s in SCENARIO_ORDER else 99, s))}
+
+
+def describe_metrics(metrics: dict[str, dict[str, float]], k: int = 10) -> str:
+    """A model version's description: one line per scenario."""
+    lines = []
+    for scenario, values in metrics.items():
+        shown = ", ".join(
+            f"{m.upper() if m in ('ndcg', 'map', 'hr') else m}@{k} {values[m]:.3f}"
+            for m in ("ndcg", "hr", "map", "precision", "recall", "coverage")
+            if m in values
+        )
+        cases = f" ({int(values['n_cases']):,} cases)" if "n_cases" in values else ""
+        lines.append(f"- {scenario}{cases}: {shown}")
+    return "\n".join(lines)
+
+
+# -- choosing the champion ------------------------------------------------------------------------------
+def choose_champion(results: pd.DataFrame, rule: str = "rank_sum") -> tuple[str, pd.DataFrame]:
+    """Pick the champion among algorithms from a long table (algorithm, scenario, <metric>...).
+
+    rule ``rank_sum``: rank the algorithms on customer NDCG, customer_new_items NDCG, basket HR and
+    product HR (1 = best), lowest sum of ranks wins (ties: higher sum of those metrics, then name).
+    rule ``metric:<scenario>.<metric>``, e.g. ``metric:basket.hr``: the highest value wins.
+    Returns (algorithm, the scoring table, best first)."""
+    if results.empty:
+        raise ValueError("no evaluation results to choose a champion from")
+    if rule == "rank_sum":
+        criteria = [c for c in RANK_SUM_METRICS if c[0] in set(results["scenario"])]
+    elif rule.startswith("metric:"):
+        scenario, dot, metric = rule[len("metric:") :].partition(".")
+        if not dot or metric not in METRICS:
+            raise ValueError(f"champion_rule {rule!r}: expected metric:<scenario>.<metric>, metric one of {METRICS}")
+        criteria = [(scenario, metric)]
+    else:
+        raise ValueError(f"champion_rule {rule!r} is unknown: use 'rank_sum' or 'metric:<scenario>.<metric>'")
+    missing = [f"{s}.{m}" for s, m in criteria if s not in set(results["scenario"])]
+    if missing or not criteria:
+        raise ValueError(f"champion_rule {rule!r}: no results for {missing or 'any scenario'}")
+    table = pd.DataFrame({"algorithm": sorted(results["algorithm"].unique())}).set_index("algorithm")
+    for scenario, metric in criteria:
+        values = results[results["scenario"] == scenario].set_index("algorithm")[metric]
+        table[f"{scenario}.{metric}"] = values
+    table = table.fillna(0.0)
+    metric_columns = list(table.columns)
+    if rule == "rank_sum":
+        for column in metric_columns:
+            table[f"rank {column}"] = table[column].rank(ascending=False, method="min")
+        table["rank_sum"] = table[[f"rank {c}" for c in metric_columns]].sum(axis=1)
+        table["metric_sum"] = table[metric_columns].sum(axis=1)
+        table = table.reset_index().sort_values(["rank_sum", "metric_sum", "algorithm"], ascending=[True, False, True])
+    else:
+        table = table.reset_index().sort_values([metric_columns[0], "algorithm"], ascending=[False, True])
+    table = table.reset_index(drop=True)
+    return str(table.loc[0, "algorithm"]), table
+
+
+# -- the registry ------------------------------------------------------------------------------------
+def register_champion(
+    model_uri: str,
+    *,
+    name: str = REGISTERED_MODEL_NAME,
+    description: str | None = None,
+    tags: dict | None = None,
+) -> int:
+    """Register `model_uri` as a new version of `name` (created if missing), give it the alias
+    `champion` and a description (default: its run's metrics per scenario); returns the version."""
+    client = _client()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            client.create_registered_model(
+                name,
+                description="POS recommendations (product details, transaction, customer details); "
+                "the version with alias `champion` is served to the POS.",
+            )
+        except MlflowException:
+            client.get_registered_model(name)  # created concurrently: fine; anything else re-raises
+    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
+    if description is None and version.run_id:
+        run = client.get_run(version.run_id)
+        settings = _run_settings(run)
+        description = (
+            f"{settings.get('algorithm', '?')} for legal entity {settings.get('legal_entity', '?')}, "
+            f"trained {settings.get('trained_at', '?')}\n" + describe_metrics(metrics_by_scenario(run.data.metrics))
+        )
+    if description:
+        client.update_model_version(name, version.version, description=description)
+    client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
+    return int(version.version)
+
+
+def _champion_version(name: str):
+    client = _client()
+    try:
+        return client, client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException as exc:
+        raise NoChampionError(
+            f"No model registered as {name}@{CHAMPION_ALIAS} yet: run `make demo` (or `workbench run`) first"
+        ) from exc
+
+
+def load_champion(name: str = REGISTERED_MODEL_NAME):
+    """The served model, `mlflow.pyfunc.load_model("models:/<name>@champion")`."""
+    _champion_version(name)
+    return mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION_ALIAS}")
+
+
+def _run_settings(run) -> dict[str, Any]:
+    tags = run.data.tags
+    settings = {key: tags[tag] for key, tag in SETTINGS_TAGS.items() if tag in tags}
+    if "enable_pos_recommendations" in settings:
+        settings["enable_pos_recommendations"] = settings["enable_pos_recommendations"].lower() == "true"
+    return settings
+
+
+def champion_info(name: str = REGISTERED_MODEL_NAME) -> dict[str, Any]:
+    """What the dashboard shows about the served model: version, run_id, trained_at, algorithm,
+    legal_entity, enable_pos_recommendations, metrics {scenario: {metric: value}}, hyperparameters,
+    description, registered_at and model_uri."""
+    client, version = _champion_version(name)
+    info: dict[str, Any] = {
+        "name": name,
+        "version": int(version.version),
+        "model_uri": f"models:/{name}@{CHAMPION_ALIAS}",
+        "run_id": version.run_id,
+        "description": version.description or "",
+        "registered_at": datetime.fromtimestamp(version.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds"),
+        "algorithm": None,
+        "legal_entity": None,
+        "trained_at": None,
+        "enable_pos_recommendations": None,
+        "metrics": {},
+        "hyperparameters": {},
+        "evaluated_run_id": None,
+        "pipeline_run_id": None,
+    }
+    if version.run_id:
+        run = client.get_run(version.run_id)
+        info.update(_run_settings(run))
+        info["metrics"] = metrics_by_scenario(run.data.metrics)
+        info["hyperparameters"] = {k[3:]: v for k, v in run.data.params.items() if k.startswith("hp.")}
+        info["evaluated_run_id"] = run.data.tags.get("workbench.evaluated_run_id", version.run_id)
+        info["pipeline_run_id"] = run.data.tags.get("mlflow.parentRunId")
+        if "fit_seconds" in run.data.metrics:
+            info["fit_seconds"] = run.data.metrics["fit_seconds"]
+    return info
+
+
+# -- comparisons ------------------------------------------------------------------------------------
+def _children(client: MlflowClient, parent_run_id: str, kind: str = "algorithm") -> list:
+    return client.search_runs(
+        [experiment_id()],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{KIND_TAG}` = '{kind}'",
+        max_results=500,
+    )
+
+
+def comparison_table(runs) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        by_scenario = metrics_by_scenario(run.data.metrics)
+        algorithm = run.data.tags.get(SETTINGS_TAGS["algorithm"]) or run.data.params.get("algorithm") or run.info.run_name
+        for scenario, values in by_scenario.items():
+            rows.append(
+                {
+                    "algorithm": algorithm,
+                    "scenario": scenario,
+                    **{m: values.get(m) for m in ("n_cases", *METRICS)},
+                    "fit_seconds": run.data.metrics.get("fit_seconds"),
+                    "run_id": run.info.run_id,
+                }
+            )
+    columns = ["algorithm", "scenario", "n_cases", *METRICS, "fit_seconds", "run_id"]
+    frame = pd.DataFrame(rows, columns=columns)
+    if not frame.empty:
+        order = {s: i for i, s in enumerate(SCENARIO_ORDER)}
+        frame = frame.sort_values(["algorithm", "scenario"], key=lambda c: c.map(order).fillna(99) if c.name == "scenario" else c)
+        frame["n_cases"] = frame["n_cases"].astype("Int64")
+    return frame.reset_index(drop=True)
+
+
+def last_pipeline_comparison(pipeline_run_id: str | None = None, legal_entity: str | None = None) -> pd.DataFrame:
+    """Metrics of every algorithm run of the most recent evaluated pipeline run (or of the one
+    given): one row per (algorithm, scenario) with n_cases, precision, recall, ndcg, map, hr,
+    coverage, novelty (at k = 10 unless the run said otherwise), fit_seconds and run_id.
+    `attrs["pipeline_run_id"]` says which pipeline run it is; empty frame when there is none."""
+    client = _client()
+    if pipeline_run_id is None:
+        filter_string = f"tags.`{KIND_TAG}` = 'pipeline'"
+        if legal_entity:
+            filter_string += f" and tags.legal_entity = '{legal_entity}'"
+        pipelines = client.search_runs([experiment_id()], filter_string=filter_string, order_by=["attributes.start_time DESC"], max_results=50)
+        candidates = [p.info.run_id for p in pipelines]
+    else:
+        candidates = [pipeline_run_id]
+    for candidate in candidates:
+        runs = [r for r in _children(client, candidate) if any("." in key for key in r.data.metrics)]
+        if runs:
+            frame = comparison_table(runs)
+            frame.attrs["pipeline_run_id"] = candidate
+            return frame
+    frame = comparison_table([])
+    frame.attrs["pipeline_run_id"] = None
+    return frame
+
+
+# -- training parameters ------------------------------------------------------------------------------
+# 03_train's flat notebook parameters -> (algorithm, constructor argument names it may go by)
+FLAT_HYPERPARAMETERS = {
+    "sar_similarity": ("sar", ("similarity",)),
+    "sar_half_life_days": ("sar", ("half_life_days",)),
+    "als_factors": ("als", ("factors",)),
+    "als_iterations": ("als", ("iterations",)),
+    "bpr_factors": ("bpr", ("factors",)),
+    "bpr_iterations": ("bpr", ("iterations",)),
+    "item_knn_neighbours": ("item_knn", ("neighbours", "neighbors", "k")),
+    "ease_lambda": ("ease", ("lambda_", "l2", "regularization", "lam", "lambda")),
+    "repeat_half_life_days": ("repeat", ("half_life_days",)),
+    "trending_half_life_days": ("trending", ("half_life_days",)),
+    "validation_days": ("champion", ("validation_days",)),
+    "tune_champion": ("champion", ("tune",)),
+}
+
+
+def _accepted_arguments(algorithm: str) -> tuple[set[str], bool]:
+    import inspect
+
+    from workbench.models import MODELS
+
+    if algorithm not in MODELS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; known: {sorted(MODELS)}")
+    signature = inspect.signature(MODELS[algorithm])
+    names = {p.name for p in signature.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
+    return names, takes_any
+
+
+def algorithm_hyperparameters(
+    algorithms: list[str], flat: dict | None = None, overrides: dict | None = None, seed: int | None = None
+) -> dict[str, dict]:
+    """Each algorithm's constructor arguments: the flat notebook parameters (`sar_half_life_days`,
+    `ease_lambda`, ...) where the algorithm takes them, the seed (`seed` / `random_state`), then
+    `overrides` ({"sar": {"similarity": "lift"}}), which must name arguments the algorithm takes."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(algorithms))
+    if unknown:
+        raise ValueError(f"hyperparameters given for {unknown}, which are not among algorithms {list(algorithms)}")
+    result = {}
+    for algorithm in algorithms:
+        accepted, takes_any = _accepted_arguments(algorithm)
+        params = {}
+        for flat_name, value in (flat or {}).items():
+            target, candidates = FLAT_HYPERPARAMETERS.get(flat_name, (None, ()))
+            if target != algorithm or value is None:
+                continue
+            argument = next((c for c in candidates if c in accepted), None)
+            if argument is not None:
+                params[argument] = value
+        if seed is not None:
+            for argument in ("seed", "random_state"):
+                if argument in accepted:
+                    params[argument] = seed
+                    break
+        extra = dict(overrides.get(algorithm) or {})
+        bad = sorted(set(extra) - accepted) if not takes_any else []
+        if bad:
+            raise ValueError(f"hyperparameters {bad} are not arguments of {algorithm!r}; it takes {sorted(accepted)}")
+        params.update(extra)
+        result[algorithm] = params
+    return result
+
+
+def default_split_time(interactions, test_days: int = 30) -> pd.Timestamp:
+    """The start of the test window: the last `test_days` whole days of the interactions."""
+    import polars as pl
+
+    frame = pl.from_pandas(interactions) if isinstance(interactions, pd.DataFrame) else interactions
+    return pd.Timestamp(frame["time"].max()).normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=int(test_days))
+
+
+def legal_entity_enabled(legal_entity: str, default: bool = True) -> bool:
+    """The legal entity's `pos_recommendations_enabled` (data/raw/<le>/legal_entity.json)."""
+    path = paths.raw_dir(legal_entity) / "legal_entity.json"
+    if path.exists():
+        value = json.loads(path.read_text()).get("pos_recommendations_enabled")
+        if isinstance(value, bool):
+            return value
+    return default
+
+
+def write_training_runs(legal_entity: str, record: dict) -> Path:
+    """data/processed/<le>/training_runs.json: what 03_train made, for 04_evaluate."""
+    path = paths.processed_dir(legal_entity) / "training_runs.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, default=str))
+    return path
+
+
+def read_training_runs(legal_entity: str) -> dict:
+    path = paths.processed_dir(legal_entity) / "training_runs.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run 03_train for legal entity {legal_entity} first")
+    return json.loads(path.read_text())
+
+
+def load_recommender(model_uri: str):
+    """The fitted Recommender inside a logged PosRecommenderModel."""
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().recommender

@@ -1,0 +1,242 @@
+"""MLflow tracking and registry (real SQLite store in a tmp WORKBENCH_HOME), and the train / evaluate
+notebooks run end to end through papermill on a tiny hand-made interim dataset."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench import paths, tracking
+from workbench.evaluation import protocol
+from workbench.models import TrainingData
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def tiny_interactions(seed=0, n_customers=30, n_products=40, n_baskets=400, days=120):
+    """Customers with favourite products (repeat purchases) and products bought in pairs."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-01-01")
+    favourites = {c: rng.choice(n_products, size=3, replace=False) for c in range(n_customers)}
+    rows = []
+    for b in range(n_baskets):
+        anonymous = rng.random() < 0.2
+        c = int(rng.integers(n_customers))
+        items = set(rng.choice(favourites[c], size=int(rng.integers(1, 3)), replace=False).tolist())
+        items |= {int(p) for p in rng.choice(n_products, size=int(rng.integers(0, 3)), replace=False)}
+        items |= {(i + 1) % n_products for i in list(items) if i % 2 == 0}
+        when = start + pd.Timedelta(days=days * b / n_baskets, hours=int(rng.integers(8, 20)))
+        for p in sorted(items):
+            rows.append(
+                {"customer_id": None if anonymous else f"C{c:03d}", "basket_id": f"B{b:05d}", "product_id": f"P{p:03d}",
+                 "time": when, "quantity": 1.0, "amount": 2.5, "store_id": f"S{b % 2}", "channel": "store"}
+            )
+    frame = pd.DataFrame(rows)
+    frame["customer_id"] = frame["customer_id"].astype(object)
+    frame["time"] = frame["time"].astype("datetime64[us]")
+    return frame
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracking.configure()  # MLflow's tracking URI is process-global: point it at this test's store
+    return tmp_path
+
+
+def _train_pipeline(algorithms, legal_entity="LE1"):
+    """What 03_train + 04_evaluate do, in a few lines: nested runs under a pipeline run, with metrics."""
+    interactions = tiny_interactions()
+    split = tracking.default_split_time(interactions, 30)
+    train, test = protocol.temporal_split(interactions, split)
+    data = TrainingData.from_interactions(train)
+    cases = protocol.build_cases(train, test, seed=0, max_baskets=100)
+    pipeline = tracking.start_pipeline_run(legal_entity)
+    runs = {}
+    for algorithm in algorithms:
+        result = tracking.train_and_log(
+            algorithm, {}, data, settings={"legal_entity": legal_entity}, parent_run_id=pipeline,
+            snapshot=tracking.data_snapshot(train, split_time=split),
+        )
+        tracking.log_evaluation(result["run_id"], protocol.evaluate(result["model"], cases, k=10), k=10)
+        runs[algorithm] = result
+    return pipeline, runs
+
+
+def test_configure_is_idempotent_and_uses_the_workbench_store(home):
+    uri = tracking.configure()
+    assert uri == f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    assert tracking.configure() == uri
+    assert mlflow.get_tracking_uri() == uri and mlflow.get_registry_uri() == uri
+    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+    assert experiment.artifact_location == paths.artifact_location()
+
+
+def test_no_champion_yet_is_a_clear_error(home):
+    message = r"No model registered as pos-recommender@champion yet: run `make demo` \(or `workbench run`\) first"
+    with pytest.raises(tracking.NoChampionError, match=message):
+        tracking.load_champion()
+    with pytest.raises(tracking.NoChampionError, match=message):
+        tracking.champion_info()
+
+
+def test_register_load_by_alias_and_champion_info(home):
+    pipeline, runs = _train_pipeline(["best_sellers", "repeat"])
+    assert tracking.register_champion(runs["best_sellers"]["model_uri"]) == 1
+    version = tracking.register_champion(runs["repeat"]["model_uri"], tags={"pipeline_run_id": pipeline})
+    assert version == 2
+
+    info = tracking.champion_info()
+    assert info["version"] == 2
+    assert info["run_id"] == runs["repeat"]["run_id"]
+    assert info["algorithm"] == "repeat"
+    assert info["legal_entity"] == "LE1"
+    assert info["enable_pos_recommendations"] is True
+    assert info["pipeline_run_id"] == pipeline
+    assert pd.Timestamp(info["trained_at"])
+    assert set(info["metrics"]) == {"customer", "customer_new_items", "basket", "product"}
+    assert 0 <= info["metrics"]["customer"]["ndcg"] <= 1
+    assert info["metrics"]["basket"]["n_cases"] > 0
+    # the default description lists the metrics per scenario
+    assert "customer" in info["description"] and "NDCG@10" in info["description"]
+
+    client = mlflow.MlflowClient()
+    assert int(client.get_model_version_by_alias("pos-recommender", "champion").version) == 2
+    assert client.get_model_version("pos-recommender", "2").tags["pipeline_run_id"] == pipeline
+
+    served = tracking.load_champion()
+    answer = served.predict(pd.DataFrame({"scenario": ["customer"], "customer_id": ["C001"], "product_ids": [[]], "k": [3]}))
+    assert answer["rank"].tolist() == [1, 2, 3]
+    assert "regularly" in answer["reason"].iloc[0] or "before" in answer["reason"].iloc[0]
+
+
+def test_last_pipeline_comparison_is_the_latest_evaluated_pipeline(home):
+    _train_pipeline(["best_sellers"])
+    latest, runs = _train_pipeline(["best_sellers", "repeat", "sar"])
+    tracking.start_pipeline_run("LE1")  # a newer pipeline still training: nothing evaluated yet
+    comparison = tracking.last_pipeline_comparison()
+    assert comparison.attrs["pipeline_run_id"] == latest
+    assert sorted(comparison["algorithm"].unique()) == ["best_sellers", "repeat", "sar"]
+    assert len(comparison) == 3 * 4
+    assert {"algorithm", "scenario", "n_cases", "precision", "recall", "ndcg", "map", "hr", "coverage", "novelty",
+            "fit_seconds", "run_id"} <= set(comparison.columns)
+    assert comparison[["ndcg", "hr"]].notna().all().all()
+    sar = comparison[(comparison["algorithm"] == "sar") & (comparison["scenario"] == "product")].iloc[0]
+    assert sar["run_id"] == runs["sar"]["run_id"]
+
+
+def test_empty_store_gives_an_empty_comparison(home):
+    comparison = tracking.last_pipeline_comparison()
+    assert comparison.empty and "algorithm" in comparison.columns
+
+
+def test_choose_champion_rules():
+    results = pd.DataFrame(
+        [
+            ("a", "customer", 0.30, 0.8), ("a", "customer_new_items", 0.05, 0.3), ("a", "basket", 0.1, 0.20), ("a", "product", 0.1, 0.50),
+            ("b", "customer", 0.25, 0.7), ("b", "customer_new_items", 0.09, 0.4), ("b", "basket", 0.2, 0.30), ("b", "product", 0.2, 0.60),
+            ("c", "customer", 0.10, 0.5), ("c", "customer_new_items", 0.01, 0.1), ("c", "basket", 0.3, 0.40), ("c", "product", 0.1, 0.40),
+        ],
+        columns=["algorithm", "scenario", "ndcg", "hr"],
+    )
+    champion, table = tracking.choose_champion(results, "rank_sum")
+    assert champion == "b" and table["algorithm"].tolist()[0] == "b"
+    assert tracking.choose_champion(results, "metric:basket.hr")[0] == "c"
+    assert tracking.choose_champion(results, "metric:customer.ndcg")[0] == "a"
+    with pytest.raises(ValueError, match="unknown"):
+        tracking.choose_champion(results, "best")
+    with pytest.raises(ValueError, match="metric:<scenario>.<metric>"):
+        tracking.choose_champion(results, "metric:basket")
+
+
+def test_hyperparameters_map_flat_parameters_to_each_algorithm():
+    chosen = tracking.algorithm_hyperparameters(
+        ["sar", "ease", "repeat", "als"],
+        {"sar_similarity": "lift", "ease_lambda": 50.0, "repeat_half_life_days": None, "als_factors": 8},
+        {"sar": {"half_life_days": 10}},
+        seed=3,
+    )
+    assert chosen["sar"] == {"similarity": "lift", "half_life_days": 10}
+    assert chosen["ease"] == {"lambda_": 50.0}
+    assert chosen["repeat"] == {}
+    assert chosen["als"] == {"factors": 8, "seed": 3}
+    with pytest.raises(ValueError, match=r"\['nope'\] are not arguments of 'sar'"):
+        tracking.algorithm_hyperparameters(["sar"], {}, {"sar": {"nope": 1}})
+    with pytest.raises(ValueError, match="not among algorithms"):
+        tracking.algorithm_hyperparameters(["sar"], {}, {"ease": {}})
+
+
+# -- the notebooks, end to end ---------------------------------------------------------------------------
+def _write_interim(home: Path, legal_entity: str) -> None:
+    folder = home / "data" / "interim" / legal_entity
+    folder.mkdir(parents=True)
+    tiny_interactions().to_parquet(folder / "interactions.parquet", index=False)
+    wish_lists = pd.DataFrame(
+        {"customer_id": ["C001", "C002"], "product_id": ["P010", "P011"],
+         "added_at": pd.to_datetime(["2024-02-01", "2024-02-02"]).astype("datetime64[us]")}
+    )
+    wish_lists.to_parquet(folder / "wish_lists.parquet", index=False)
+
+
+def _last_json_output(notebook: Path) -> dict:
+    import nbformat
+
+    cells = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
+    outputs = [o for o in cells[-1].outputs if "data" in o and "application/json" in o["data"]]
+    return outputs[-1]["data"]["application/json"]
+
+
+@pytest.mark.e2e
+def test_train_and_evaluate_notebooks_register_a_loadable_champion(home, tmp_path):
+    import nbformat
+    import papermill
+
+    _write_interim(home, "TINY")
+    for name in ("03_train", "04_evaluate"):
+        cells = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
+        assert "parameters" in cells[0].metadata.get("tags", []), f"{name}: first cell must be tagged parameters"
+        assert all(not c.get("outputs") for c in cells if c.cell_type == "code"), f"{name} is committed with outputs"
+
+    run = {"cwd": str(NOTEBOOKS), "kernel_name": "python3", "progress_bar": False}
+    papermill.execute_notebook(
+        str(NOTEBOOKS / "03_train.ipynb"), str(tmp_path / "03.ipynb"),
+        parameters={"legal_entity": "TINY", "algorithms": ["best_sellers", "repeat", "sar"], "sar_half_life_days": 60}, **run,
+    )
+    trained = _last_json_output(tmp_path / "03.ipynb")
+    record = json.loads((home / "data" / "processed" / "TINY" / "training_runs.json").read_text())
+    assert set(trained["runs"]) == {"best_sellers", "repeat", "sar"}
+    assert {r["run_id"] for r in record["runs"]} == set(trained["runs"].values())
+    assert record["split_time"] == "2024-04-01 00:00:00"
+    client = mlflow.MlflowClient()
+    sar_run = client.get_run(trained["runs"]["sar"])
+    assert sar_run.data.tags["mlflow.parentRunId"] == trained["pipeline_run_id"]
+    assert sar_run.data.params["hp.half_life_days"] == "60"
+    assert len(sar_run.data.params["data.sha256"]) == 64 and int(sar_run.data.params["data.rows"]) > 0
+    assert sar_run.data.metrics["fit_seconds"] >= 0
+
+    papermill.execute_notebook(
+        str(NOTEBOOKS / "04_evaluate.ipynb"), str(tmp_path / "04.ipynb"),
+        parameters={"legal_entity": "TINY", "max_baskets": 200, "champion_rule": "metric:product.hr"}, **run,
+    )
+    chosen = _last_json_output(tmp_path / "04.ipynb")
+    info = tracking.champion_info()
+    assert info["version"] == chosen["version"] == 1
+    assert info["algorithm"] == chosen["algorithm"]
+    assert info["legal_entity"] == "TINY"
+    assert info["pipeline_run_id"] == trained["pipeline_run_id"]
+    assert client.get_run(info["run_id"]).data.tags[tracking.KIND_TAG] == "champion-refit"
+    assert info["metrics"]["product"]["hr"] == max(
+        client.get_run(r).data.metrics["product.hr_at_10"] for r in trained["runs"].values()
+    )
+    comparison = tracking.last_pipeline_comparison()
+    assert sorted(comparison["algorithm"].unique()) == ["best_sellers", "repeat", "sar"]
+    assert json.loads((home / "data" / "processed" / "TINY" / "champion.json").read_text())["version"] == 1
+
+    answer = tracking.load_champion().predict(
+        pd.DataFrame({"scenario": ["basket"], "customer_id": ["C001"], "product_ids": [["P002", "P003"]], "k": [5]})
+    )
+    assert len(answer) == 5 and not set(answer["product_id"]) & {"P002", "P003"}
