@@ -43,7 +43,7 @@ dashboard: install
 	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(PORT)
 
 serve: install
-	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow models serve -m models:/pos-recommender@champion --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI=$(TRACKING_URI) MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false $(BIN)/mlflow models serve -m models:/pos-recommender@champion --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
 
 benchmarks: install
 	$(BIN)/python benchmarks/pipeline.py
