@@ -2,10 +2,22 @@
 
 from workbench.models.base import SCENARIOS, Recommendations, Recommender, Request
 from workbench.models.data import TrainingData
-from workbench.models.popularity import BestSellers
+from workbench.models.blend import Champion
+from workbench.models.factorization import ALS, BPR
+from workbench.models.item_to_item import EASE, SAR, ItemKNN
+from workbench.models.popularity import BestSellers, Trending
+from workbench.models.repeat import RepeatPurchases
 
 MODELS = {
     "best_sellers": BestSellers,
+    "trending": Trending,
+    "repeat": RepeatPurchases,
+    "sar": SAR,
+    "item_knn": ItemKNN,
+    "ease": EASE,
+    "als": ALS,
+    "bpr": BPR,
+    "champion": Champion,
 }
 
 

@@ -28,6 +28,8 @@ class Request:
     product_ids: tuple[str, ...] = ()
     k: int = 10
     store_id: str | None = None
+    # the customer page's "discover" list: leave out what the customer already bought
+    exclude_purchased: bool = False
 
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
@@ -69,6 +71,10 @@ class Recommender:
         self.history = data.customer_items()
         self.wish_lists = data.wish_lists
         self.best_sellers = data.item_popularity(self.best_seller_half_life_days)
+        # baskets per item and in all: what novelty (self-information) is measured against
+        self.item_baskets = data.item_popularity(None)
+        self.n_baskets = data.n_baskets
+        self.item_names = data.item_names
         self._fit(data)
         return self
 
@@ -78,6 +84,13 @@ class Recommender:
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
+
+    def item_label(self, i: int) -> str:
+        """The product's name where the training data had one, else its id."""
+        names = getattr(self, "item_names", None)
+        if names is not None and names[i]:
+            return str(names[i]).strip()
+        return str(self.item_ids[i])
 
     # -- scoring -------------------------------------------------------------------------------
     def score(self, requests: Sequence[Request]) -> np.ndarray:
@@ -124,6 +137,9 @@ class Recommender:
     def recommend(self, requests: Sequence[Request], k: int | None = None) -> list[Recommendations]:
         scores = np.asarray(self.score(requests), dtype=np.float32)
         inputs = self.input_items(requests)
+        discover = [r for r, request in enumerate(requests) if request.exclude_purchased]
+        bought = self.histories([requests[r] for r in discover]) if discover else None
+        bought_rows = dict(zip(discover, range(len(discover))))
         results = []
         for r, request in enumerate(requests):
             n = k or request.k
@@ -131,6 +147,8 @@ class Recommender:
             blocked = np.zeros(self.n_items, dtype=bool)
             if request.excludes_input:
                 blocked[inputs[r].indices] = True
+            if r in bought_rows:
+                blocked[bought[bought_rows[r]].indices] = True
             row[blocked] = -np.inf
             ranked = _top(row, n)
             ranked = ranked[row[ranked] > 0]

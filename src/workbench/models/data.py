@@ -44,6 +44,9 @@ class TrainingData:
     basket_age_days: np.ndarray
     reference_time: pd.Timestamp
     wish_lists: sp.csr_matrix | None = None  # customers x items
+    # product names (for reasons such as "bought together with ...") and categories, where known
+    item_names: np.ndarray | None = None
+    item_categories: np.ndarray | None = None
     item_index: dict = field(init=False, repr=False)
     customer_index: dict = field(init=False, repr=False)
 
@@ -64,9 +67,10 @@ class TrainingData:
         return len(self.basket_ids)
 
     @classmethod
-    def from_interactions(cls, interactions, wish_lists=None, reference_time=None) -> "TrainingData":
+    def from_interactions(cls, interactions, wish_lists=None, reference_time=None, catalog=None) -> "TrainingData":
         """`interactions`: the cleansed interactions (docs/architecture.md); `reference_time` defaults
-        to the last interaction, the moment "now" for time decay."""
+        to the last interaction, the moment "now" for time decay. `catalog` (product_id, name,
+        category), or a `name` column of the interactions, lets the models name products."""
         frame = _as_polars(interactions)
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
@@ -124,7 +128,42 @@ class TrainingData:
         )
         if wish_lists is not None:
             data.wish_lists = data._wish_list_matrix(_as_polars(wish_lists))
+        data._attach_catalog(frame, None if catalog is None else _as_polars(catalog))
         return data
+
+    def _attach_catalog(self, frame: pl.DataFrame, catalog: pl.DataFrame | None) -> None:
+        source = catalog if catalog is not None else frame
+        if "product_id" not in source.columns:
+            return
+        source = source.with_columns(pl.col("product_id").cast(pl.String))
+        for column, attribute in (("name", "item_names"), ("category", "item_categories")):
+            if column in source.columns:
+                first = source.group_by("product_id").agg(pl.col(column).drop_nulls().first())
+                lookup = dict(first.iter_rows())
+                setattr(self, attribute, np.array([lookup.get(i) for i in self.item_ids], dtype=object))
+
+    def to_interactions(self) -> pl.DataFrame:
+        """The interactions back as a frame (customer_id, basket_id, product_id, time, quantity,
+        store_id), so the protocol can cut a validation window out of a model's own training data."""
+        reference = self.reference_time.to_datetime64().astype("datetime64[us]")
+        seconds = np.round(self.age_days.astype(np.float64) * 86400.0).astype("timedelta64[s]")
+        customers = np.where(self.customer >= 0, self.customer_ids[np.maximum(self.customer, 0)] if self.n_customers else None, None)
+        return pl.DataFrame(
+            {
+                "customer_id": pl.Series(customers.tolist(), dtype=pl.String),
+                "basket_id": pl.Series(self.basket_ids[self.basket].tolist(), dtype=pl.String),
+                "product_id": pl.Series(self.item_ids[self.item].tolist(), dtype=pl.String),
+                "time": pl.Series(reference - seconds.astype("timedelta64[us]")),
+                "quantity": pl.Series(self.quantity.astype(np.float64)),
+                "store_id": pl.Series(self.basket_store[self.basket].tolist(), dtype=pl.String),
+            }
+        )
+
+    def item_label(self, i: int) -> str:
+        """What a cashier would call the product: its name where known, else its id."""
+        if self.item_names is not None and self.item_names[i]:
+            return str(self.item_names[i]).strip()
+        return str(self.item_ids[i])
 
     def _wish_list_matrix(self, wish_lists: pl.DataFrame) -> sp.csr_matrix:
         rows, cols = [], []

@@ -40,3 +40,13 @@ class BestSellers(Recommender):
         trending = bool(self.params["half_life_days"])
         where = f" at store {request.store_id}" if request.store_id in self.store_popularity else ""
         return [("trending" if trending else "best seller") + where] * len(items)
+
+
+class Trending(BestSellers):
+    """Best sellers of the last weeks: each basket counts half as much per `half_life_days` of age,
+    so seasonal items (Christmas, summer) climb as soon as they start selling."""
+
+    name = "trending"
+
+    def __init__(self, half_life_days: float | None = 14.0, per_store: bool = True):
+        super().__init__(half_life_days=half_life_days, per_store=per_store)

@@ -1,0 +1,85 @@
+"""Top-k ranking metrics of ../shared/EVALUATION.md, over many cases at once.
+
+Every metric takes `recommended` (one ranked list of item ids per case; lists may be shorter than
+k, a POS panel can be short) and `truth` (one collection of relevant item ids per case) and returns
+the mean over the cases. Gains are binary: an item was bought or it was not.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+
+def hits_matrix(recommended: Sequence[Sequence], truth: Sequence[Iterable], k: int = 10) -> np.ndarray:
+    """(n_cases, k) bool: whether the item at each rank is in the case's truth (False past the list)."""
+    hits = np.zeros((len(recommended), k), dtype=bool)
+    for c, (items, relevant) in enumerate(zip(recommended, truth)):
+        relevant = relevant if isinstance(relevant, (set, frozenset)) else set(relevant)
+        for r, item in enumerate(list(items)[:k]):
+            hits[c, r] = item in relevant
+    return hits
+
+
+def _truth_sizes(truth: Sequence[Iterable]) -> np.ndarray:
+    sizes = np.array([len(set(t)) for t in truth], dtype=np.float64)
+    if (sizes == 0).any():
+        raise ValueError("every case needs at least one relevant item")
+    return sizes
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def precision_at_k(recommended, truth, k: int = 10) -> float:
+    """Hits in the top k over k (a short list is not rewarded for being short)."""
+    return _mean(hits_matrix(recommended, truth, k).sum(axis=1) / k)
+
+
+def recall_at_k(recommended, truth, k: int = 10) -> float:
+    """Hits in the top k over |truth|."""
+    return _mean(hits_matrix(recommended, truth, k).sum(axis=1) / _truth_sizes(truth))
+
+
+def hit_rate_at_k(recommended, truth, k: int = 10) -> float:
+    """Share of cases with at least one hit in the top k."""
+    return _mean(hits_matrix(recommended, truth, k).any(axis=1).astype(np.float64))
+
+
+def _discounts(k: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def ndcg_at_k(recommended, truth, k: int = 10) -> float:
+    """DCG of the binary hits over the ideal DCG of min(|truth|, k) hits at the top."""
+    hits = hits_matrix(recommended, truth, k)
+    discounts = _discounts(k)
+    dcg = hits @ discounts
+    ideal = np.cumsum(discounts)[np.minimum(_truth_sizes(truth), k).astype(int) - 1]
+    return _mean(dcg / ideal)
+
+
+def map_at_k(recommended, truth, k: int = 10) -> float:
+    """Mean of AP@k: the precision at each hit's rank, summed, over min(|truth|, k)."""
+    hits = hits_matrix(recommended, truth, k)
+    precision_at_rank = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    ap = (precision_at_rank * hits).sum(axis=1) / np.minimum(_truth_sizes(truth), k)
+    return _mean(ap)
+
+
+def catalog_coverage(recommended, n_items: int, k: int = 10) -> float:
+    """Share of the catalog that appears in at least one top-k list."""
+    shown = {item for items in recommended for item in list(items)[:k]}
+    return len(shown) / n_items if n_items else float("nan")
+
+
+def novelty(recommended, popularity: dict, n_baskets: int, k: int = 10) -> float:
+    """Mean self-information -log2 p(item) of the recommended items, p = share of training baskets
+    holding the item: high when the lists go beyond the best sellers. Items unseen in training
+    count as seen once."""
+    information = [
+        -np.log2(max(popularity.get(item, 0), 1) / n_baskets) for items in recommended for item in list(items)[:k]
+    ]
+    return float(np.mean(information)) if information else float("nan")

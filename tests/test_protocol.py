@@ -1,0 +1,82 @@
+from datetime import datetime
+
+import polars as pl
+import pytest
+
+from workbench.evaluation import build_cases, evaluate, temporal_split, validation_split
+from workbench.models import make_model, TrainingData
+
+
+def frame():
+    rows = [
+        # customer, basket, product, day
+        ("c1", "b1", "A", 1), ("c1", "b1", "B", 1),
+        ("c1", "b2", "A", 3), ("c1", "b2", "C", 3),
+        ("c2", "b3", "B", 4), ("c2", "b3", "C", 4),
+        (None, "b4", "A", 5), (None, "b4", "B", 5),
+        # test window (from day 10)
+        ("c1", "t1", "A", 10), ("c1", "t1", "D", 10), ("c1", "t1", "B", 10),  # D is new: dropped
+        ("c2", "t2", "A", 11), ("c2", "t2", "C", 11),
+        ("c3", "t3", "B", 12), ("c3", "t3", "C", 12),  # c3 has no training history
+        (None, "t4", "C", 12),  # one item: no basket case
+    ]
+    return pl.DataFrame(
+        {
+            "customer_id": [r[0] for r in rows],
+            "basket_id": [r[1] for r in rows],
+            "product_id": [r[2] for r in rows],
+            "time": [datetime(2011, 1, r[3]) for r in rows],
+            "quantity": [1.0] * len(rows),
+            "store_id": ["online"] * len(rows),
+            "channel": ["online"] * len(rows),
+        }
+    )
+
+
+def test_temporal_split_drops_unseen_test_items():
+    train, test = temporal_split(frame(), "2011-01-10")
+    assert train["basket_id"].unique().sort().to_list() == ["b1", "b2", "b3", "b4"]
+    assert "D" not in test["product_id"].to_list()
+    assert test.height == 7
+
+
+def test_split_keeps_pandas_in_pandas_out():
+    train, test = temporal_split(frame().to_pandas(), "2011-01-10")
+    assert type(train).__name__ == "DataFrame" and hasattr(train, "iloc")
+
+
+def test_validation_split_takes_the_last_days():
+    fit, validation = validation_split(frame().filter(pl.col("time") < datetime(2011, 1, 10)), days=1)
+    assert validation["basket_id"].unique().to_list() == ["b4"]  # the last whole day: day 5
+    assert fit["time"].max() < validation["time"].min()
+
+
+def test_cases_follow_the_protocol():
+    train, test = temporal_split(frame(), "2011-01-10")
+    cases = build_cases(train, test, seed=0)
+    customer = cases["customer"]
+    assert [r.customer_id for r in customer.requests] == ["c1", "c2"]  # c3 is new
+    assert customer.truth == [frozenset({"A", "B"}), frozenset({"A", "C"})]
+    new = cases["customer_new_items"]
+    assert [r.customer_id for r in new.requests] == ["c2"] and new.truth == [frozenset({"A"})]
+    assert all(r.exclude_purchased for r in new.requests)
+    basket, product = cases["basket"], cases["product"]
+    assert len(basket) == len(product) == 3  # t1, t2, t3; t4 has one item
+    for b, p, bt, pt in zip(basket.requests, product.requests, basket.truth, product.truth):
+        (held,) = bt
+        assert held not in b.product_ids and p.product_ids == (held,)
+        assert set(b.product_ids) == set(pt)
+        assert p.customer_id is None
+    again = build_cases(train, test, seed=0)
+    assert [r.product_ids for r in again["basket"].requests] == [r.product_ids for r in basket.requests]
+
+
+def test_evaluate_gives_one_row_per_scenario():
+    train, test = temporal_split(frame(), "2011-01-10")
+    cases = build_cases(train, test)
+    model = make_model("best_sellers", per_store=False).fit(TrainingData.from_interactions(train))
+    result = evaluate(model, cases, k=2)
+    assert result["scenario"].tolist() == ["customer", "customer_new_items", "basket", "product"]
+    assert set(result.columns) >= {"n_cases", "precision", "recall", "ndcg", "map", "hr", "coverage", "novelty"}
+    # c2's only new item is A, the top best seller it has not bought: a hit at rank 1
+    assert result.set_index("scenario").loc["customer_new_items", "ndcg"] == pytest.approx(1.0)
