@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import polars as pl
 import pytest
 
@@ -95,3 +96,70 @@ def test_online_retail_through_the_runner(tmp_path):
     assert cancelled.filter(pl.col("transaction_type") == "adjustment").height == 3
     baskets = pl.read_parquet(interim / "baskets.parquet")
     assert 19_000 < baskets.height <= 19_959
+
+
+def served_model(home: Path, alias: str = "champion"):
+    """The registered model as the POS loads it, from the run's own MLflow store."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+    try:
+        return mlflow.pyfunc.load_model(f"models:/pos-recommender@{alias}")
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def test_whole_pipeline_registers_a_servable_champion(demo_home):
+    done = workbench(demo_home, "run", "--config", str(ROOT / "configs" / "demo.yml"), "--no-progress")
+    assert "[4/4] 04_evaluate done" in done.stdout
+    run_dir = sorted((demo_home / "data" / "runs").iterdir())[-1]
+    assert {p.name for p in run_dir.glob("*.ipynb")} == {"01_extract.ipynb", "02_cleanse.ipynb", "03_train.ipynb", "04_evaluate.ipynb"}
+    champion = json.loads((demo_home / "data" / "processed" / "USRT" / "champion.json").read_text())
+    assert champion["legal_entity"] == "USRT" and champion["enable_pos_recommendations"] is True
+
+    interim = demo_home / "data" / "interim" / "USRT"
+    interactions = pl.read_parquet(interim / "interactions.parquet")
+    catalog = set(pl.read_parquet(interim / "catalog.parquet")["product_id"])
+    basket = interactions.filter(pl.col("customer_id").is_not_null()).group_by("basket_id").agg(
+        pl.col("product_id"), pl.col("customer_id").first()).filter(pl.col("product_id").list.len() >= 2).row(0, named=True)
+    wish_lists = pl.read_parquet(interim / "wish_lists.parquet")
+    wisher = wish_lists["customer_id"][0]
+    requests = pd.DataFrame({
+        "scenario": ["product", "basket", "customer", "customer"],
+        "customer_id": [None, basket["customer_id"], wisher, "NOT-A-CUSTOMER"],
+        "product_ids": [[basket["product_id"][0]], basket["product_id"][:2],
+                        wish_lists.filter(pl.col("customer_id") == wisher)["product_id"].to_list(), []],
+        "k": [10, 5, 8, 4],
+    })
+    answer = served_model(demo_home).predict(requests)
+    for r, request in requests.iterrows():
+        rows = answer[answer["request"] == r]
+        assert list(rows["rank"]) == list(range(1, request["k"] + 1))
+        assert set(rows["product_id"]) <= catalog
+        assert rows["reason"].str.len().min() > 0
+        if request["scenario"] in ("product", "basket"):
+            assert not set(rows["product_id"]) & set(request["product_ids"])
+    assert answer.loc[answer["request"] == 3, "reason"].str.contains("no purchase history").all()
+
+
+def test_same_inputs_give_the_same_champion_metrics(demo_home):
+    first = json.loads((demo_home / "data" / "processed" / "USRT" / "champion.json").read_text())
+    workbench(demo_home, "run", "--config", str(ROOT / "configs" / "demo.yml"), "-s", "train,evaluate", "--no-progress")
+    second = json.loads((demo_home / "data" / "processed" / "USRT" / "champion.json").read_text())
+    assert second["version"] == first["version"] + 1
+    assert (second["algorithm"], second["metrics"]) == (first["algorithm"], first["metrics"])
+
+
+def test_a_legal_entity_with_recommendations_off_gets_none(demo_home):
+    # FRRT has "POS recommendations" turned off in the demo retailer's operational database
+    workbench(demo_home, "run", "--config", str(ROOT / "configs" / "demo.yml"), "-p", "legal_entity=FRRT",
+              "-p", "algorithms=[best_sellers, repeat, sar]", "--no-progress")
+    answer = served_model(demo_home, "champion-FRRT").predict(
+        pd.DataFrame({"scenario": ["customer", "basket"], "customer_id": [None, None], "product_ids": [[], ["P00001"]], "k": [5, 5]}))
+    assert list(answer["rank"]) == [0, 0] and answer["product_id"].isna().all()
+    assert answer["reason"].str.contains("turned off for legal entity FRRT").all()
+    # the other legal entity's champion is untouched
+    usrt = served_model(demo_home, "champion-USRT").predict(
+        pd.DataFrame({"scenario": ["customer"], "customer_id": [None], "product_ids": [[]], "k": [3]}))
+    assert list(usrt["rank"]) == [1, 2, 3]

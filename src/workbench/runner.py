@@ -122,21 +122,23 @@ def run_pipeline(
     log=print,
 ) -> Path:
     """Run the configured stages; returns the run folder holding every executed notebook."""
-    stages = select_stages(discover_stages(), config.stages)
+    all_stages = discover_stages()
+    stages = select_stages(all_stages, config.stages)
     parameters = {**config.parameters, **(overrides or {})}
-    declared = stage_parameters(stages)
+    # one configuration feeds every stage: a parameter is known if any stage declares it
+    declared = stage_parameters(all_stages)
     known = set().union(*declared.values())
-    unknown = sorted(set(parameters) - known - {"pipeline_run_id"})
+    unknown = sorted(set(parameters) - known)
     if unknown:
         raise PipelineError(
             f"parameter(s) {unknown} are not declared by any stage notebook "
-            f"({', '.join(s.label for s in stages)}); known parameters: {sorted(known)}"
+            f"({', '.join(s.label for s in all_stages)}); known parameters: {sorted(known)}"
         )
     legal_entity = paths.check_legal_entity(str(parameters.get("legal_entity", "run")))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = Path(run_dir or paths.runs_dir() / f"{stamp}-{legal_entity}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    if any("pipeline_run_id" in names for names in declared.values()) and not parameters.get("pipeline_run_id"):
+    if any("pipeline_run_id" in declared[s.label] for s in stages) and not parameters.get("pipeline_run_id"):
         parameters["pipeline_run_id"] = _start_pipeline_run(run_dir.name, parameters)
 
     record = {"run_dir": str(run_dir), "started": stamp, "parameters": parameters, "stages": []}

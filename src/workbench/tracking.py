@@ -312,9 +312,9 @@ def register_champion(
         except MlflowException:
             client.get_registered_model(name)  # created concurrently: fine; anything else re-raises
     version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
-    if description is None and version.run_id:
-        run = client.get_run(version.run_id)
-        settings = _run_settings(run)
+    run = client.get_run(version.run_id) if version.run_id else None
+    settings = _run_settings(run) if run is not None else {}
+    if description is None and run is not None:
         description = (
             f"{settings.get('algorithm', '?')} for legal entity {settings.get('legal_entity', '?')}, "
             f"trained {settings.get('trained_at', '?')}\n" + describe_metrics(metrics_by_scenario(run.data.metrics))
@@ -322,7 +322,15 @@ def register_champion(
     if description:
         client.update_model_version(name, version.version, description=description)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
+    if settings.get("legal_entity"):
+        # several legal entities share the registry: each keeps its own champion as well
+        client.set_registered_model_alias(name, legal_entity_alias(settings["legal_entity"]), version.version)
     return int(version.version)
+
+
+def legal_entity_alias(legal_entity: str) -> str:
+    """`champion-<legal entity>`: the champion of one legal entity (aliases allow no '.')."""
+    return f"{CHAMPION_ALIAS}-{str(legal_entity).replace('.', '_')}"
 
 
 def _champion_version(name: str):
