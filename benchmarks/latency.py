@@ -22,9 +22,6 @@ import argparse
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -126,38 +123,12 @@ def in_process(model, requests: dict[str, list[dict]], warmup: int) -> dict:
     return results
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def over_http(tracking_uri: str, name: str, requests: dict[str, list[dict]], warmup: int) -> dict:
-    port = _free_port()
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{name}@champion", "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                raise SystemExit(f"mlflow models serve exited:\n{log.read().decode(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("mlflow models serve did not answer /ping in 180 s")
-            time.sleep(0.5)
+    from workbench import local_server
+
+    with tempfile.NamedTemporaryFile(suffix=".log") as log, local_server.model_server(
+        f"models:/{name}@champion", local_server.free_port(), tracking_uri=tracking_uri, log_path=Path(log.name)
+    ) as base:
         results = {}
         for scenario, records in requests.items():
             bodies = [json.dumps({"dataframe_records": [r]}).encode() for r in records]
@@ -174,16 +145,6 @@ def over_http(tracking_uri: str, name: str, requests: dict[str, list[dict]], war
             results[scenario] = summarize(timings)
             print(f"over HTTP  {scenario:>8}: {results[scenario]}")
         return results
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        log.close()
 
 
 def verdict(results: dict) -> list[str]:

@@ -9,18 +9,14 @@ Screenshots land in docs/screenshots/.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from test_dashboard_logic import LEGAL_ENTITY, build_interim, register_models
+
+from workbench import local_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -30,12 +26,6 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 TIMEOUT_MS = 120_000
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -57,38 +47,14 @@ def setup(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def voila(setup):
-    port = _free_port()
-    env = {**os.environ, "WORKBENCH_HOME": str(setup["home"]), "MLFLOW_TRACKING_URI": setup["uri"]}
-    log = open(setup["home"] / "voila.log", "w")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "voila"), str(ROOT / "notebooks" / "dashboard.ipynb"), "--no-browser",
-         "--Voila.ip=127.0.0.1", f"--port={port}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT / "notebooks",
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"voila exited with {process.returncode}: {(setup['home'] / 'voila.log').read_text()[-3000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("voila did not answer within 120 s")
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        # SIGTERM: Voila shuts its kernels down before it exits
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        log.close()
+    port = local_server.free_port()
+    env = {"WORKBENCH_HOME": str(setup["home"]), "MLFLOW_TRACKING_URI": setup["uri"]}
+    command = [str(local_server.BIN / "voila"), str(ROOT / "notebooks" / "dashboard.ipynb"), "--no-browser",
+               "--Voila.ip=127.0.0.1", f"--port={port}"]
+    # stopped by its process id (SIGTERM to its group: Voila shuts its kernels down) when the module ends
+    with local_server.running(command, port, log_path=setup["home"] / "voila.log", env=env, cwd=ROOT / "notebooks",
+                              timeout=120) as base:
+        yield f"{base}/"
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,13 @@
 """`mlflow models serve` of models:/pos-recommender@champion: the POS's HTTP path, on loopback only."""
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from workbench import tracking
+from workbench import local_server, tracking
 from workbench.models import TrainingData, make_model
 
 pytestmark = pytest.mark.e2e
@@ -35,12 +28,6 @@ def _interactions() -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame["time"] = frame["time"].astype("datetime64[us]")
     return frame
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:
@@ -66,41 +53,9 @@ def server(tmp_path_factory):
             model_uri = tracking.log_recommender(model, {"legal_entity": "LE1"})
         tracking.register_champion(model_uri)
 
-        port = _free_port()
-        bin_dir = Path(sys.executable).parent
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-        log = open(home / "serve.log", "wb")
-        process = subprocess.Popen(
-            [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/pos-recommender@champion",
-             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"mlflow models serve exited: {(home / 'serve.log').read_text()[-3000:]}")
-                try:
-                    with urllib.request.urlopen(f"{base}/ping", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no /ping answer in 120 s: {(home / 'serve.log').read_text()[-3000:]}")
-                time.sleep(0.5)
+        with local_server.model_server("models:/pos-recommender@champion", local_server.free_port(),
+                                       tracking_uri=uri, log_path=home / "serve.log", timeout=120) as base:
             yield base
-        finally:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            log.close()
 
 
 def _answers(payload: dict) -> pd.DataFrame:

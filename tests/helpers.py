@@ -1,0 +1,28 @@
+"""Small hand-made data shared by several test modules (tests/ is on sys.path under pytest)."""
+
+import numpy as np
+import pandas as pd
+
+
+def tiny_interactions(seed=0, n_customers=30, n_products=40, n_baskets=400, days=120):
+    """Customers with favourite products (repeat purchases) and products bought in pairs."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-01-01")
+    favourites = {c: rng.choice(n_products, size=3, replace=False) for c in range(n_customers)}
+    rows = []
+    for b in range(n_baskets):
+        anonymous = rng.random() < 0.2
+        c = int(rng.integers(n_customers))
+        items = set(rng.choice(favourites[c], size=int(rng.integers(1, 3)), replace=False).tolist())
+        items |= {int(p) for p in rng.choice(n_products, size=int(rng.integers(0, 3)), replace=False)}
+        items |= {(i + 1) % n_products for i in list(items) if i % 2 == 0}
+        when = start + pd.Timedelta(days=days * b / n_baskets, hours=int(rng.integers(8, 20)))
+        for p in sorted(items):
+            rows.append(
+                {"customer_id": None if anonymous else f"C{c:03d}", "basket_id": f"B{b:05d}", "product_id": f"P{p:03d}",
+                 "time": when, "quantity": 1.0, "amount": 2.5, "store_id": f"S{b % 2}", "channel": "store"}
+            )
+    frame = pd.DataFrame(rows)
+    frame["customer_id"] = frame["customer_id"].astype(object)
+    frame["time"] = frame["time"].astype("datetime64[us]")
+    return frame
