@@ -7,7 +7,6 @@ import polars as pl
 import pytest
 
 from workbench.models import MODELS, Request, TrainingData, make_model
-from workbench.models.item_to_item import ease_weights
 
 NOW = datetime(2011, 6, 30)
 
@@ -185,3 +184,120 @@ def test_champion_wish_list_reason():
     )
     (rec,) = model.recommend([Request("customer", "c2", ("A",))], k=3)
     assert rec.reasons[rec.item_ids.index("A")] == "on your wish list"
+
+
+# -- tiny catalogs: a new shop, a pilot store (5 products, 3 customers, a dozen baskets) ----------------
+def tiny_shop():
+    rng = np.random.default_rng(0)
+    rows = []
+    for b in range(12):
+        customer = [None, "c1", "c2", "c3"][b % 4]
+        for product in sorted(set(rng.choice(list("ABCDE"), size=1 + b % 3))):
+            rows.append((customer, f"b{b}", product, 60 - 5 * b))
+    return interactions(rows)
+
+
+TINY_REQUESTS = [
+    Request("customer", "c1"),
+    Request("customer", "c2", exclude_purchased=True),
+    Request("customer", "c3", ("A",)),  # with a wish list
+    Request("basket", "c1", ("A", "B")),
+    Request("basket", None, ("C",)),
+    Request("product", None, ("D",)),
+    Request("product", "c3", ("E",)),
+    Request("customer", "stranger", ("ZZZ",)),
+]
+
+
+def tiny_params(name):
+    return {"factors": 2, "iterations": 3} if name in ("als", "bpr") else {}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_fits_and_recommends_on_a_tiny_catalog(name):
+    model = make_model(name, **tiny_params(name)).fit(TrainingData.from_interactions(tiny_shop()))
+    results = model.recommend(TINY_REQUESTS, k=10)
+    assert len(results) == len(TINY_REQUESTS)
+    for request, rec in zip(TINY_REQUESTS, results):
+        assert len(rec.item_ids) == len(set(rec.item_ids)) == len(rec.reasons) == len(rec.scores)
+        assert 0 < len(rec.item_ids) <= 5 or (request.exclude_purchased and len(rec.item_ids) <= 5)
+        assert all(isinstance(reason, str) and reason for reason in rec.reasons)
+        if request.excludes_input:
+            assert not set(request.product_ids) & set(rec.item_ids)
+    assert model.score([]).shape == (0, 5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_evaluates_on_a_tiny_catalog_with_empty_scenarios(name):
+    from workbench.evaluation import build_cases, evaluate, temporal_split
+
+    train, test = temporal_split(tiny_shop(), NOW - timedelta(days=20))
+    cases = build_cases(train, test)
+    # a test window where only single-item anonymous baskets come in: no case on any page
+    _, lone = temporal_split(interactions([("c9", "x1", "A", 100), (None, "t1", "A", 1)]), NOW - timedelta(days=20))
+    empty = build_cases(train, lone)
+    assert all(len(c) == 0 for c in empty.values())
+    model = make_model(name, **tiny_params(name)).fit(TrainingData.from_interactions(train))
+    for scenario_cases in (cases, empty):
+        result = evaluate(model, scenario_cases)
+        assert set(result["scenario"]) == set(scenario_cases)
+
+
+@pytest.mark.parametrize("n_items", [1, 2, 5, 11, 60, 61, 130])
+@pytest.mark.parametrize("second_stage", [True, False])
+def test_champion_tunes_on_small_catalogs(n_items, second_stage):
+    """The tuning used to take a fixed top 60 per signal (kth out of bounds) and a fixed k = 10."""
+    rng = np.random.default_rng(n_items)
+    rows = []
+    for b in range(150):
+        customer = f"c{rng.integers(8)}" if rng.random() < 0.7 else None
+        size = min(n_items, int(rng.integers(1, 5)))
+        for product in sorted(set(rng.choice(n_items, size=size, replace=False))):
+            rows.append((customer, f"b{b}", f"P{product:03d}", float(90 * (1 - b / 150))))
+    model = make_model("champion", validation_days=20, max_tuning_cases=100, second_stage=second_stage)
+    model.fit(TrainingData.from_interactions(interactions(rows)))
+    results = model.recommend([Request("customer", "c1"), Request("basket", "c2", ("P000",)), Request("product", None, ("P000",))], k=10)
+    assert all(len(r.item_ids) == min(10, n_items if r is results[0] else n_items - 1) for r in results)
+
+
+def test_champion_when_the_data_is_too_short_for_a_validation_window():
+    frame = interactions([("c1", "b1", "A", 0.1), ("c1", "b1", "B", 0.1), ("c2", "b2", "B", 0.05)])
+    model = fitted("champion", frame)
+    assert model.rankers == {} and model.weights["basket"]["basket_copurchase"] > 0
+    (rec,) = model.recommend([Request("basket", "c1", ("A",))], k=2)
+    assert rec.item_ids[0] == "B"
+
+
+def test_scale_rows_takes_sparse_and_empty_matrices():
+    import scipy.sparse as sp
+
+    from workbench.models.blend import _scale_rows
+
+    scaled = _scale_rows(sp.csr_matrix(np.array([[0.0, 2.0, -1.0], [0.0, 0.0, 0.0]], dtype=np.float32)))
+    np.testing.assert_allclose(scaled, [[0, 1, 0], [0, 0, 0]])
+    assert _scale_rows(np.zeros((0, 3), np.float32)).shape == (0, 3)
+
+
+def test_champion_is_deterministic_with_the_second_stage_and_pickles():
+    import pickle
+
+    frame = seasonal_shop()
+    first = fitted("champion", frame, validation_days=20, max_tuning_cases=200)
+    second = fitted("champion", frame, validation_days=20, max_tuning_cases=200)
+    assert set(first.rankers) == {"customer", "customer_new_items", "basket", "product"}
+    requests = [Request("customer", "c3"), Request("customer", "c4", exclude_purchased=True), Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",))]
+    np.testing.assert_array_equal(first.score(requests), second.score(requests))
+    clone = pickle.loads(pickle.dumps(first))
+    assert [r.item_ids for r in clone.recommend(requests)] == [r.item_ids for r in first.recommend(requests)]
+
+
+def test_champion_wish_list_category_reason():
+    frame = interactions([
+        ("c1", "b1", "A", 5), ("c1", "b1", "B", 5), ("c2", "b2", "C", 3), ("c2", "b3", "D", 2), ("c3", "b4", "D", 1),
+    ])
+    catalog = pl.DataFrame({"product_id": list("ABCD"), "name": ["Mug A", "Mug B", "Cat food", "Dog food"], "category": ["Mugs", "Mugs", "Pets", "Pets"]})
+    data = TrainingData.from_interactions(frame, wish_lists=pl.DataFrame({"customer_id": ["c1"], "product_id": ["C"]}), catalog=catalog)
+    model = make_model("champion", tune=False, weights={"customer": {"wish_list": 1.0, "wish_category": 0.5}}).fit(data)
+    (rec,) = model.recommend([Request("customer", "c1", ("C",))], k=3)
+    assert rec.item_ids[:2] == ["C", "D"]
+    assert rec.reasons[:2] == ["on your wish list", "in your wish list's category"]

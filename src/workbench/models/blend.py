@@ -1,15 +1,27 @@
-"""The champion: one blend of the signals each POS page needs, weighted per page.
+"""The champion: the signals each POS page needs, blended per page, then re-ranked by a learnt model.
 
 Repeat purchases rule the customer page (retail customers re-buy), co-purchase structure rules the
 transaction and product pages, and what is selling right now fills the rest. Each signal is scaled
-to [0, 1] per request, and the page's weights mix them. The weights are not guessed: `fit` tunes
-them on the last `validation_days` of the training data (the protocol of EVALUATION.md one period
-earlier), by a small deterministic coordinate search, then refits the signals on all the data.
+to [0, 1] per request.
+
+Two stages, both learnt on the last `validation_days` of the training data (the protocol of
+EVALUATION.md one period earlier, never the test window):
+
+1. a linear blend per page (weights: DEFAULT_WEIGHTS, or a deterministic coordinate search over GRID
+   when `second_stage=False`); it ranks the long tail and gives every item its human reason;
+2. candidates (the union of every signal's top `candidates_per_signal`) re-ranked per page by a
+   gradient-boosted classifier over the signals plus what a linear blend cannot use: how often and
+   how long ago the customer bought the item, the item's popularity, trend, repeat rate and age, the
+   basket's size. One model per page, trained pointwise on the validation cases.
+
+The signals are then refitted on all the data.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import polars as pl
 import scipy.sparse as sp
 
 from workbench.models.base import Recommender, Request
@@ -24,14 +36,18 @@ COMPONENTS = (
     "history_copurchase",  # bought by customers whose history looks like this customer's
     "recent_copurchase",  # the same from the customer's recent purchases: taste moves with the season
     "usual_with_basket",  # what the customer buys regularly and goes with this basket
+    "recent_together",  # share of the input's recent baskets (30-day half-life) that also held the item
     "similar_baskets",  # what completed the most similar past baskets (session k-nearest-neighbours)
     "own_baskets",  # what completed this customer's own past baskets like this one
     "trending",
     "store",  # the store's own recent best sellers
     "wish_list",
+    "wish_category",  # popular items of the wish list's categories
 )
 # the pages the weights are tuned for; "product_customer" = product page with a customer attached
 PAGES = ("customer", "customer_new_items", "basket", "product", "product_customer")
+# the learnt re-ranker of each page (a product page with a customer is a one-item basket)
+RANKER_OF_PAGE = {"customer": "customer", "customer_new_items": "customer_new_items", "basket": "basket", "product": "product", "product_customer": "basket"}
 REASONS = {
     "repeat": "you buy this regularly",
     "usual_with_basket": "you buy this regularly",
@@ -39,18 +55,41 @@ REASONS = {
     "trending": "trending now",
     "store": "best seller",
     "wish_list": "on your wish list",
+    "wish_category": "in your wish list's category",
 }
 # the metric each page is tuned for, as in EVALUATION.md's targets
 TUNING_METRIC = {"customer": "ndcg", "customer_new_items": "ndcg", "basket": "hr", "product": "hr", "product_customer": "hr"}
 GRID = (0.0, 0.03, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5)
 
+# the weights the coordinate search found on Online Retail (a good start anywhere)
 DEFAULT_WEIGHTS = {
-    "customer": {"repeat": 1.0, "recent": 0.2, "history_copurchase": 0.2, "trending": 0.1, "wish_list": 0.5},
-    "customer_new_items": {"history_copurchase": 1.0, "trending": 0.5, "wish_list": 0.5},
-    "basket": {"basket_copurchase": 1.0, "repeat": 0.35, "trending": 0.1},
-    "product": {"basket_copurchase": 1.0, "customer_copurchase": 0.5, "trending": 0.2},
-    "product_customer": {"basket_copurchase": 1.0, "customer_copurchase": 0.5, "repeat": 0.2, "trending": 0.2},
+    "customer": {"repeat": 0.75, "history_copurchase": 0.2, "recent_copurchase": 0.1, "trending": 0.1, "store": 0.35, "wish_list": 0.5, "wish_category": 0.1},
+    "customer_new_items": {"history_copurchase": 1.0, "recent_copurchase": 0.5, "trending": 0.5, "store": 0.03, "wish_list": 0.5, "wish_category": 0.2},
+    "basket": {"basket_copurchase": 1.0, "customer_copurchase": 0.5, "repeat": 0.35, "usual_with_basket": 0.03, "own_baskets": 0.1},
+    "product": {"basket_copurchase": 1.0, "customer_copurchase": 0.5, "similar_baskets": 2.5, "trending": 0.1, "store": 0.75},
+    "product_customer": {"basket_copurchase": 0.75, "customer_copurchase": 0.5, "repeat": 1.0, "similar_baskets": 1.5, "own_baskets": 0.5, "trending": 0.1},
 }
+# what the re-ranker sees besides the signals (one column each)
+EXTRA_FEATURES = (
+    "blend",  # the page's linear blend
+    "history_count",  # baskets of this customer holding the item
+    "last_bought_days",  # days since this customer last bought it (-1: never)
+    "rebuy_due",  # days since the last buy over the customer's usual interval between buys of it
+    "customer_baskets",
+    "basket_size",
+    "has_customer",
+    "item_popularity",  # log baskets holding the item
+    "item_trend",  # recent share of its sales against its all-time share
+    "item_repeat_rate",  # share of its buyers who bought it again
+    "item_age_days",  # days since its first sale
+    "item_idle_days",  # days since its last sale
+    "item_basket_size",  # mean size of the baskets holding the item: big-basket items go with anything
+    "input_popularity",  # how popular the viewed product / the basket's items are (mean log baskets)
+    "basket_copurchase_raw",  # the co-purchase score before scaling: how sure the basket model is
+    "similar_baskets_rank",
+    "blend_rank",
+)
+FEATURES = COMPONENTS + EXTRA_FEATURES
 
 
 def page_of(request: Request) -> str:
@@ -61,16 +100,44 @@ def page_of(request: Request) -> str:
     return request.scenario
 
 
-def _scale_rows(scores: np.ndarray) -> np.ndarray:
+def _dense(scores) -> np.ndarray:
+    if sp.issparse(scores):
+        scores = scores.toarray()
+    return np.asarray(scores, dtype=np.float32)
+
+
+def _scale_rows(scores) -> np.ndarray:
     """Each row to [0, 1] by its maximum; negative (EASE's "unlikely") counts as no signal."""
-    scores = np.maximum(scores, 0.0)
+    scores = np.maximum(_dense(scores), 0.0)
+    if scores.ndim != 2 or scores.size == 0:
+        return scores
     peaks = scores.max(axis=1, keepdims=True)
     return np.divide(scores, peaks, out=np.zeros_like(scores), where=peaks > 0)
 
 
+def _top_columns(matrix: np.ndarray, n: int) -> np.ndarray:
+    """(rows, min(n, columns)): the columns of each row's n largest values (in no order)."""
+    n = min(int(n), matrix.shape[1])
+    if n <= 0:
+        return np.zeros((matrix.shape[0], 0), dtype=np.int64)
+    if n == matrix.shape[1]:
+        return np.broadcast_to(np.arange(n), (matrix.shape[0], n))
+    return np.argpartition(-matrix, n - 1, axis=1)[:, :n]
+
+
+def _rank_within_rows(values: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """Rank (0 = best) of each (row, value) pair among the pairs of its row, by descending value."""
+    order = np.lexsort((-values, rows))
+    starts = np.searchsorted(rows[order], np.arange(n_rows))
+    ranks = np.empty(len(values), dtype=np.float32)
+    ranks[order] = np.arange(len(values)) - starts[rows[order]]
+    return ranks
+
+
 class Champion(Recommender):
     """Blend of repeat purchases, co-purchase (EASE on baskets for the basket/viewed product; EASE on
-    customers for the history), trending and store best sellers, and the wish list."""
+    customers for the history), session neighbours, trending and store best sellers, the wish list
+    and its categories; re-ranked per page by a learnt model."""
 
     name = "champion"
 
@@ -84,7 +151,15 @@ class Champion(Recommender):
         basket_lambda: float = 50.0,
         customer_lambda: float = 250.0,
         trending_half_life_days: float = 14.0,
-        max_tuning_cases: int = 2000,
+        max_tuning_cases: int = 3000,
+        validation_windows: int = 1,
+        second_stage: bool = True,
+        candidates_per_signal: int = 50,
+        ranker_iterations: int = 60,
+        max_training_rows: int = 250_000,
+        negative_rate: float = 0.4,
+        balance_cases: bool = True,
+        blend_share: float = 0.0,
         seed: int = 0,
     ):
         super().__init__(
@@ -97,6 +172,14 @@ class Champion(Recommender):
             customer_lambda=customer_lambda,
             trending_half_life_days=trending_half_life_days,
             max_tuning_cases=max_tuning_cases,
+            validation_windows=validation_windows,
+            second_stage=second_stage,
+            candidates_per_signal=candidates_per_signal,
+            ranker_iterations=ranker_iterations,
+            max_training_rows=max_training_rows,
+            negative_rate=negative_rate,
+            balance_cases=balance_cases,
+            blend_share=blend_share,
             seed=seed,
         )
 
@@ -105,16 +188,23 @@ class Champion(Recommender):
         p = self.params
         weights = p["weights"]
         self.tuning_report = None
-        if weights is None and p["tune"]:
-            weights, self.tuning_report = self._tune(data)
-        self.weights = {page: {c: float((weights or DEFAULT_WEIGHTS).get(page, {}).get(c, 0.0)) for c in COMPONENTS} for page in PAGES}
+        self.rankers = {}
+        if p["tune"]:
+            searched, self.rankers, self.tuning_report = self._tune(data, search_weights=weights is None and not p["second_stage"])
+            weights = weights if weights is not None else searched
+        self._set_weights(weights)
         self._fit_signals(data)
+
+    def _set_weights(self, weights: dict | None) -> None:
+        weights = weights or DEFAULT_WEIGHTS
+        self.weights = {page: {c: float(weights.get(page, {}).get(c, 0.0)) for c in COMPONENTS} for page in PAGES}
 
     def _fit_signals(self, data: TrainingData) -> None:
         p = self.params
         self.repeat = data.customer_items(p["repeat_half_life_days"])
         self.recent = data.customer_items(p["recent_half_life_days"])
-        self.presence = data.customer_items(None)
+        self.counts = data.customer_items(None)
+        self.presence = self.counts.copy()
         self.presence.data[:] = 1.0
         self.basket_similarity = ease_weights(data.basket_items(None), p["basket_lambda"])
         self.customer_similarity = ease_weights(self.presence, p["customer_lambda"])
@@ -132,55 +222,229 @@ class Champion(Recommender):
         self.baskets = baskets
         self.basket_weight = recency / np.sqrt(sizes)
         self.basket_customer = data.basket_customer
+        # P(item | input item) over recent baskets: what goes together this season
+        weighted = sp.diags(np.power(0.5, data.basket_age_days / 30.0).astype(np.float32)) @ baskets
+        together = (weighted.T @ baskets).tocsr()
+        bought = np.maximum(together.diagonal(), 1e-6)
+        together.setdiag(0)
+        together.eliminate_zeros()
+        self.recent_together = (sp.diags(1.0 / bought) @ together).tocsr().astype(np.float32)
+        self._fit_categories(data)
+        self._fit_statistics(data)
 
-    def _tune(self, data: TrainingData):
+    def _fit_categories(self, data: TrainingData) -> None:
+        """items x categories (one-hot), where the catalog names categories."""
+        self.category_of = None
+        if data.item_categories is None:
+            return
+        labels = np.array(["" if c is None else str(c) for c in data.item_categories], dtype=object)
+        known = np.flatnonzero(labels != "")
+        if not len(known):
+            return
+        names, codes = np.unique(labels[known], return_inverse=True)
+        self.category_names = names
+        self.category_of = sp.csr_matrix(
+            (np.ones(len(known), dtype=np.float32), (known, codes)), shape=(data.n_items, len(names))
+        )
+
+    def _fit_statistics(self, data: TrainingData) -> None:
+        """What the re-ranker needs besides the signals: per (customer, item) first and last buy,
+        per customer and per item a few counts."""
+        n_items = data.n_items
+        known = data.customer >= 0
+        keys = data.customer[known].astype(np.int64) * n_items + data.item[known]
+        ages = data.age_days[known].astype(np.float64)
+        pair_keys, inverse = np.unique(keys, return_inverse=True)
+        last = np.full(len(pair_keys), np.inf)
+        first = np.zeros(len(pair_keys))
+        np.minimum.at(last, inverse, ages)
+        np.maximum.at(first, inverse, ages)
+        shape = (data.n_customers, n_items)
+        rows, cols = pair_keys // n_items, pair_keys % n_items
+        # stored + 1 so that "today" is not an implicit zero
+        self.last_bought = sp.csr_matrix((last + 1.0, (rows, cols)), shape=shape)
+        self.first_bought = sp.csr_matrix((first + 1.0, (rows, cols)), shape=shape)
+        customers = data.basket_customer[data.basket_customer >= 0]
+        self.customer_baskets = np.bincount(customers, minlength=data.n_customers).astype(np.float32)
+        popularity = data.item_popularity(None)
+        self.item_log_popularity = np.log1p(popularity).astype(np.float32)
+        share_now = self.trending / max(float(self.trending.sum()), 1e-9)
+        share_ever = popularity / max(float(popularity.sum()), 1e-9)
+        self.item_trend = (np.log1p(1e4 * share_now) - np.log1p(1e4 * share_ever)).astype(np.float32)
+        buyers = np.bincount(cols, minlength=n_items)
+        counts = self.counts.tocoo()
+        rebuyers = np.bincount(counts.col[counts.data >= 2], minlength=n_items)
+        self.item_repeat_rate = (rebuyers / np.maximum(buyers, 1)).astype(np.float32)
+        age_first = np.zeros(n_items)
+        age_last = np.full(n_items, np.inf)
+        np.maximum.at(age_first, data.item, data.age_days.astype(np.float64))
+        np.minimum.at(age_last, data.item, data.age_days.astype(np.float64))
+        self.item_age = age_first.astype(np.float32)
+        basket_sizes = np.bincount(data.basket, minlength=data.n_baskets).astype(np.float64)
+        self.item_basket_size = (
+            np.bincount(data.item, weights=np.log1p(basket_sizes[data.basket]), minlength=n_items) / np.maximum(popularity, 1.0)
+        ).astype(np.float32)
+        self.item_idle = np.where(np.isfinite(age_last), age_last, 1e4).astype(np.float32)
+
+    # -- tuning on the validation window -------------------------------------------------------------
+    def _tune(self, data: TrainingData, search_weights: bool):
+        """(weights or None, rankers, report): learnt on the last `validation_windows` periods of
+        `validation_days` before the end of `data` (the most recent one alone for the weights).
+        Where the data is too small for a validation window, nothing is learnt (defaults serve)."""
+        p = self.params
+        interactions = data.to_interactions()
+        wish_lists = _wish_list_frame(data)
+        weights, report = {}, {}
+        rows = {page: [] for page in dict.fromkeys(RANKER_OF_PAGE.values())}
+        for window in range(max(int(p["validation_windows"]), 1)):
+            inner, cases = self._validation_window(data, interactions, wish_lists, window)
+            if inner is None:
+                break
+            for page in PAGES:
+                requests, truth = cases[page].requests, cases[page].truth
+                if window == 0:
+                    weights[page] = DEFAULT_WEIGHTS.get(page, {})
+                    if search_weights and requests:
+                        weights[page], report[page] = inner._search(requests, truth, TUNING_METRIC[page])
+                if p["second_stage"] and requests and page in rows:
+                    inner._set_weights({**inner.weights, page: weights[page]})
+                    rows[page].append(inner._ranker_rows(requests, truth, seed=(p["seed"], window, PAGES.index(page))))
+        rankers = {}
+        for page, blocks in rows.items():
+            ranker = self._train_ranker(blocks) if blocks else None
+            if ranker is not None:
+                rankers[page] = ranker
+                report[f"{page}.ranker_rows"] = ranker.n_rows_
+        return (weights if search_weights and weights else None), rankers, report or None
+
+    def _validation_window(self, data: TrainingData, interactions, wish_lists, window: int):
+        """(inner champion, cases): the champion fitted on what came before the validation window
+        `window` periods back, and that window's cases; (None, None) where there is no such window."""
         # imported here: evaluation depends on models, not the other way round
         from workbench.evaluation.protocol import build_cases, validation_split
 
         p = self.params
-        fit_part, validation = validation_split(data.to_interactions(), days=p["validation_days"])
-        inner = Champion(**{**p, "tune": False, "weights": DEFAULT_WEIGHTS})
-        inner.fit(TrainingData.from_interactions(fit_part, reference_time=validation["time"].min()))
-        cases = build_cases(fit_part, validation, seed=p["seed"], max_baskets=p["max_tuning_cases"])
+        days = int(p["validation_days"])
+        if interactions.height == 0:
+            return None, None
+        if window:
+            end = pd.Timestamp(interactions["time"].max()).normalize() + pd.Timedelta(days=1 - window * days)
+            interactions = interactions.filter(pl.col("time") < end.to_pydatetime())
+        if interactions.height == 0:
+            return None, None
+        fit_part, validation = validation_split(interactions, days=days)
+        if fit_part.height == 0 or validation.height == 0:
+            return None, None
+        inner = Champion(**{**p, "tune": False, "weights": p["weights"] or DEFAULT_WEIGHTS})
+        inner_data = TrainingData.from_interactions(fit_part, reference_time=validation["time"].min())
+        if wish_lists is not None:
+            inner_data.wish_lists = inner_data._wish_list_matrix(wish_lists)
+        inner_data.item_names = _reindex(data, inner_data, data.item_names)
+        inner_data.item_categories = _reindex(data, inner_data, data.item_categories)
+        inner.fit(inner_data)
+        cases = build_cases(fit_part, validation, seed=p["seed"] + window, max_baskets=p["max_tuning_cases"], wish_lists=wish_lists)
         cases["product_customer"] = _with_customers(cases["product"], cases["basket"])
-        weights, report = {}, {}
-        for page in PAGES:
-            weights[page], report[page] = inner._search(cases[page].requests, cases[page].truth, TUNING_METRIC[page])
-        return weights, report
+        return inner, cases
+
+    def _ranker_rows(self, requests, truth, seed):
+        """(features, labels, case of each row) of the candidates of these validation cases; cases
+        without any true item among their candidates are left out (they teach nothing about ranking),
+        and only a deterministic share `negative_rate` of the wrong candidates is kept."""
+        rng = np.random.default_rng(list(seed))
+        blocks, labels, groups = [], [], []
+        for start in range(0, len(requests), 500):
+            chunk = requests[start : start + 500]
+            rows, cols, features, _ = self._candidate_features(chunk)
+            relevant = sp.csr_matrix(
+                (
+                    np.ones(sum(len(t) for t in truth[start : start + 500]), dtype=np.float32),
+                    (
+                        [r for r, t in enumerate(truth[start : start + 500]) for _ in t],
+                        [self.item_index.get(i, -1) for t in truth[start : start + 500] for i in t],
+                    ),
+                ),
+                shape=(len(chunk), self.n_items + 1),
+            ) if len(chunk) else None
+            target = np.asarray(relevant[rows, cols]).ravel() > 0 if len(rows) else np.zeros(0, dtype=bool)
+            useful = np.zeros(len(chunk), dtype=bool)
+            useful[rows[target]] = True
+            keep = useful[rows] & (target | (rng.random(len(rows)) < self.params["negative_rate"]))
+            blocks.append(features[keep])
+            labels.append(target[keep])
+            groups.append(rows[keep] + start)
+        if not blocks:
+            return np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, bool), np.zeros(0, np.int64)
+        return np.concatenate(blocks), np.concatenate(labels), np.concatenate(groups)
+
+    def _train_ranker(self, blocks):
+        """A gradient-boosted classifier: is this candidate in the truth? None where the cases hold
+        too few positives to learn from."""
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        p = self.params
+        features = np.concatenate([b[0] for b in blocks])
+        labels = np.concatenate([b[1] for b in blocks])
+        # case ids unique across the windows
+        offsets = np.cumsum([0] + [int(b[2].max()) + 1 if len(b[2]) else 0 for b in blocks])
+        groups = np.concatenate([b[2] + offsets[i] for i, b in enumerate(blocks)])
+        if labels.sum() < 10 or (~labels).sum() < 10:
+            return None
+        # negatives are many and alike: a deterministic sample of them keeps training fast
+        negatives = np.flatnonzero(~labels)
+        budget = max(p["max_training_rows"] - int(labels.sum()), 1)
+        if len(negatives) > budget:
+            dropped = np.random.default_rng(p["seed"]).choice(negatives, size=len(negatives) - budget, replace=False)
+            keep = np.ones(len(labels), dtype=bool)
+            keep[dropped] = False
+            features, labels, groups = features[keep], labels[keep], groups[keep]
+        weights = None
+        if p["balance_cases"]:
+            # every case counts once, however many true items it holds (HR and NDCG are per case)
+            positives = np.bincount(groups[labels], minlength=groups.max() + 1).astype(np.float64)
+            weights = np.ones(len(labels))
+            weights[labels] = positives[groups[labels]].mean() / positives[groups[labels]]
+        model = HistGradientBoostingClassifier(
+            max_iter=p["ranker_iterations"],
+            learning_rate=0.06,
+            max_leaf_nodes=31,
+            min_samples_leaf=50,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=p["seed"],
+        )
+        model.fit(features, labels, sample_weight=weights)
+        model.n_rows_ = int(len(labels))
+        return model
 
     def _search(self, requests, truth, metric: str, k: int = 10):
         """Steepest ascent over GRID, one signal's weight at a time, from the defaults;
         deterministic, and cheap: the signals are computed once and only re-weighted."""
         full = self.signals(requests)
         blocked = self._blocked(requests)
-        relevant = sp.csr_matrix(
-            (np.ones(sum(len(t) for t in truth), dtype=np.float32),
-             ([r for r, t in enumerate(truth) for _ in t], [self.item_index[i] for t in truth for i in t])),
-            shape=(len(requests), self.n_items),
-        ).toarray() > 0
-        sizes = relevant.sum(axis=1)
+        relevant = np.zeros((len(requests), self.n_items), dtype=bool)
+        for r, t in enumerate(truth):
+            relevant[r, [self.item_index[i] for i in t if i in self.item_index]] = True
+        sizes = np.maximum(relevant.sum(axis=1), 1)
         # only items in some signal's top 60 can reach a blend's top 10 in practice: search on
-        # those candidates (a tenth of the catalog), duplicates masked out
-        if self.n_items > 120:
-            candidates = np.concatenate([np.argpartition(-full[c], 60, axis=1)[:, :60] for c in COMPONENTS], axis=1)
-        else:
-            candidates = np.broadcast_to(np.arange(self.n_items), (len(requests), self.n_items))
+        # those candidates, duplicates masked out
+        candidates = np.concatenate([_top_columns(full[c], 60) for c in COMPONENTS], axis=1)
         candidates = np.sort(candidates, axis=1)
         duplicate = np.zeros(candidates.shape, dtype=bool)
         duplicate[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
         signals = {c: np.take_along_axis(full[c], candidates, axis=1) for c in COMPONENTS}
         blocked = np.take_along_axis(blocked, candidates, axis=1) | duplicate
         relevant = np.take_along_axis(relevant, candidates, axis=1)
+        k = min(k, candidates.shape[1])
         discounts = 1.0 / np.log2(np.arange(2, k + 2))
         ideal = np.cumsum(discounts)[np.minimum(sizes, k) - 1]
 
         def quality(weights):
             scores = sum(w * signals[c] for c, w in weights.items() if w) + 1e-6 * signals["store"]
             scores = np.where(blocked, -np.inf, scores)
-            top = np.argpartition(-scores, k, axis=1)[:, :k] if scores.shape[1] > k else np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+            top = _top_columns(scores, k)
             order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
             top = np.take_along_axis(top, order, axis=1)
-            hits = np.take_along_axis(relevant, top, axis=1)
+            hits = np.take_along_axis(relevant, top, axis=1) & np.isfinite(np.take_along_axis(scores, top, axis=1))
             if metric == "hr":
                 return float(hits.any(axis=1).mean()) + 0.01 * float((hits @ discounts / ideal).mean())
             return float((hits @ discounts / ideal).mean())
@@ -193,6 +457,8 @@ class Champion(Recommender):
         for _ in range(8):
             trials = [{**weights, c: v} for c in live for v in GRID if v != weights[c]]
             scored = [(quality(t), -i, t) for i, t in enumerate(trials) if any(t.values())]
+            if not scored:
+                break
             top_quality, _, top = max(scored, key=lambda x: (x[0], x[1]))
             if top_quality <= best + 1e-6:
                 break
@@ -202,44 +468,59 @@ class Champion(Recommender):
     # -- scoring -------------------------------------------------------------------------------
     def signals(self, requests: list[Request]) -> dict[str, np.ndarray]:
         """Each signal as a (requests x items) matrix scaled to [0, 1] per request."""
+        n = len(requests)
         inputs = self.input_items(requests)
-        is_customer_page = np.array([r.scenario == "customer" for r in requests])
+        is_customer_page = np.array([r.scenario == "customer" for r in requests], dtype=bool)
         # on the customer page the inputs are the wish list; elsewhere the basket / viewed product
-        shopping = sp.diags((~is_customer_page).astype(np.float32)) @ inputs
-        wished = sp.diags(is_customer_page.astype(np.float32)) @ inputs
+        shopping = (sp.diags((~is_customer_page).astype(np.float32)) @ inputs).tocsr()
+        wished = (sp.diags(is_customer_page.astype(np.float32)) @ inputs).tocsr()
         history = self.histories(requests, self.presence)
-        repeat = _row_max_normalise(self.histories(requests, self.repeat))
+        recent = self.histories(requests, self.recent)
+        basket_raw = _dense(shopping @ self.basket_similarity)
         out = {
-            "repeat": repeat.toarray(),
-            "recent": _scale_rows(self.histories(requests, self.recent).toarray()),
-            "basket_copurchase": _scale_rows(np.asarray(shopping @ self.basket_similarity)),
-            "customer_copurchase": _scale_rows(np.asarray(shopping @ self.customer_similarity)),
-            "history_copurchase": _scale_rows(np.asarray(history @ self.customer_similarity)),
-            "recent_copurchase": _scale_rows(np.asarray(_row_max_normalise(self.histories(requests, self.recent)) @ self.customer_similarity)),
-            "wish_list": _scale_rows(wished.toarray() + 0.5 * np.asarray(wished @ self.basket_similarity)),
+            "repeat": _dense(_row_max_normalise(self.histories(requests, self.repeat))),
+            "recent": _scale_rows(recent),
+            "basket_copurchase": _scale_rows(basket_raw),
+            "customer_copurchase": _scale_rows(shopping @ self.customer_similarity),
+            "recent_together": _scale_rows((shopping @ self.recent_together) / np.maximum(np.diff(shopping.indptr), 1)[:, None]),
+            "history_copurchase": _scale_rows(history @ self.customer_similarity),
+            "recent_copurchase": _scale_rows(_row_max_normalise(recent) @ self.customer_similarity),
+            "wish_list": _scale_rows(wished.toarray() + 0.5 * _dense(wished @ self.basket_similarity)),
         }
+        self._basket_raw = basket_raw  # kept for the re-ranker's features
         out["usual_with_basket"] = np.sqrt(out["repeat"] * out["basket_copurchase"])
-        out["similar_baskets"] = np.zeros((len(requests), self.n_items), dtype=np.float32)
-        out["own_baskets"] = np.zeros((len(requests), self.n_items), dtype=np.float32)
+        out["similar_baskets"] = np.zeros((n, self.n_items), dtype=np.float32)
+        out["own_baskets"] = np.zeros((n, self.n_items), dtype=np.float32)
         shopper = np.flatnonzero(np.diff(shopping.indptr) > 0)  # the customer page has no basket
         for start in range(0, len(shopper), 500):  # chunks: one dense block of baskets each
             rows = shopper[start : start + 500]
             similar, own = self._basket_neighbours(shopping[rows], [requests[r] for r in rows])
             out["similar_baskets"][rows], out["own_baskets"][rows] = similar, own
-        trending = self.trending / max(float(self.trending.max()), 1e-9)
-        out["trending"] = np.broadcast_to(trending, (len(requests), self.n_items)).astype(np.float32)
-        store = np.zeros((len(requests), self.n_items), dtype=np.float32)
+        trending = self.trending / max(float(self.trending.max()), 1e-9) if self.n_items else self.trending
+        out["trending"] = np.broadcast_to(trending.astype(np.float32), (n, self.n_items))
+        store = np.zeros((n, self.n_items), dtype=np.float32)
         for r, request in enumerate(requests):
             sellers = self.store_sellers.get(request.store_id)
-            if sellers is not None and sellers.max() > 0:
+            if sellers is not None and sellers.size and sellers.max() > 0:
                 store[r] = sellers / sellers.max()
         out["store"] = store
+        out["wish_category"] = self._wish_category(wished)
         return out
+
+    def _wish_category(self, wished: sp.csr_matrix) -> np.ndarray:
+        """The wish list's categories, their best sellers first; nothing without categories."""
+        category_of = getattr(self, "category_of", None)
+        if category_of is None or wished.nnz == 0:
+            return np.zeros(wished.shape, dtype=np.float32)
+        share = _dense(wished @ category_of)  # requests x categories: wished items per category
+        in_category = _dense(share @ category_of.T)  # requests x items
+        trending = self.trending / max(float(self.trending.max()), 1e-9)
+        return _scale_rows(in_category * (0.5 + 0.5 * trending)[None, :])
 
     def _basket_neighbours(self, shopping: sp.csr_matrix, requests, neighbours: int = 100):
         """Session k-NN: cosine overlap of the basket with every past basket; the `neighbours` most
         similar (and, separately, all of the customer's own) vote for their items."""
-        overlap = np.asarray((shopping @ self.baskets.T).toarray(), dtype=np.float32)
+        overlap = _dense(shopping @ self.baskets.T)
         sizes = np.sqrt(np.maximum(np.asarray(shopping.sum(axis=1)).ravel(), 1.0))[:, None]
         overlap *= self.basket_weight[None, :] / sizes
         own = np.zeros_like(overlap)
@@ -251,8 +532,8 @@ class Champion(Recommender):
             cut = np.partition(overlap, -neighbours, axis=1)[:, -neighbours][:, None]
             overlap[overlap < cut] = 0.0
         return (
-            _scale_rows((sp.csr_matrix(overlap) @ self.baskets).toarray()),
-            _scale_rows((sp.csr_matrix(own) @ self.baskets).toarray()),
+            _scale_rows(sp.csr_matrix(overlap) @ self.baskets),
+            _scale_rows(sp.csr_matrix(own) @ self.baskets),
         )
 
     def _blocked(self, requests: list[Request]) -> np.ndarray:
@@ -266,36 +547,139 @@ class Champion(Recommender):
                 blocked[r, history[r].indices] = True
         return blocked
 
-    def score(self, requests: list[Request]) -> np.ndarray:
-        if not len(requests):
-            return np.zeros((0, self.n_items), np.float32)
-        signals = self.signals(requests)
+    def _blend(self, requests, signals) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, parts): each page's linear blend, and each signal's part in it."""
         pages = [page_of(r) for r in requests]
-        scores = np.zeros((len(requests), self.n_items), dtype=np.float32)
         parts = np.zeros((len(COMPONENTS), len(requests), self.n_items), dtype=np.float32)
         for c, component in enumerate(COMPONENTS):
             weight = np.array([self.weights[page][component] for page in pages], dtype=np.float32)[:, None]
             parts[c] = weight * signals[component]
-            scores += parts[c]
+        return parts.sum(axis=0), parts
+
+    def _candidate_features(self, requests, signals=None, blend=None):
+        """(rows, cols, features, blend): the candidate (request, item) pairs, never a blocked item,
+        and their FEATURES."""
+        if signals is None:
+            signals = self.signals(requests)
+        if blend is None:
+            blend, _ = self._blend(requests, signals)
+        blocked = self._blocked(requests)
+        n = len(requests)
+        per_signal = self.params["candidates_per_signal"]
+        picks = [_top_columns(np.where(blocked, -1.0, blend), 2 * per_signal)]
+        for component in COMPONENTS:
+            if component in ("trending", "store"):
+                continue  # the same list for everyone: a few of them are enough
+            picks.append(_top_columns(np.where(blocked, -1.0, signals[component]), per_signal))
+        picks.append(_top_columns(np.where(blocked, -1.0, signals["store"] + 1e-3 * signals["trending"]), per_signal // 2))
+        picks.append(_top_columns(np.where(blocked, -1.0, signals["trending"]), per_signal // 2))
+        columns = np.concatenate(picks, axis=1)
+        rows = np.repeat(np.arange(n), columns.shape[1])
+        pairs = sp.csr_matrix((np.ones(columns.size, dtype=np.float32), (rows, columns.ravel())), shape=(n, self.n_items))
+        pairs.sum_duplicates()
+        pairs = pairs.tocoo()
+        rows, cols = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
+        keep = ~blocked[rows, cols]
+        rows, cols = rows[keep], cols[keep]
+        order = np.lexsort((cols, rows))
+        rows, cols = rows[order], cols[order]
+
+        features = np.empty((len(rows), len(FEATURES)), dtype=np.float32)
+        for f, component in enumerate(COMPONENTS):
+            features[:, f] = signals[component][rows, cols]
+        extra = {name: len(COMPONENTS) + i for i, name in enumerate(EXTRA_FEATURES)}
+        features[:, extra["blend"]] = blend[rows, cols]
+        customers = self.customer_rows(requests)
+        known = customers[rows] >= 0
+        counts = np.zeros(len(rows), dtype=np.float32)
+        # -1: never bought (sklearn's binning fails on an all-NaN column)
+        last = np.full(len(rows), -1.0, dtype=np.float32)
+        first = np.full(len(rows), -1.0, dtype=np.float32)
+        if known.any():
+            c, i = customers[rows[known]], cols[known]
+            counts[known] = np.asarray(self.counts[c, i]).ravel()
+            last_known = np.asarray(self.last_bought[c, i]).ravel()
+            first_known = np.asarray(self.first_bought[c, i]).ravel()
+            bought = last_known > 0
+            last[np.flatnonzero(known)[bought]] = last_known[bought] - 1.0
+            first[np.flatnonzero(known)[bought]] = first_known[bought] - 1.0
+        features[:, extra["history_count"]] = counts
+        features[:, extra["last_bought_days"]] = last
+        interval = (first - last) / np.maximum(counts - 1.0, 1.0)
+        features[:, extra["rebuy_due"]] = np.where(counts >= 2, last / np.maximum(interval, 1.0), -1.0)
+        customer_baskets = np.where(customers >= 0, self.customer_baskets[np.maximum(customers, 0)] if len(self.customer_baskets) else 0, 0)
+        features[:, extra["customer_baskets"]] = np.log1p(customer_baskets[rows])
+        inputs = self.input_items(requests)
+        features[:, extra["basket_size"]] = np.diff(inputs.indptr)[rows]
+        features[:, extra["has_customer"]] = known
+        features[:, extra["item_popularity"]] = self.item_log_popularity[cols]
+        features[:, extra["item_trend"]] = self.item_trend[cols]
+        features[:, extra["item_repeat_rate"]] = self.item_repeat_rate[cols]
+        features[:, extra["item_age_days"]] = self.item_age[cols]
+        features[:, extra["item_idle_days"]] = self.item_idle[cols]
+        features[:, extra["item_basket_size"]] = self.item_basket_size[cols]
+        input_popularity = _dense(inputs @ self.item_log_popularity[:, None]).ravel() / np.maximum(np.diff(inputs.indptr), 1)
+        features[:, extra["input_popularity"]] = input_popularity[rows]
+        features[:, extra["basket_copurchase_raw"]] = self._basket_raw[rows, cols]
+        features[:, extra["similar_baskets_rank"]] = _rank_within_rows(features[:, COMPONENTS.index("similar_baskets")], rows, n)
+        features[:, extra["blend_rank"]] = _rank_within_rows(features[:, extra["blend"]], rows, n)
+        return rows, cols, features, blend
+
+    def score(self, requests: list[Request]) -> np.ndarray:
+        if not len(requests):
+            return np.zeros((0, self.n_items), np.float32)
+        signals = self.signals(requests)
+        scores, parts = self._blend(requests, signals)
+        rankers = getattr(self, "rankers", {})
+        ranked = np.array([RANKER_OF_PAGE[page_of(r)] in rankers for r in requests], dtype=bool)
+        if ranked.any():
+            # the linear blend ranks the tail in (0, 1); the re-ranked candidates come first, in 1 + (0, 1]
+            peaks = scores.max(axis=1, keepdims=True)
+            tail = np.divide(np.maximum(scores, 0), peaks, out=np.zeros_like(scores), where=peaks > 0) * 0.999
+            rows, cols, features, _ = self._candidate_features(requests, signals, scores)
+            final = np.where(ranked[:, None], tail, scores)
+            pages = np.array([RANKER_OF_PAGE[page_of(r)] for r in requests], dtype=object)
+            for page, ranker in rankers.items():
+                pick = ranked[rows] & (pages[rows] == page)
+                if pick.any():
+                    chance = ranker.predict_proba(features[pick])[:, 1].astype(np.float32)
+                    share = float(self.params["blend_share"])
+                    final[rows[pick], cols[pick]] = 1.0 + (1.0 - share) * chance + share * tail[rows[pick], cols[pick]] + 1e-6
+            scores = final
         # kept for explain(): which signal put each item on the list
         self._cache = {request: (parts[:, r, :], signals) for r, request in enumerate(requests)}
         self._cache_rows = {request: r for r, request in enumerate(requests)}
         self._cache_inputs = (requests, self.input_items(requests), self.histories(requests, self.presence))
-        return scores
+        return scores.astype(np.float32, copy=False)
+
+    def __getstate__(self):
+        # the explain() cache of the last batch is large and worthless once pickled
+        state = dict(self.__dict__)
+        for key in ("_cache", "_cache_rows", "_cache_inputs", "_basket_raw"):
+            state.pop(key, None)
+        return state
 
     # -- explaining ----------------------------------------------------------------------------
     def explain(self, request, items, scores_row):
-        if request not in self._cache:
+        if request not in getattr(self, "_cache", {}):
             self.score([request])
-        parts, _ = self._cache[request]
+        parts, signals = self._cache[request]
         r = self._cache_rows[request]
         _, inputs, history = self._cache_inputs
-        winners = parts[:, items].argmax(axis=0)
+        # the signal that contributes most to the page's blend; where the page's weights give the
+        # item nothing (the re-ranker found it), the strongest signal behind it
+        weighted = parts[:, items]
+        unweighted = np.stack([signals[c][r, items] for c in COMPONENTS])
+        winners = np.where(weighted.max(axis=0) > 0, weighted.argmax(axis=0), unweighted.argmax(axis=0))
+        no_signal = (weighted.max(axis=0) <= 0) & (unweighted.max(axis=0) <= 0)
         reasons = []
-        for item, winner in zip(items, winners):
+        for item, winner, nothing in zip(items, winners, no_signal):
             component = COMPONENTS[winner]
-            if component == "basket_copurchase":
-                source = _top_source(inputs[r].indices, self.basket_similarity, item)
+            if nothing:
+                reasons.append("best seller")
+            elif component in ("basket_copurchase", "recent_together"):
+                matrix = self.basket_similarity if component == "basket_copurchase" else self.recent_together
+                source = _top_source(inputs[r].indices, matrix, item)
                 reasons.append(f"bought together with {self.item_label(source)}" if source >= 0 else "bought together")
             elif component == "customer_copurchase":
                 source = _top_source(inputs[r].indices, self.customer_similarity, item)
@@ -311,9 +695,11 @@ class Champion(Recommender):
                     reasons.append("on your wish list")
                 else:
                     source = _top_source(inputs[r].indices, self.basket_similarity, item)
-                    reasons.append(f"goes with {self.item_label(source)} on your wish list")
-            elif component in ("repeat", "usual_with_basket") and self.history[self.customer_index[request.customer_id], item] < 2:
-                reasons.append("you bought this before")
+                    reasons.append(f"goes with {self.item_label(source)} on your wish list" if source >= 0 else "goes with your wish list")
+            elif component in ("repeat", "usual_with_basket", "recent"):
+                c = self.customer_index.get(request.customer_id)
+                bought = self.history[c, item] if c is not None else 0
+                reasons.append(REASONS[component] if bought >= 2 or component == "recent" else "you bought this before")
             elif component == "store" and request.store_id is not None:
                 reasons.append(f"best seller at {request.store_id}")
             else:
@@ -324,7 +710,31 @@ class Champion(Recommender):
 def _top_source(sources: np.ndarray, similarity: np.ndarray, item: int) -> int:
     if len(sources) == 0:
         return -1
-    return int(sources[np.argmax(similarity[sources, item])])
+    column = similarity[sources, item]
+    column = column.toarray().ravel() if sp.issparse(column) else np.asarray(column).ravel()
+    return int(sources[np.argmax(column)])
+
+
+def _reindex(source: TrainingData, target: TrainingData, values):
+    """A per-item array of `source` (names, categories) in `target`'s item order."""
+    if values is None:
+        return None
+    return np.array([values[source.item_index[i]] for i in target.item_ids], dtype=object)
+
+
+def _wish_list_frame(data: TrainingData):
+    """The wish lists of `data` as (customer_id, product_id) rows, for the validation window."""
+    if data.wish_lists is None or data.wish_lists.nnz == 0:
+        return None
+    import polars as pl
+
+    matrix = data.wish_lists.tocoo()
+    return pl.DataFrame(
+        {
+            "customer_id": pl.Series([str(c) for c in data.customer_ids[matrix.row]], dtype=pl.String),
+            "product_id": pl.Series([str(i) for i in data.item_ids[matrix.col]], dtype=pl.String),
+        }
+    )
 
 
 def _with_customers(product_cases, basket_cases):
