@@ -102,12 +102,16 @@ def served_model(home: Path, alias: str = "champion"):
     """The registered model as the POS loads it, from the run's own MLflow store."""
     import mlflow
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    # models:/ resolves through the registry URI, which other tests may have pointed elsewhere
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     try:
         return mlflow.pyfunc.load_model(f"models:/pos-recommender@{alias}")
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
 
 
 def test_whole_pipeline_registers_a_servable_champion(demo_home):
