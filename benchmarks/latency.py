@@ -107,6 +107,26 @@ def summarize(seconds: list[float]) -> dict:
     }
 
 
+def bare_recommend(recommender, requests: dict[str, list[dict]], warmup: int) -> dict:
+    """The baseline, measured in the same run: the fitted model's own `recommend`, without the
+    pyfunc wrapper, its schema check and the DataFrames (what the serving layer costs on top)."""
+    from workbench.models import Request
+
+    results = {}
+    for scenario, records in requests.items():
+        batches = [[Request(r["scenario"], r["customer_id"], tuple(r["product_ids"]), r["k"], r["store_id"])] for r in records]
+        for batch in batches[:warmup]:
+            recommender.recommend(batch)
+        timings = []
+        for batch in batches:
+            started = time.perf_counter()
+            recommender.recommend(batch)
+            timings.append(time.perf_counter() - started)
+        results[scenario] = summarize(timings)
+        print(f"baseline   {scenario:>8}: {results[scenario]}")
+    return results
+
+
 def in_process(model, requests: dict[str, list[dict]], warmup: int) -> dict:
     results = {}
     for scenario, records in requests.items():
@@ -176,6 +196,14 @@ def write_results(record: dict) -> None:
         budget = ", ".join(f"{k.split('_')[0]} <= {v:g} ms" for k, v in BUDGET[where].items())
         for scenario, stats in record.get(where, {}).items():
             lines.append(f"| {label} | {scenario} | {stats['p50_ms']:.2f} | {stats['p90_ms']:.2f} | {stats['p99_ms']:.2f} | {stats['max_ms']:.2f} | {budget} |")
+    if "baseline_recommend" in record:
+        lines += ["", "Baseline in the same run: the model's own `recommend` without the pyfunc wrapper; "
+                  "ratio = pyfunc p50 / baseline p50 (what the serving layer adds).", "",
+                  "| scenario | baseline p50 ms | baseline p99 ms | pyfunc p50 ms | ratio |", "| --- | ---: | ---: | ---: | ---: |"]
+        for scenario, base in record["baseline_recommend"].items():
+            served = record["in_process"][scenario]
+            lines.append(f"| {scenario} | {base['p50_ms']:.2f} | {base['p99_ms']:.2f} | {served['p50_ms']:.2f} | "
+                         f"{served['p50_ms'] / max(base['p50_ms'], 1e-9):.1f} |")
     lines += ["", "```", *record["verdict"], "```", ""]
     (RESULTS / "latency.md").write_text("\n".join(lines))
 
@@ -220,6 +248,7 @@ def main(argv=None) -> int:
             "requests": args.requests,
             "warmup": args.warmup,
             "budget": BUDGET,
+            "baseline_recommend": bare_recommend(recommender, requests, args.warmup),
             "in_process": in_process(model, requests, args.warmup),
         }
         if not args.no_http:
