@@ -37,6 +37,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+import threadpoolctl
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
@@ -218,6 +219,9 @@ class PosRecommenderModel(mlflow.pyfunc.PythonModel):
         if self.recommender is None and context is not None and RECOMMENDER_ARTIFACT in context.artifacts:
             with open(context.artifacts[RECOMMENDER_ARTIFACT], "rb") as f:
                 self.recommender = pickle.load(f)
+        # One request is a few thousand floats: BLAS/OpenMP thread pools only add wake-up latency
+        # there, and on a busy till server their spinning threads turn milliseconds into hundreds.
+        threadpoolctl.threadpool_limits(1)
 
     # -- the contract ------------------------------------------------------------------------------
     def enabled(self, params: dict | None = None) -> bool:
@@ -372,7 +376,7 @@ def pip_requirements() -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
     pins = []
-    for package in ("mlflow", "numpy", "pandas", "polars", "pyarrow", "scipy", "scikit-learn", "implicit"):
+    for package in ("mlflow", "numpy", "pandas", "polars", "pyarrow", "scipy", "scikit-learn", "implicit", "threadpoolctl"):
         try:
             pins.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
