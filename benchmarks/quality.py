@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 RESULTS = ROOT / "benchmarks" / "results"
 SPLIT = "2011-11-09"
+ROBUSTNESS_SPLIT = "2011-11-10"  # the champion again, split one day later: are the margins real?
 NON_MERCHANDISE = ["POST", "DOT", "M", "m", "C2", "D", "S", "B", "PADS", "BANK CHARGES", "AMAZONFEE", "CRUK"]
 
 # (label, registry name, params): our algorithms, and the peers' usual settings
@@ -147,18 +148,30 @@ def main(quick: bool = False) -> int:
             tuned = {"weights": model.weights, "validation": model.tuning_report}
         print(f"{label:45s} fit {fit_s:5.1f}s eval {eval_s:4.1f}s  " + "  ".join(f"{s[:12]} {m} {row[f'{s}.{m}']:.3f}" for s, m in COLUMNS))
 
+    robustness = None
+    if not quick:
+        train, test = temporal_split(interactions, ROBUSTNESS_SPLIT)
+        label, name, params = MODELS[-1]
+        t = time.perf_counter()
+        model = make_model(name, **params).fit(TrainingData.from_interactions(train))
+        fit_s = time.perf_counter() - t
+        result = evaluate(model, build_cases(train, test, seed=0, max_baskets=3000), k=10).set_index("scenario")
+        robustness = {"model": f"{label}, split {ROBUSTNESS_SPLIT}", "algorithm": name, "params": params, "split": ROBUSTNESS_SPLIT, "fit_s": round(fit_s, 2)}
+        robustness.update({f"{s}.{m}": round(float(result.loc[s, m]), 4) for s, m in COLUMNS})
+        print(f"{robustness['model']:45s} fit {fit_s:5.1f}s  " + "  ".join(f"{s[:12]} {m} {robustness[f'{s}.{m}']:.3f}" for s, m in COLUMNS))
+
     total = time.perf_counter() - started
     champion = next(r for r in rows if r["algorithm"] == "champion")
     targets = {f"{s}.{m}": {"target": v, "champion": champion[f"{s}.{m}"], "met": champion[f"{s}.{m}"] >= v} for (s, m), v in TARGETS.items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report = {"split": SPLIT, "k": 10, "loader": loader, "total_s": round(total, 1), "models": rows, "targets": targets, "champion": tuned}
+    report = {"split": SPLIT, "k": 10, "loader": loader, "total_s": round(total, 1), "models": rows, "targets": targets, "champion": tuned, "robustness": robustness}
     (RESULTS / "quality.json").write_text(json.dumps(report, indent=2, default=str))
-    (RESULTS / "quality.md").write_text(markdown(rows, targets, loader, total))
+    (RESULTS / "quality.md").write_text(markdown(rows, targets, loader, total, robustness))
     print(f"done in {total:.0f}s; targets: " + ", ".join(f"{k} {v['champion']:.3f} >= {v['target']} {'met' if v['met'] else 'MISSED'}" for k, v in targets.items()))
     return 0
 
 
-def markdown(rows, targets, loader, total) -> str:
+def markdown(rows, targets, loader, total, robustness=None) -> str:
     header = "| model | fit s | customer NDCG | customer HR | new items NDCG | basket HR | basket MAP | product HR | product NDCG |"
     lines = [
         "# Offline quality on UCI Online Retail",
@@ -176,6 +189,15 @@ def markdown(rows, targets, loader, total) -> str:
         if r["algorithm"] == "champion":
             cells = [f"**{c}**" for c in cells]
         lines.append(f"| {r['model']} | {r['fit_s']:.1f} | " + " | ".join(cells) + " |")
+    if robustness is not None:
+        lines += [
+            "",
+            f"Robustness check: the champion with the split one day later ({robustness['split']}; its own cases).",
+            "",
+            header,
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            f"| {robustness['model']} | {robustness['fit_s']:.1f} | " + " | ".join(f"{robustness[f'{s}.{m}']:.3f}" for s, m in COLUMNS) + " |",
+        ]
     lines += ["", "## Peers (EVALUATION.md)", "", header, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, values in PEERS.items():
         lines.append(f"| {name} | {values[0]:.1f} | " + " | ".join(f"{v:.3f}" for v in values[1:]) + " |")
@@ -188,6 +210,23 @@ def markdown(rows, targets, loader, total) -> str:
         "per-page re-rankers (gradient-boosted trees over its signals' candidates) on the 30 days before",
         "the split, never on the test window. Basket cases: every test invoice with >= 2 known items",
         "(fewer than 3,000 exist).",
+        "",
+        "## How the settings were chosen",
+        "",
+        "Never on the test window: every champion default was picked by running this protocol one month",
+        "earlier on the data before the split (validation split 2011-10-10, cases 2011-10-10..2011-11-08,",
+        "the champion fitted and self-tuned on what came before) and, as a check, one more month earlier",
+        "(split 2011-09-10 on the data before 2011-10-10); the test window only reports the final numbers.",
+        "Picked this way (product HR on the two validation windows): the product page's extra",
+        "P(item | viewed item) features (lift, P(viewed | item), recent co-purchase) kept to that page's",
+        "re-ranker (0.702 -> 0.709; on the other pages they cost basket HR 0.344 -> 0.332, so they stay off",
+        "there); 120 trees for the product re-ranker (0.709 / 0.734 against 0.701 / 0.734 with 60; 200 gave",
+        "0.705), 60 for the others (120 cost customer and new-items NDCG); balance_cases on (product 0.701",
+        "against 0.700 at 60 trees, 0.709 against 0.694 at 120); one validation window (two: product 0.708,",
+        "basket 0.339 against 0.344, new items 0.120 against 0.125); 50 candidates per signal on the product",
+        "page too (100: 0.711 / 0.729 against 0.709 / 0.734); the re-ranker rather than the linear blend on",
+        "the product page (blend alone 0.703) and P(item | viewed item) kept out of the product blend",
+        "(weight 1: 0.699, 2.5: 0.686). Scripts: benchmarks/scratch/{val,rk,bw}.py (git-ignored).",
         "",
     ]
     return "\n".join(lines)

@@ -178,6 +178,25 @@ def test_champion_tunes_deterministically_and_explains():
     assert "Q2" not in product.item_ids
 
 
+def test_champion_product_page_features_stay_on_the_product_page():
+    """P(item | viewed item) and its relatives feed the product page's re-ranker only; its deeper
+    candidate lists and own tree count are parameters, and "together" explains itself."""
+    from workbench.models.blend import FEATURES, PRODUCT_ONLY
+
+    frame = seasonal_shop()
+    model = fitted("champion", frame, validation_days=20, max_tuning_cases=200, product_candidates_per_signal=80)
+    requests = [Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",))]
+    rows, _, features, _ = model._candidate_features(requests)
+    columns = [FEATURES.index(name) for name in PRODUCT_ONLY]
+    assert not features[rows == 0][:, columns].any()
+    assert features[rows == 1][:, FEATURES.index("together_raw")].max() > 0
+    item = int(np.argmax(model.together[model.item_index["Q2"]].toarray()))
+    signals = model.signals([Request("product", None, ("Q2",))])
+    assert signals["together"][0, item] == 1.0
+    if "product" in model.rankers:
+        assert model.rankers["product"].max_iter == model.params["product_ranker_iterations"]
+
+
 def test_champion_wish_list_reason():
     model = make_model("champion", tune=False).fit(
         TrainingData.from_interactions(THREE, wish_lists=pl.DataFrame({"customer_id": ["c2"], "product_id": ["A"]}))

@@ -12,7 +12,13 @@ EVALUATION.md one period earlier, never the test window):
 2. candidates (the union of every signal's top `candidates_per_signal`) re-ranked per page by a
    gradient-boosted classifier over the signals plus what a linear blend cannot use: how often and
    how long ago the customer bought the item, the item's popularity, trend, repeat rate and age, the
-   basket's size. One model per page, trained pointwise on the validation cases.
+   basket's size. One model per page, trained pointwise on the validation cases. The product page's
+   model also sees P(item | viewed item) (all baskets and recent ones), its lift and P(viewed | item),
+   draws candidates from P(item | viewed item) too, and gets `product_ranker_iterations` trees.
+
+Every default here was picked on validation windows before the evaluation split (the protocol run
+with split 2011-10-10 on the data before 2011-11-09, and a month earlier), never on the test window:
+see benchmarks/results/quality.md, "How the settings were chosen".
 
 The signals are then refitted on all the data.
 """
@@ -37,6 +43,7 @@ COMPONENTS = (
     "recent_copurchase",  # the same from the customer's recent purchases: taste moves with the season
     "usual_with_basket",  # what the customer buys regularly and goes with this basket
     "recent_together",  # share of the input's recent baskets (30-day half-life) that also held the item
+    "together",  # P(item | input item): share of all the input's baskets that also held it (favours popular complements)
     "similar_baskets",  # what completed the most similar past baskets (session k-nearest-neighbours)
     "own_baskets",  # what completed this customer's own past baskets like this one
     "trending",
@@ -86,10 +93,16 @@ EXTRA_FEATURES = (
     "item_basket_size",  # mean size of the baskets holding the item: big-basket items go with anything
     "input_popularity",  # how popular the viewed product / the basket's items are (mean log baskets)
     "basket_copurchase_raw",  # the co-purchase score before scaling: how sure the basket model is
+    "together_raw",  # P(item | input item) before scaling
+    "recent_together_raw",  # the same over recent baskets
+    "together_lift",  # P(item | input) / P(item): together beyond popularity
+    "together_reverse",  # P(input | item): how often the item comes with the input
+    "together_rank",
     "similar_baskets_rank",
     "blend_rank",
 )
 FEATURES = COMPONENTS + EXTRA_FEATURES
+PRODUCT_ONLY = ("together", "together_raw", "recent_together_raw", "together_lift", "together_reverse", "together_rank")
 
 
 def page_of(request: Request) -> str:
@@ -155,7 +168,9 @@ class Champion(Recommender):
         validation_windows: int = 1,
         second_stage: bool = True,
         candidates_per_signal: int = 50,
+        product_candidates_per_signal: int | None = None,
         ranker_iterations: int = 60,
+        product_ranker_iterations: int | None = 120,
         max_training_rows: int = 250_000,
         negative_rate: float = 0.4,
         balance_cases: bool = True,
@@ -175,7 +190,9 @@ class Champion(Recommender):
             validation_windows=validation_windows,
             second_stage=second_stage,
             candidates_per_signal=candidates_per_signal,
+            product_candidates_per_signal=product_candidates_per_signal,
             ranker_iterations=ranker_iterations,
+            product_ranker_iterations=product_ranker_iterations,
             max_training_rows=max_training_rows,
             negative_rate=negative_rate,
             balance_cases=balance_cases,
@@ -229,6 +246,13 @@ class Champion(Recommender):
         together.setdiag(0)
         together.eliminate_zeros()
         self.recent_together = (sp.diags(1.0 / bought) @ together).tocsr().astype(np.float32)
+        # P(item | input item) over all baskets: count-based, so popular complements come first
+        together = (baskets.T @ baskets).tocsr()
+        self.item_basket_count = np.asarray(together.diagonal(), dtype=np.float32)
+        together.setdiag(0)
+        together.eliminate_zeros()
+        self.together = (sp.diags(1.0 / np.maximum(self.item_basket_count, 1.0)) @ together).tocsr().astype(np.float32)
+        self.n_fit_baskets = max(int(baskets.shape[0]), 1)
         self._fit_categories(data)
         self._fit_statistics(data)
 
@@ -311,7 +335,7 @@ class Champion(Recommender):
                     rows[page].append(inner._ranker_rows(requests, truth, seed=(p["seed"], window, PAGES.index(page))))
         rankers = {}
         for page, blocks in rows.items():
-            ranker = self._train_ranker(blocks) if blocks else None
+            ranker = self._train_ranker(blocks, page) if blocks else None
             if ranker is not None:
                 rankers[page] = ranker
                 report[f"{page}.ranker_rows"] = ranker.n_rows_
@@ -376,7 +400,7 @@ class Champion(Recommender):
             return np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, bool), np.zeros(0, np.int64)
         return np.concatenate(blocks), np.concatenate(labels), np.concatenate(groups)
 
-    def _train_ranker(self, blocks):
+    def _train_ranker(self, blocks, page: str | None = None):
         """A gradient-boosted classifier: is this candidate in the truth? None where the cases hold
         too few positives to learn from."""
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -404,7 +428,7 @@ class Champion(Recommender):
             weights = np.ones(len(labels))
             weights[labels] = positives[groups[labels]].mean() / positives[groups[labels]]
         model = HistGradientBoostingClassifier(
-            max_iter=p["ranker_iterations"],
+            max_iter=p["product_ranker_iterations"] if page == "product" and p["product_ranker_iterations"] else p["ranker_iterations"],
             learning_rate=0.06,
             max_leaf_nodes=31,
             min_samples_leaf=50,
@@ -482,12 +506,17 @@ class Champion(Recommender):
             "recent": _scale_rows(recent),
             "basket_copurchase": _scale_rows(basket_raw),
             "customer_copurchase": _scale_rows(shopping @ self.customer_similarity),
-            "recent_together": _scale_rows((shopping @ self.recent_together) / np.maximum(np.diff(shopping.indptr), 1)[:, None]),
             "history_copurchase": _scale_rows(history @ self.customer_similarity),
             "recent_copurchase": _scale_rows(_row_max_normalise(recent) @ self.customer_similarity),
             "wish_list": _scale_rows(wished.toarray() + 0.5 * _dense(wished @ self.basket_similarity)),
         }
-        self._basket_raw = basket_raw  # kept for the re-ranker's features
+        n_inputs = np.maximum(np.diff(shopping.indptr), 1)[:, None]
+        together_raw = _dense(shopping @ self.together) / n_inputs
+        recent_together_raw = _dense(shopping @ self.recent_together) / n_inputs
+        out["together"] = _scale_rows(together_raw)
+        out["recent_together"] = _scale_rows(recent_together_raw)
+        # kept for the re-ranker's features
+        self._basket_raw, self._together_raw, self._recent_together_raw = basket_raw, together_raw, recent_together_raw
         out["usual_with_basket"] = np.sqrt(out["repeat"] * out["basket_copurchase"])
         out["similar_baskets"] = np.zeros((n, self.n_items), dtype=np.float32)
         out["own_baskets"] = np.zeros((n, self.n_items), dtype=np.float32)
@@ -565,17 +594,30 @@ class Champion(Recommender):
             blend, _ = self._blend(requests, signals)
         blocked = self._blocked(requests)
         n = len(requests)
-        per_signal = self.params["candidates_per_signal"]
-        picks = [_top_columns(np.where(blocked, -1.0, blend), 2 * per_signal)]
-        for component in COMPONENTS:
-            if component in ("trending", "store"):
-                continue  # the same list for everyone: a few of them are enough
-            picks.append(_top_columns(np.where(blocked, -1.0, signals[component]), per_signal))
-        picks.append(_top_columns(np.where(blocked, -1.0, signals["store"] + 1e-3 * signals["trending"]), per_signal // 2))
-        picks.append(_top_columns(np.where(blocked, -1.0, signals["trending"]), per_signal // 2))
-        columns = np.concatenate(picks, axis=1)
-        rows = np.repeat(np.arange(n), columns.shape[1])
-        pairs = sp.csr_matrix((np.ones(columns.size, dtype=np.float32), (rows, columns.ravel())), shape=(n, self.n_items))
+        # the product page (one viewed item, a whole basket to guess) gets its own, deeper candidate lists
+        per_row = np.array(
+            [self.params["product_candidates_per_signal"] if page_of(r) == "product" and self.params["product_candidates_per_signal"] else self.params["candidates_per_signal"] for r in requests],
+            dtype=np.int64,
+        )
+        # the P(item | viewed item) features and candidates serve the product page only: on the other
+        # pages they did not help on the validation window
+        product = np.array([page_of(r) == "product" for r in requests], dtype=bool)
+        all_rows, all_cols = [], []
+        for per_signal, on_product in sorted({(int(a), bool(b)) for a, b in zip(per_row, product)}):
+            group = np.flatnonzero((per_row == per_signal) & (product == on_product))
+            masked = lambda m: np.where(blocked[group], -1.0, m[group])
+            picks = [_top_columns(masked(blend), 2 * per_signal)]
+            for component in COMPONENTS:
+                if component in ("trending", "store") or (component in PRODUCT_ONLY and not on_product):
+                    continue  # the same list for everyone: a few of them are enough
+                picks.append(_top_columns(masked(signals[component]), per_signal))
+            picks.append(_top_columns(masked(signals["store"] + 1e-3 * signals["trending"]), per_signal // 2))
+            picks.append(_top_columns(masked(signals["trending"]), per_signal // 2))
+            columns = np.concatenate(picks, axis=1)
+            all_rows.append(np.repeat(group, columns.shape[1]))
+            all_cols.append(columns.ravel())
+        rows, columns = np.concatenate(all_rows), np.concatenate(all_cols)
+        pairs = sp.csr_matrix((np.ones(columns.size, dtype=np.float32), (rows, columns)), shape=(n, self.n_items))
         pairs.sum_duplicates()
         pairs = pairs.tocoo()
         rows, cols = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
@@ -621,6 +663,18 @@ class Champion(Recommender):
         input_popularity = _dense(inputs @ self.item_log_popularity[:, None]).ravel() / np.maximum(np.diff(inputs.indptr), 1)
         features[:, extra["input_popularity"]] = input_popularity[rows]
         features[:, extra["basket_copurchase_raw"]] = self._basket_raw[rows, cols]
+        together = self._together_raw[rows, cols]
+        item_counts = self.item_basket_count
+        share = np.maximum(item_counts[cols], 1.0) / self.n_fit_baskets
+        input_count = _dense(inputs @ item_counts[:, None]).ravel() / np.maximum(np.diff(inputs.indptr), 1)
+        features[:, extra["together_raw"]] = together
+        features[:, extra["recent_together_raw"]] = self._recent_together_raw[rows, cols]
+        features[:, extra["together_lift"]] = np.log1p(together / share)
+        features[:, extra["together_reverse"]] = together * input_count[rows] / np.maximum(item_counts[cols], 1.0)
+        features[:, extra["together_rank"]] = _rank_within_rows(together, rows, n)
+        for name in PRODUCT_ONLY:
+            column = COMPONENTS.index(name) if name in COMPONENTS else extra[name]
+            features[~product[rows], column] = 0.0
         features[:, extra["similar_baskets_rank"]] = _rank_within_rows(features[:, COMPONENTS.index("similar_baskets")], rows, n)
         features[:, extra["blend_rank"]] = _rank_within_rows(features[:, extra["blend"]], rows, n)
         return rows, cols, features, blend
@@ -655,7 +709,7 @@ class Champion(Recommender):
     def __getstate__(self):
         # the explain() cache of the last batch is large and worthless once pickled
         state = dict(self.__dict__)
-        for key in ("_cache", "_cache_rows", "_cache_inputs", "_basket_raw"):
+        for key in ("_cache", "_cache_rows", "_cache_inputs", "_basket_raw", "_together_raw", "_recent_together_raw"):
             state.pop(key, None)
         return state
 
@@ -677,8 +731,8 @@ class Champion(Recommender):
             component = COMPONENTS[winner]
             if nothing:
                 reasons.append("best seller")
-            elif component in ("basket_copurchase", "recent_together"):
-                matrix = self.basket_similarity if component == "basket_copurchase" else self.recent_together
+            elif component in ("basket_copurchase", "recent_together", "together"):
+                matrix = {"basket_copurchase": self.basket_similarity, "recent_together": self.recent_together, "together": self.together}[component]
                 source = _top_source(inputs[r].indices, matrix, item)
                 reasons.append(f"bought together with {self.item_label(source)}" if source >= 0 else "bought together")
             elif component == "customer_copurchase":
