@@ -64,6 +64,7 @@ class Recommender:
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, data: TrainingData) -> "Recommender":
+        self.__dict__.pop("_inputs_memo", None)
         self.item_ids = data.item_ids
         self.item_index = data.item_index
         self.customer_index = data.customer_index
@@ -80,6 +81,11 @@ class Recommender:
 
     def _fit(self, data: TrainingData) -> None:
         raise NotImplementedError
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_inputs_memo", None)  # the last batch's inputs: worthless once pickled
+        return state
 
     @property
     def n_items(self) -> int:
@@ -99,6 +105,11 @@ class Recommender:
 
     def input_items(self, requests: Sequence[Request]) -> sp.csr_matrix:
         """requests x items: the known items of each request's product_ids."""
+        # scoring, fallbacks and explanations all ask for the same batch: build it once
+        key = tuple(requests)
+        memo = self.__dict__.get("_inputs_memo")
+        if memo is not None and memo[0] == key:
+            return memo[1]
         rows, cols = [], []
         for r, request in enumerate(requests):
             for product_id in request.product_ids:
@@ -110,6 +121,7 @@ class Recommender:
             (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(requests), self.n_items)
         )
         matrix.data[:] = 1.0  # a product named twice is still one product
+        self._inputs_memo = (key, matrix)
         return matrix
 
     def customer_rows(self, requests: Sequence[Request]) -> np.ndarray:
@@ -122,12 +134,7 @@ class Recommender:
     def histories(self, requests: Sequence[Request], matrix: sp.csr_matrix | None = None) -> sp.csr_matrix:
         """requests x items: each request's customer row of `matrix` (default: the purchase history)."""
         matrix = self.history if matrix is None else matrix
-        rows = self.customer_rows(requests)
-        selector = sp.csr_matrix(
-            (np.ones(int((rows >= 0).sum()), dtype=np.float32), (np.flatnonzero(rows >= 0), rows[rows >= 0])),
-            shape=(len(requests), matrix.shape[0]),
-        )
-        return (selector @ matrix).tocsr()
+        return select_rows(matrix.tocsr(), self.customer_rows(requests))
 
     # -- explaining ----------------------------------------------------------------------------
     def explain(self, request: Request, items: np.ndarray, scores_row: np.ndarray) -> list[str]:
@@ -188,6 +195,20 @@ class Recommender:
         if unknown:
             notes.append(f"product {', '.join(unknown[:3])} not in the trained catalog")
         return notes
+
+
+def select_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """matrix[rows] with an empty row where rows is -1, straight from the CSR arrays: on the POS's
+    single requests a selector-matrix product costs more in scipy overhead than the work itself."""
+    rows = np.asarray(rows, dtype=np.int64)
+    known = rows >= 0
+    starts = np.where(known, matrix.indptr[np.maximum(rows, 0)], 0)
+    lengths = np.where(known, matrix.indptr[np.maximum(rows, 0) + 1], 0) - starts
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    # positions of the selected entries: each row's start, then +1 along the row
+    take = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
+    return sp.csr_matrix((matrix.data[take], matrix.indices[take], indptr), shape=(len(rows), matrix.shape[1]))
 
 
 def _top(row: np.ndarray, n: int) -> np.ndarray:

@@ -30,7 +30,7 @@ import pandas as pd
 import polars as pl
 import scipy.sparse as sp
 
-from workbench.models.base import Recommender, Request
+from workbench.models.base import Recommender, Request, select_rows
 from workbench.models.data import TrainingData
 from workbench.models.item_to_item import _row_max_normalise, ease_weights
 
@@ -237,6 +237,8 @@ class Champion(Recommender):
         recency = np.power(0.5, data.basket_age_days / 90.0).astype(np.float32)
         sizes = np.maximum(np.asarray(baskets.sum(axis=1)).ravel(), 1.0)
         self.baskets = baskets
+        # items x baskets, kept row-major: transposing per request costs more than the product itself
+        self.baskets_by_item = baskets.T.tocsr()
         self.basket_weight = recency / np.sqrt(sizes)
         self.basket_customer = data.basket_customer
         # P(item | input item) over recent baskets: what goes together this season
@@ -496,8 +498,9 @@ class Champion(Recommender):
         inputs = self.input_items(requests)
         is_customer_page = np.array([r.scenario == "customer" for r in requests], dtype=bool)
         # on the customer page the inputs are the wish list; elsewhere the basket / viewed product
-        shopping = (sp.diags((~is_customer_page).astype(np.float32)) @ inputs).tocsr()
-        wished = (sp.diags(is_customer_page.astype(np.float32)) @ inputs).tocsr()
+        every = np.arange(n)
+        shopping = select_rows(inputs, np.where(is_customer_page, -1, every))
+        wished = select_rows(inputs, np.where(is_customer_page, every, -1))
         history = self.histories(requests, self.presence)
         recent = self.histories(requests, self.recent)
         basket_raw = _dense(shopping @ self.basket_similarity)
@@ -549,7 +552,9 @@ class Champion(Recommender):
     def _basket_neighbours(self, shopping: sp.csr_matrix, requests, neighbours: int = 100):
         """Session k-NN: cosine overlap of the basket with every past basket; the `neighbours` most
         similar (and, separately, all of the customer's own) vote for their items."""
-        overlap = _dense(shopping @ self.baskets.T)
+        if getattr(self, "baskets_by_item", None) is None:  # a champion pickled before it was kept
+            self.baskets_by_item = self.baskets.T.tocsr()
+        overlap = _dense(shopping @ self.baskets_by_item)
         sizes = np.sqrt(np.maximum(np.asarray(shopping.sum(axis=1)).ravel(), 1.0))[:, None]
         overlap *= self.basket_weight[None, :] / sizes
         own = np.zeros_like(overlap)
@@ -708,7 +713,7 @@ class Champion(Recommender):
 
     def __getstate__(self):
         # the explain() cache of the last batch is large and worthless once pickled
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         for key in ("_cache", "_cache_rows", "_cache_inputs", "_basket_raw", "_together_raw", "_recent_together_raw"):
             state.pop(key, None)
         return state
