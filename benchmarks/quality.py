@@ -226,7 +226,7 @@ def markdown(rows, targets, loader, total, robustness=None) -> str:
         "basket 0.339 against 0.344, new items 0.120 against 0.125); 50 candidates per signal on the product",
         "page too (100: 0.711 / 0.729 against 0.709 / 0.734); the re-ranker rather than the linear blend on",
         "the product page (blend alone 0.703) and P(item | viewed item) kept out of the product blend",
-        "(weight 1: 0.699, 2.5: 0.686). Scripts: benchmarks/scratch/{val,rk,bw}.py (git-ignored).",
+        "(weight 1: 0.699, 2.5: 0.686).",
         "",
     ]
     return "\n".join(lines)
