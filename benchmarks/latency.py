@@ -107,40 +107,37 @@ def summarize(seconds: list[float]) -> dict:
     }
 
 
+def time_each(label: str, inputs: dict[str, list], call, warmup: int) -> dict:
+    """`call(x)` for every x of each scenario, one at a time, after `warmup` untimed calls."""
+    results = {}
+    for scenario, items in inputs.items():
+        for x in items[:warmup]:
+            call(x)
+        timings = []
+        for x in items:
+            started = time.perf_counter()
+            call(x)
+            timings.append(time.perf_counter() - started)
+        results[scenario] = summarize(timings)
+        print(f"{label:<10} {scenario:>8}: {results[scenario]}")
+    return results
+
+
 def bare_recommend(recommender, requests: dict[str, list[dict]], warmup: int) -> dict:
     """The baseline, measured in the same run: the fitted model's own `recommend`, without the
     pyfunc wrapper, its schema check and the DataFrames (what the serving layer costs on top)."""
     from workbench.models import Request
 
-    results = {}
-    for scenario, records in requests.items():
-        batches = [[Request(r["scenario"], r["customer_id"], tuple(r["product_ids"]), r["k"], r["store_id"])] for r in records]
-        for batch in batches[:warmup]:
-            recommender.recommend(batch)
-        timings = []
-        for batch in batches:
-            started = time.perf_counter()
-            recommender.recommend(batch)
-            timings.append(time.perf_counter() - started)
-        results[scenario] = summarize(timings)
-        print(f"baseline   {scenario:>8}: {results[scenario]}")
-    return results
+    batches = {
+        scenario: [[Request(r["scenario"], r["customer_id"], tuple(r["product_ids"]), r["k"], r["store_id"])] for r in records]
+        for scenario, records in requests.items()
+    }
+    return time_each("baseline", batches, recommender.recommend, warmup)
 
 
 def in_process(model, requests: dict[str, list[dict]], warmup: int) -> dict:
-    results = {}
-    for scenario, records in requests.items():
-        frames = [pd.DataFrame([r]) for r in records]
-        for frame in frames[:warmup]:
-            model.predict(frame)
-        timings = []
-        for frame in frames:
-            started = time.perf_counter()
-            model.predict(frame)
-            timings.append(time.perf_counter() - started)
-        results[scenario] = summarize(timings)
-        print(f"in process {scenario:>8}: {results[scenario]}")
-    return results
+    frames = {scenario: [pd.DataFrame([r]) for r in records] for scenario, records in requests.items()}
+    return time_each("in process", frames, model.predict, warmup)
 
 
 def over_http(tracking_uri: str, name: str, requests: dict[str, list[dict]], warmup: int) -> dict:

@@ -47,26 +47,24 @@ def cleanse_products(products: pl.DataFrame, rules: CleansingRules) -> Splitter:
     return s
 
 
-def cleanse_customers(customers: pl.DataFrame) -> Splitter:
-    s = Splitter("customers", customers, customers.columns)
-    s.reject("missing_customer_id", blank("customer_id"), "The customer has no customer id.")
+def _cleanse_by_id(table: str, frame: pl.DataFrame, id_column: str, noun: str) -> Splitter:
+    """A dimension keyed by one id: rows without it, then repeats of it (the first row is kept)."""
+    s = Splitter(table, frame, frame.columns)
+    s.reject(f"missing_{id_column}", blank(id_column), f"The {noun} has no {noun} id.")
     s.reject(
-        "duplicate_customer_id",
-        ~first_of_each("customer_id"),
-        fmt("Customer id {} appears more than once in customers; the first row is kept.", "customer_id"),
+        f"duplicate_{id_column}",
+        ~first_of_each(id_column),
+        fmt(f"{noun.capitalize()} id {{}} appears more than once in {table}; the first row is kept.", id_column),
     )
     return s
+
+
+def cleanse_customers(customers: pl.DataFrame) -> Splitter:
+    return _cleanse_by_id("customers", customers, "customer_id", "customer")
 
 
 def cleanse_stores(stores: pl.DataFrame) -> Splitter:
-    s = Splitter("stores", stores, stores.columns)
-    s.reject("missing_store_id", blank("store_id"), "The store has no store id.")
-    s.reject(
-        "duplicate_store_id",
-        ~first_of_each("store_id"),
-        fmt("Store id {} appears more than once in stores; the first row is kept.", "store_id"),
-    )
-    return s
+    return _cleanse_by_id("stores", stores, "store_id", "store")
 
 
 def cleanse_wish_lists(wish_lists: pl.DataFrame, customer_ids: pl.Series, product_ids: pl.Series) -> Splitter:
