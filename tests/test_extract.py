@@ -34,6 +34,14 @@ def _source_lines(db, le: str, start: str = "0000", end: str = "9999") -> int:
                        "WHERE t.legal_entity_id = ? AND t.transaction_time >= ? AND t.transaction_time < ?", le, start, end)
 
 
+def _alter(database, *statements: str) -> None:
+    """Break a private copy of the demo database the way a real source can be broken."""
+    with sqlite3.connect(database) as con:
+        for statement in statements:
+            con.execute(statement)
+    con.close()
+
+
 def test_roundtrip_every_line_and_dimension_lands(workbench_home, demo_db, demo_db_url):
     summary = extract_entity_store(demo_db_url, "USRT", progress=False)
     root = paths.raw_dir("USRT")
@@ -151,21 +159,18 @@ def test_not_a_url(workbench_home):
 
 
 def test_missing_table_is_named(workbench_home, demo_db_copy):
-    con = sqlite3.connect(demo_db_copy)
-    con.execute("DROP TABLE wish_list_items")
-    con.commit()
-    con.close()
+    _alter(demo_db_copy, "DROP TABLE wish_list_items")
     with pytest.raises(ExtractionError, match=r"demo_copy\.sqlite.*missing table\(s\) wish_list_items"):
         extract_entity_store(f"sqlite:///{demo_db_copy}", "USRT", progress=False)
 
 
 def test_missing_columns_are_named_with_their_table(workbench_home, demo_db_copy):
-    con = sqlite3.connect(demo_db_copy)
-    con.execute("ALTER TABLE sales_lines DROP COLUMN unit_price")
-    con.execute("ALTER TABLE sales_lines DROP COLUMN line_type")
-    con.execute("ALTER TABLE customers RENAME COLUMN loyalty_tier TO tier")
-    con.commit()
-    con.close()
+    _alter(
+        demo_db_copy,
+        "ALTER TABLE sales_lines DROP COLUMN unit_price",
+        "ALTER TABLE sales_lines DROP COLUMN line_type",
+        "ALTER TABLE customers RENAME COLUMN loyalty_tier TO tier",
+    )
     with pytest.raises(ExtractionError) as err:
         extract_entity_store(f"sqlite:///{demo_db_copy}", "USRT", progress=False)
     message = str(err.value)
@@ -209,9 +214,6 @@ def test_legal_entity_id_must_be_a_plain_identifier(workbench_home, demo_db_url)
 
 
 def test_unparseable_time_is_an_error_not_a_null(workbench_home, demo_db_copy):
-    con = sqlite3.connect(demo_db_copy)
-    con.execute("UPDATE sales_transactions SET transaction_time = 'soon' WHERE id = 'FRRT-0000002'")
-    con.commit()
-    con.close()
+    _alter(demo_db_copy, "UPDATE sales_transactions SET transaction_time = 'soon' WHERE id = 'FRRT-0000002'")
     with pytest.raises(ExtractionError, match=r"sales_lines has values that do not fit.*soon"):
         extract_entity_store(f"sqlite:///{demo_db_copy}", "FRRT", progress=False)
