@@ -64,7 +64,7 @@ class Recommender:
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, data: TrainingData) -> "Recommender":
-        self.__dict__.pop("_inputs_memo", None)
+        self.__dict__.pop("_batch_memo", None)
         self.item_ids = data.item_ids
         self.item_index = data.item_index
         self.customer_index = data.customer_index
@@ -84,7 +84,7 @@ class Recommender:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.pop("_inputs_memo", None)  # the last batch's inputs: worthless once pickled
+        state.pop("_batch_memo", None)  # the last batch's inputs: worthless once pickled
         return state
 
     @property
@@ -105,24 +105,30 @@ class Recommender:
 
     def input_items(self, requests: Sequence[Request]) -> sp.csr_matrix:
         """requests x items: the known items of each request's product_ids."""
-        # scoring, fallbacks and explanations all ask for the same batch: build it once
-        key = tuple(requests)
-        memo = self.__dict__.get("_inputs_memo")
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        rows, cols = [], []
-        for r, request in enumerate(requests):
-            for product_id in request.product_ids:
-                i = self.item_index.get(product_id)
-                if i is not None:
-                    rows.append(r)
-                    cols.append(i)
+        memo = self._memo(requests)
+        if "inputs" in memo:
+            return memo["inputs"]
+        # straight into CSR arrays, sorted and without repeats (a product named twice is still one)
+        indptr, indices = [0], []
+        for request in requests:
+            known = sorted({i for i in map(self.item_index.get, request.product_ids) if i is not None})
+            indices.extend(known)
+            indptr.append(len(indices))
         matrix = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(requests), self.n_items)
+            (np.ones(len(indices), dtype=np.float32), np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int32)),
+            shape=(len(requests), self.n_items),
         )
-        matrix.data[:] = 1.0  # a product named twice is still one product
-        self._inputs_memo = (key, matrix)
+        memo["inputs"] = matrix
         return matrix
+
+    def _memo(self, requests: Sequence[Request]) -> dict:
+        """Scoring, fallbacks and explanations all ask for the same batch's rows: built once per batch."""
+        key = tuple(requests)
+        memo = self.__dict__.get("_batch_memo")
+        if memo is None or memo[0] != key:
+            memo = (key, {})
+            self._batch_memo = memo
+        return memo[1]
 
     def customer_rows(self, requests: Sequence[Request]) -> np.ndarray:
         """Customer index per request, -1 for none or unknown."""
@@ -134,7 +140,12 @@ class Recommender:
     def histories(self, requests: Sequence[Request], matrix: sp.csr_matrix | None = None) -> sp.csr_matrix:
         """requests x items: each request's customer row of `matrix` (default: the purchase history)."""
         matrix = self.history if matrix is None else matrix
-        return select_rows(matrix.tocsr(), self.customer_rows(requests))
+        memo = self._memo(requests)
+        known = memo.get(("history", id(matrix)))
+        if known is None or known[0] is not matrix:  # the matrix itself kept: an id can be reused
+            known = (matrix, select_rows(matrix.tocsr(), self.customer_rows(requests)))
+            memo[("history", id(matrix))] = known
+        return known[1]
 
     # -- explaining ----------------------------------------------------------------------------
     def explain(self, request: Request, items: np.ndarray, scores_row: np.ndarray) -> list[str]:
@@ -153,9 +164,9 @@ class Recommender:
             row = scores[r].copy()
             blocked = np.zeros(self.n_items, dtype=bool)
             if request.excludes_input:
-                blocked[inputs[r].indices] = True
+                blocked[row_items(inputs, r)] = True
             if r in bought_rows:
-                blocked[bought[bought_rows[r]].indices] = True
+                blocked[row_items(bought, bought_rows[r])] = True
             row[blocked] = -np.inf
             ranked = _top(row, n)
             ranked = ranked[row[ranked] > 0]
@@ -195,6 +206,11 @@ class Recommender:
         if unknown:
             notes.append(f"product {', '.join(unknown[:3])} not in the trained catalog")
         return notes
+
+
+def row_items(matrix: sp.csr_matrix, r: int) -> np.ndarray:
+    """The column indices of row r: `matrix[r].indices` without building a one-row matrix."""
+    return matrix.indices[matrix.indptr[r] : matrix.indptr[r + 1]]
 
 
 def select_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:

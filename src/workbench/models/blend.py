@@ -30,7 +30,7 @@ import pandas as pd
 import polars as pl
 import scipy.sparse as sp
 
-from workbench.models.base import Recommender, Request, select_rows
+from workbench.models.base import Recommender, Request, row_items, select_rows
 from workbench.models.data import TrainingData
 from workbench.models.item_to_item import _row_max_normalise, ease_weights
 
@@ -129,13 +129,13 @@ def _scale_rows(scores) -> np.ndarray:
 
 
 def _top_columns(matrix: np.ndarray, n: int) -> np.ndarray:
-    """(rows, min(n, columns)): the columns of each row's n largest values (in no order)."""
-    n = min(int(n), matrix.shape[1])
+    """(..., min(n, columns)): the columns of each row's n largest values (in no order)."""
+    n = min(int(n), matrix.shape[-1])
     if n <= 0:
-        return np.zeros((matrix.shape[0], 0), dtype=np.int64)
-    if n == matrix.shape[1]:
-        return np.broadcast_to(np.arange(n), (matrix.shape[0], n))
-    return np.argpartition(-matrix, n - 1, axis=1)[:, :n]
+        return np.zeros((*matrix.shape[:-1], 0), dtype=np.int64)
+    if n == matrix.shape[-1]:
+        return np.broadcast_to(np.arange(n), (*matrix.shape[:-1], n))
+    return np.argpartition(-matrix, n - 1, axis=-1)[..., :n]
 
 
 def _rank_within_rows(values: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
@@ -551,34 +551,49 @@ class Champion(Recommender):
 
     def _basket_neighbours(self, shopping: sp.csr_matrix, requests, neighbours: int = 100):
         """Session k-NN: cosine overlap of the basket with every past basket; the `neighbours` most
-        similar (and, separately, all of the customer's own) vote for their items."""
+        similar (and, separately, all of the customer's own) vote for their items.
+
+        Kept sparse throughout: a basket shares an item with a few thousand past baskets at most,
+        and on a single POS request densifying all of them cost more than the vote itself."""
         if getattr(self, "baskets_by_item", None) is None:  # a champion pickled before it was kept
             self.baskets_by_item = self.baskets.T.tocsr()
-        overlap = _dense(shopping @ self.baskets_by_item)
-        sizes = np.sqrt(np.maximum(np.asarray(shopping.sum(axis=1)).ravel(), 1.0))[:, None]
-        overlap *= self.basket_weight[None, :] / sizes
-        own = np.zeros_like(overlap)
+        n = shopping.shape[0]
+        overlap = (shopping @ self.baskets_by_item).tocsr()
+        overlap.sum_duplicates()
+        lengths = np.diff(overlap.indptr)
+        rows = np.repeat(np.arange(n), lengths)
+        baskets = overlap.indices
+        sizes = np.sqrt(np.maximum(np.asarray(shopping.sum(axis=1)).ravel(), 1.0))
+        values = (overlap.data * (self.basket_weight[baskets] / sizes[rows])).astype(np.float32)
         customers = self.customer_rows(requests)
-        for r in np.flatnonzero(customers >= 0):
-            mine = self.basket_customer == customers[r]
-            own[r, mine] = overlap[r, mine]
-        if overlap.shape[1] > neighbours:
-            cut = np.partition(overlap, -neighbours, axis=1)[:, -neighbours][:, None]
-            overlap[overlap < cut] = 0.0
-        return (
-            _scale_rows(sp.csr_matrix(overlap) @ self.baskets),
-            _scale_rows(sp.csr_matrix(own) @ self.baskets),
+        own = (customers[rows] >= 0) & (self.basket_customer[baskets] == customers[rows])
+        # the `neighbours` best of each row, ties at the cut included
+        near = np.ones(len(values), dtype=bool)
+        if self.baskets.shape[0] > neighbours:
+            for r in np.flatnonzero(lengths > neighbours):
+                span = slice(overlap.indptr[r], overlap.indptr[r + 1])
+                near[span] = values[span] >= np.partition(values[span], -neighbours)[-neighbours]
+        near &= values > 0
+        own &= values > 0
+        # both votes in one product: rows 0..n-1 the neighbours, n..2n-1 the customer's own baskets
+        vote_rows = np.concatenate([rows[near], rows[own] + n])
+        vote_baskets = np.concatenate([baskets[near], baskets[own]])
+        voters = sp.csr_matrix(
+            (np.concatenate([values[near], values[own]]), vote_baskets, np.searchsorted(vote_rows, np.arange(2 * n + 1))),
+            shape=(2 * n, self.baskets.shape[0]),
         )
+        votes = _scale_rows(voters @ self.baskets)
+        return votes[:n], votes[n:]
 
     def _blocked(self, requests: list[Request]) -> np.ndarray:
         blocked = np.zeros((len(requests), self.n_items), dtype=bool)
-        inputs = self.input_items(requests)
-        history = self.histories(requests, self.presence)
-        for r, request in enumerate(requests):
-            if request.excludes_input:
-                blocked[r, inputs[r].indices] = True
-            if request.exclude_purchased:
-                blocked[r, history[r].indices] = True
+        for matrix, applies in (
+            (self.input_items(requests), [r.excludes_input for r in requests]),
+            (self.histories(requests, self.presence), [r.exclude_purchased for r in requests]),
+        ):
+            rows = np.repeat(np.arange(len(requests)), np.diff(matrix.indptr))
+            pick = np.asarray(applies, dtype=bool)[rows]
+            blocked[rows[pick], matrix.indices[pick]] = True
         return blocked
 
     def _blend(self, requests, signals) -> tuple[np.ndarray, np.ndarray]:
@@ -610,26 +625,24 @@ class Champion(Recommender):
         all_rows, all_cols = [], []
         for per_signal, on_product in sorted({(int(a), bool(b)) for a, b in zip(per_row, product)}):
             group = np.flatnonzero((per_row == per_signal) & (product == on_product))
-            masked = lambda m: np.where(blocked[group], -1.0, m[group])
-            picks = [_top_columns(masked(blend), 2 * per_signal)]
-            for component in COMPONENTS:
-                if component in ("trending", "store") or (component in PRODUCT_ONLY and not on_product):
-                    continue  # the same list for everyone: a few of them are enough
-                picks.append(_top_columns(masked(signals[component]), per_signal))
-            picks.append(_top_columns(masked(signals["store"] + 1e-3 * signals["trending"]), per_signal // 2))
-            picks.append(_top_columns(masked(signals["trending"]), per_signal // 2))
-            columns = np.concatenate(picks, axis=1)
-            all_rows.append(np.repeat(group, columns.shape[1]))
-            all_cols.append(columns.ravel())
-        rows, columns = np.concatenate(all_rows), np.concatenate(all_cols)
-        pairs = sp.csr_matrix((np.ones(columns.size, dtype=np.float32), (rows, columns)), shape=(n, self.n_items))
-        pairs.sum_duplicates()
-        pairs = pairs.tocoo()
-        rows, cols = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
-        keep = ~blocked[rows, cols]
-        rows, cols = rows[keep], cols[keep]
-        order = np.lexsort((cols, rows))
-        rows, cols = rows[order], cols[order]
+            # each signal nominates its best items among those it scores at all: an item it gives
+            # nothing is no candidate of its (which ties argpartition would pick is arbitrary)
+            deep = [c for c in COMPONENTS if c not in ("trending", "store") and (on_product or c not in PRODUCT_ONLY)]
+            lists = [
+                (np.stack([signals[c][group] for c in deep]), per_signal),  # one partition for them all
+                (blend[group][None], 2 * per_signal),
+                # trending and the store's best sellers: the same list for everyone, a few are enough
+                (np.stack([signals["store"][group] + 1e-3 * signals["trending"][group], signals["trending"][group]]), per_signal // 2),
+            ]
+            for scores, depth in lists:
+                scores = np.where(blocked[group], 0.0, scores)
+                top = _top_columns(scores, depth)
+                nominated = np.take_along_axis(scores, top, axis=-1) > 0
+                all_rows.append(np.broadcast_to(group[None, :, None], top.shape)[nominated])
+                all_cols.append(top[nominated])
+        # each (request, item) pair once, ordered by request then item
+        pairs = np.unique(np.concatenate(all_rows) * self.n_items + np.concatenate(all_cols))
+        rows, cols = pairs // self.n_items, pairs % self.n_items
 
         features = np.empty((len(rows), len(FEATURES)), dtype=np.float32)
         for f, component in enumerate(COMPONENTS):
@@ -738,22 +751,22 @@ class Champion(Recommender):
                 reasons.append("best seller")
             elif component in ("basket_copurchase", "recent_together", "together"):
                 matrix = {"basket_copurchase": self.basket_similarity, "recent_together": self.recent_together, "together": self.together}[component]
-                source = _top_source(inputs[r].indices, matrix, item)
+                source = _top_source(row_items(inputs, r), matrix, item)
                 reasons.append(f"bought together with {self.item_label(source)}" if source >= 0 else "bought together")
             elif component == "customer_copurchase":
-                source = _top_source(inputs[r].indices, self.customer_similarity, item)
+                source = _top_source(row_items(inputs, r), self.customer_similarity, item)
                 reasons.append(f"customers who buy {self.item_label(source)} also buy this" if source >= 0 else "bought together")
             elif component in ("similar_baskets", "own_baskets"):
                 reasons.append("often in baskets like yours" if component == "similar_baskets" else "you bought this with these items before")
             elif component in ("history_copurchase", "recent_copurchase"):
-                source = _top_source(history[r].indices, self.customer_similarity, item)
+                source = _top_source(row_items(history, r), self.customer_similarity, item)
                 reasons.append(f"customers who buy {self.item_label(source)} also buy this" if source >= 0 else "for you")
             elif component == "wish_list":
                 on_list = request.scenario == "customer" and self.item_ids[item] in request.product_ids
                 if on_list:
                     reasons.append("on your wish list")
                 else:
-                    source = _top_source(inputs[r].indices, self.basket_similarity, item)
+                    source = _top_source(row_items(inputs, r), self.basket_similarity, item)
                     reasons.append(f"goes with {self.item_label(source)} on your wish list" if source >= 0 else "goes with your wish list")
             elif component in ("repeat", "usual_with_basket", "recent"):
                 c = self.customer_index.get(request.customer_id)

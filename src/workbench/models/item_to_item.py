@@ -16,12 +16,15 @@ from workbench.models.data import TrainingData
 
 def _row_max_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """Scale each row to a maximum of 1, so a long history does not drown a short basket."""
-    matrix = matrix.tocsr().astype(np.float32)
+    matrix = matrix.tocsr().astype(np.float32)  # a copy: the caller's matrix stays as it was
+    lengths = np.diff(matrix.indptr)
     peaks = np.zeros(matrix.shape[0], dtype=np.float32)
-    nonempty = np.diff(matrix.indptr) > 0
+    nonempty = lengths > 0
     peaks[nonempty] = np.maximum.reduceat(matrix.data, matrix.indptr[:-1][nonempty]) if matrix.nnz else 0
     peaks[peaks == 0] = 1.0
-    return sp.diags(1.0 / peaks) @ matrix
+    # scaled in place: a diagonal-matrix product costs more in scipy overhead than the work on a POS request
+    matrix.data *= np.repeat((1.0 / peaks).astype(np.float32), lengths)
+    return matrix
 
 
 class ItemToItem(Recommender):
