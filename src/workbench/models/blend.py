@@ -119,6 +119,14 @@ def _dense(scores) -> np.ndarray:
     return np.asarray(scores, dtype=np.float32)
 
 
+def _times(rows: sp.csr_matrix, matrix) -> np.ndarray:
+    """rows @ matrix, dense; no scipy call where the rows hold nothing (an anonymous customer's
+    history, a product page's wish list): the POS asks one request at a time."""
+    if rows.nnz == 0:
+        return np.zeros((rows.shape[0], matrix.shape[1]), dtype=np.float32)
+    return _dense(rows @ matrix)
+
+
 def _scale_rows(scores) -> np.ndarray:
     """Each row to [0, 1] by its maximum; negative (EASE's "unlikely") counts as no signal."""
     scores = np.maximum(_dense(scores), 0.0)
@@ -499,23 +507,24 @@ class Champion(Recommender):
         is_customer_page = np.array([r.scenario == "customer" for r in requests], dtype=bool)
         # on the customer page the inputs are the wish list; elsewhere the basket / viewed product
         every = np.arange(n)
-        shopping = select_rows(inputs, np.where(is_customer_page, -1, every))
-        wished = select_rows(inputs, np.where(is_customer_page, every, -1))
+        # (a batch of one page, as every POS request is, needs no row selection for its own side)
+        shopping = inputs if not is_customer_page.any() else select_rows(inputs, np.where(is_customer_page, -1, every))
+        wished = inputs if is_customer_page.all() else select_rows(inputs, np.where(is_customer_page, every, -1))
         history = self.histories(requests, self.presence)
         recent = self.histories(requests, self.recent)
-        basket_raw = _dense(shopping @ self.basket_similarity)
+        basket_raw = _times(shopping, self.basket_similarity)
         out = {
             "repeat": _dense(_row_max_normalise(self.histories(requests, self.repeat))),
             "recent": _scale_rows(recent),
             "basket_copurchase": _scale_rows(basket_raw),
-            "customer_copurchase": _scale_rows(shopping @ self.customer_similarity),
-            "history_copurchase": _scale_rows(history @ self.customer_similarity),
-            "recent_copurchase": _scale_rows(_row_max_normalise(recent) @ self.customer_similarity),
-            "wish_list": _scale_rows(wished.toarray() + 0.5 * _dense(wished @ self.basket_similarity)),
+            "customer_copurchase": _scale_rows(_times(shopping, self.customer_similarity)),
+            "history_copurchase": _scale_rows(_times(history, self.customer_similarity)),
+            "recent_copurchase": _scale_rows(_times(_row_max_normalise(recent), self.customer_similarity)),
+            "wish_list": _scale_rows(wished.toarray() + 0.5 * _times(wished, self.basket_similarity)),
         }
         n_inputs = np.maximum(np.diff(shopping.indptr), 1)[:, None]
-        together_raw = _dense(shopping @ self.together) / n_inputs
-        recent_together_raw = _dense(shopping @ self.recent_together) / n_inputs
+        together_raw = _times(shopping, self.together) / n_inputs
+        recent_together_raw = _times(shopping, self.recent_together) / n_inputs
         out["together"] = _scale_rows(together_raw)
         out["recent_together"] = _scale_rows(recent_together_raw)
         # kept for the re-ranker's features
@@ -526,7 +535,7 @@ class Champion(Recommender):
         shopper = np.flatnonzero(np.diff(shopping.indptr) > 0)  # the customer page has no basket
         for start in range(0, len(shopper), 500):  # chunks: one dense block of baskets each
             rows = shopper[start : start + 500]
-            similar, own = self._basket_neighbours(shopping[rows], [requests[r] for r in rows])
+            similar, own = self._basket_neighbours(select_rows(shopping, rows), [requests[r] for r in rows])
             out["similar_baskets"][rows], out["own_baskets"][rows] = similar, own
         trending = self.trending / max(float(self.trending.max()), 1e-9) if self.n_items else self.trending
         out["trending"] = np.broadcast_to(trending.astype(np.float32), (n, self.n_items))

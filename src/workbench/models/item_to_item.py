@@ -16,6 +16,8 @@ from workbench.models.data import TrainingData
 
 def _row_max_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """Scale each row to a maximum of 1, so a long history does not drown a short basket."""
+    if matrix.nnz == 0:  # an anonymous customer's history: nothing to scale
+        return matrix.tocsr().astype(np.float32, copy=False)
     matrix = matrix.tocsr().astype(np.float32)  # a copy: the caller's matrix stays as it was
     lengths = np.diff(matrix.indptr)
     peaks = np.zeros(matrix.shape[0], dtype=np.float32)
