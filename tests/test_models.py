@@ -320,3 +320,73 @@ def test_champion_wish_list_category_reason():
     (rec,) = model.recommend([Request("customer", "c1", ("C",))], k=3)
     assert rec.item_ids[:2] == ["C", "D"]
     assert rec.reasons[:2] == ["on your wish list", "in your wish list's category"]
+
+
+def test_champion_session_neighbours_match_their_dense_definition():
+    """The sparse session k-NN equals its definition: cosine overlap with every past basket, the
+    `neighbours` closest (ties at the cut kept) and, separately, the customer's own baskets vote."""
+    from workbench.models.blend import _scale_rows
+
+    model = fitted("champion", seasonal_shop(), tune=False)
+    requests = [Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",)), Request("basket", "c4", ("Q1", "fav4", "P5"))]
+    shopping = model.input_items(requests)
+    baskets = model.baskets.toarray()
+    for neighbours in (3, 10, 10_000):
+        similar, own = model._basket_neighbours(shopping, requests, neighbours=neighbours)
+        overlap = shopping.toarray() @ baskets.T
+        overlap = overlap * model.basket_weight[None, :] / np.sqrt(np.maximum(shopping.toarray().sum(axis=1), 1.0))[:, None]
+        customers = model.customer_rows(requests)
+        mine = np.where(model.basket_customer[None, :] == customers[:, None], overlap, 0.0) * (customers[:, None] >= 0)
+        if neighbours < overlap.shape[1]:
+            cut = np.sort(overlap, axis=1)[:, -neighbours][:, None]
+            overlap = np.where(overlap >= cut, overlap, 0.0)
+        np.testing.assert_allclose(similar, _scale_rows(overlap @ baskets), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(own, _scale_rows(mine @ baskets), rtol=1e-5, atol=1e-6)
+    assert not own[1].any() and own[0].any()  # the anonymous product page has no baskets of its own
+
+
+def test_champion_candidates_never_hold_an_input_and_come_once():
+    model = fitted("champion", seasonal_shop(), validation_days=20, max_tuning_cases=200)
+    requests = [Request("customer", "c3"), Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",)), Request("basket", None, ("zzz",))]
+    rows, cols, _, _ = model._candidate_features(requests)
+    inputs = model.input_items(requests)
+    assert not any(inputs[r, c] for r, c in zip(rows, cols) if requests[r].excludes_input)
+    assert len(set(zip(rows.tolist(), cols.tolist()))) == len(rows)  # each pair once
+    assert (np.bincount(rows, minlength=len(requests)) > 0).all()
+
+
+def test_nominate_partitions_empty_lists_once_with_the_same_result():
+    """Lists that score nothing in a row nominate what argpartition picks among the tied zeros,
+    exactly as partitioning each list on its own would."""
+    from workbench.models.blend import _nominate, _top_columns
+
+    rng = np.random.default_rng(0)
+    blocked = rng.random((3, 200)) < 0.05
+    scores = np.where(rng.random((6, 3, 200)) < 0.1, rng.random((6, 3, 200)), 0.0).astype(np.float32)
+    scores[[0, 2, 5], 1] = 0.0  # lists with no signal in request 1
+    scores[4] = 0.0  # a list with no signal anywhere
+    masked = np.where(blocked, -1.0, scores)
+    for n in (1, 7, 50, 200):
+        np.testing.assert_array_equal(_nominate(masked, blocked, n), _top_columns(masked, n))
+
+
+def test_champion_scores_a_request_alone_as_in_any_batch():
+    """A POS request alone (its own memo, no row selection) scores as it does inside a mixed batch,
+    and a new batch never reuses the previous one's rows."""
+    model = fitted("champion", seasonal_shop(), validation_days=20, max_tuning_cases=200)
+    requests = [
+        Request("customer", "c3"), Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",)),
+        Request("product", "c5", ("P3",)), Request("customer", "c4", ("Q1",), exclude_purchased=True), Request("basket", None, ("zzz",)),
+    ]
+    together = model.score(requests)
+    for r, request in enumerate(requests):
+        np.testing.assert_array_equal(model.score([request])[0], together[r])
+    assert [x.item_ids for x in model.recommend(requests[::-1])] == [x.item_ids for x in model.recommend(requests)][::-1]
+
+
+def test_input_items_are_known_sorted_and_once():
+    model = fitted("sar")
+    inputs = model.input_items([Request("basket", None, ("C", "A", "A", "unknown")), Request("customer", "c1")])
+    assert inputs.shape == (2, 3)
+    assert inputs.indices.tolist() == [model.item_index["A"], model.item_index["C"]] and inputs.indptr.tolist() == [0, 2, 2]
+    assert inputs.data.tolist() == [1.0, 1.0]
