@@ -390,3 +390,22 @@ def test_input_items_are_known_sorted_and_once():
     assert inputs.shape == (2, 3)
     assert inputs.indices.tolist() == [model.item_index["A"], model.item_index["C"]] and inputs.indptr.tolist() == [0, 2, 2]
     assert inputs.data.tolist() == [1.0, 1.0]
+
+
+def test_champion_rankers_score_as_predict_proba():
+    from workbench.models.blend import _chance
+
+    model = fitted("champion", seasonal_shop(), validation_days=20, max_tuning_cases=200)
+    requests = [Request("customer", "c3"), Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",))]
+    _, _, features, _ = model._candidate_features(requests)
+    for ranker in model.rankers.values():
+        np.testing.assert_array_equal(_chance(ranker, features), ranker.predict_proba(features)[:, 1])
+
+
+def test_champion_refit_forgets_the_previous_fit():
+    requests = [Request("basket", "c3", ("P0", "P1")), Request("customer", "c4")]
+    model = fitted("champion", seasonal_shop(seed=1), validation_days=20, max_tuning_cases=200)
+    model.score(requests)  # builds the per-fit lookups
+    model.fit(TrainingData.from_interactions(seasonal_shop(seed=2)))
+    fresh = fitted("champion", seasonal_shop(seed=2), validation_days=20, max_tuning_cases=200)
+    np.testing.assert_array_equal(model.score(requests), fresh.score(requests))
