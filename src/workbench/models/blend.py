@@ -582,7 +582,7 @@ class Champion(Recommender):
         out["similar_baskets"] = np.zeros((n, self.n_items), dtype=np.float32)
         out["own_baskets"] = np.zeros((n, self.n_items), dtype=np.float32)
         shopper = np.flatnonzero(np.diff(shopping.indptr) > 0)  # the customer page has no basket
-        for start in range(0, len(shopper), 500):  # chunks: one dense block of baskets each
+        for start in range(0, len(shopper), 500):  # chunks: bounded dense blocks of votes
             rows = shopper[start : start + 500]
             similar, own = self._basket_neighbours(select_rows(shopping, rows), [requests[r] for r in rows])
             out["similar_baskets"][rows], out["own_baskets"][rows] = similar, own
