@@ -1,7 +1,10 @@
 """Small hand-made data shared by several test modules (tests/ is on sys.path under pytest)."""
 
+import contextlib
+
 import numpy as np
 import pandas as pd
+import pytest
 
 
 def tiny_interactions(seed=0, n_customers=30, n_products=40, n_baskets=400, days=120):
@@ -26,3 +29,14 @@ def tiny_interactions(seed=0, n_customers=30, n_products=40, n_baskets=400, days
     frame["customer_id"] = frame["customer_id"].astype(object)
     frame["time"] = frame["time"].astype("datetime64[us]")
     return frame
+
+
+@contextlib.contextmanager
+def scratch_home(tmp_path_factory, name: str):
+    """A test module's own empty project home (WORKBENCH_HOME), with no MLFLOW_TRACKING_URI from
+    outside pointing MLflow elsewhere; for module-scoped fixtures, where `monkeypatch` is not."""
+    home = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKBENCH_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield home

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import scratch_home
+
 from workbench import paths
 from workbench.dashboard import data as D
 from workbench.dashboard import render as R
@@ -268,10 +270,7 @@ def test_no_model_message_says_how_to_run_the_pipeline():
 # -- the app against a real registry -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dashboard-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WORKBENCH_HOME", str(root))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with scratch_home(tmp_path_factory, "dashboard-home") as root:
         yield root
 
 

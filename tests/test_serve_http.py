@@ -7,6 +7,8 @@ import urllib.request
 import pandas as pd
 import pytest
 
+from helpers import scratch_home
+
 from workbench import local_server, tracking
 from workbench.models import TrainingData, make_model
 
@@ -41,10 +43,7 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("serve_home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WORKBENCH_HOME", str(home))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with scratch_home(tmp_path_factory, "serve_home") as home:
         uri = tracking.configure()
         model = make_model("sar").fit(TrainingData.from_interactions(_interactions()))
         import mlflow

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from helpers import tiny_interactions
+from helpers import scratch_home, tiny_interactions
 
 from workbench import tracking
 from workbench.models import TrainingData, make_model
@@ -18,9 +18,7 @@ from workbench.serving import OUTPUT_COLUMNS, PosRecommenderModel, disabled_reas
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WORKBENCH_HOME", str(tmp_path_factory.mktemp("serving_home")))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with scratch_home(tmp_path_factory, "serving_home"):
         tracking.configure()
         yield
 
