@@ -260,7 +260,7 @@ def test_each_rejected_row_is_attributed_to_the_first_rule_only():
 
 
 def test_rule_catalogue_order_is_the_documented_one():
-    assert RULES["sales_lines"][:3] == ("missing_value", "cancellation", "return")
+    assert RULES["sales_lines"][:5] == ("missing_value", "invalid_value", "future_time", "cancellation", "return")
     assert RULES["sales_lines"].index("duplicate_line") < RULES["sales_lines"].index("merged_duplicate_product_line")
     assert TABLES == ("sales_lines", "products", "customers", "stores", "wish_lists")
 
@@ -535,3 +535,28 @@ def test_real_online_retail(real_result):
     assert r.catalog.filter(pl.col("n_baskets") > 0).height == 3_900
     # a few seconds on a shared 2-core machine (0.6 to 1.6 s measured)
     assert r.seconds < 10
+
+
+# --- values no sale can have -------------------------------------------------------------------------------
+
+def test_non_finite_and_absurd_values_are_quarantined_not_summed():
+    rows = [line("T1", "P1", qty=math.inf), line("T2", "P2", qty=1e308, price=2.0), line("T3", "P3", price=math.inf),
+            line("T4", "P4", qty=2_000_000.0), line("T5", "P5", qty=3.0)]
+    r = cleanse(tables(rows))
+    assert counts(r) == {"invalid_value": 4}
+    assert r.interactions["amount"].is_finite().all() and r.interactions["product_id"].to_list() == ["P5"]
+    reasons = r.quarantine["sales_lines"].sort("transaction_id")["reason"].to_list()
+    assert "not a finite number" in reasons[0] and "max_line_quantity" in reasons[3]
+    # the cap is a rule parameter: off, only non-finite values are rejected
+    assert counts(cleanse(tables(rows), CleansingRules(max_line_quantity=None))) == {"invalid_value": 3}
+    with pytest.raises(ValueError, match="max_line_quantity"):
+        CleansingRules(max_line_quantity=0)
+
+
+def test_lines_dated_after_the_extraction_are_quarantined():
+    rows = [line("T1", "P1"), line("T2", "P2", minutes=60 * 24 * 365 * 75)]  # 2099
+    r = cleanse(tables(rows), as_of=T0 + timedelta(days=1))
+    assert counts(r) == {"future_time": 1}
+    assert r.interactions["time"].max() == T0
+    assert "after the extraction" in r.quarantine["sales_lines"]["reason"][0]
+    r.check_reconciles()

@@ -14,11 +14,13 @@ documented in `workbench.cleansing.rules` and `CleansingResult`.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import polars as pl
 
 from workbench import paths
+from workbench.datasets.extract import read_watermark
 from workbench.cleansing.dimensions import cleanse_customers, cleanse_products, cleanse_stores, cleanse_wish_lists
 from workbench.cleansing.frames import REQUIRED_COLUMNS, CleansingInputError, conform
 from workbench.cleansing.result import (
@@ -36,8 +38,15 @@ __all__ = [
 _CATALOG_COLUMNS = ["product_id", "name", "category", "price"]
 
 
-def cleanse(tables: dict[str, pl.DataFrame], rules: CleansingRules | None = None) -> CleansingResult:
-    """Cleanse the entity-store tables (in memory, no I/O); `tables` needs every name of `TABLES`."""
+def cleanse(
+    tables: dict[str, pl.DataFrame], rules: CleansingRules | None = None, as_of: datetime | None = None
+) -> CleansingResult:
+    """Cleanse the entity-store tables (in memory, no I/O); `tables` needs every name of `TABLES`.
+
+    `as_of`: when the tables were extracted (naive UTC); sales lines dated later are quarantined
+    (`future_time`). None: now.
+    """
+    as_of = datetime.now(timezone.utc).replace(tzinfo=None) if as_of is None else as_of
     started = time.perf_counter()
     rules = CleansingRules() if rules is None else rules
     if not isinstance(rules, CleansingRules):
@@ -55,7 +64,7 @@ def cleanse(tables: dict[str, pl.DataFrame], rules: CleansingRules | None = None
     stores = cleanse_stores(raw["stores"])
 
     sales, interactions = cleanse_sales_lines(
-        raw["sales_lines"], rules, raw["products"], products_quarantine, products.rest["product_id"]
+        raw["sales_lines"], rules, raw["products"], products_quarantine, products.rest["product_id"], as_of
     )
     n_baskets = interactions.group_by("product_id").agg(pl.col("basket_id").n_unique().alias("n_baskets"))
     catalog = (
@@ -125,8 +134,10 @@ def cleanse_entity_store(legal_entity: str, rules: CleansingRules | None = None,
     folder = paths.raw_dir(legal_entity)
     if tables["sales_lines"].height == 0:
         raise ValueError(f"legal entity {legal_entity!r} has no sales: {folder / 'sales_lines'} holds no rows")
+    watermark = read_watermark(legal_entity) or {}
+    as_of = datetime.fromisoformat(watermark["extracted_at"]) if watermark.get("extracted_at") else None
     try:
-        result = cleanse(tables, rules)
+        result = cleanse(tables, rules, as_of)
     except CleansingInputError as exc:
         file = folder / ("sales_lines/part-*.parquet" if exc.table == "sales_lines" else f"{exc.table}.parquet")
         raise CleansingInputError(f"legal entity {legal_entity!r}, {file}: {exc}", exc.table, exc.column) from exc

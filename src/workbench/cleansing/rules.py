@@ -6,29 +6,33 @@ rejects it. The order is deliberate:
 sales_lines
  1. ``missing_value``        structural: null transaction_id, transaction_time, quantity or unit_price
                              (always on: such a line cannot become an interaction)
- 2. ``cancellation``         the whole transaction is not a sale (type cancellation/void/adjustment, or an
+ 2. ``invalid_value``        quantity, unit price or their product not finite (inf, NaN from overflow), or
+                             quantity above `max_line_quantity` (a typo or a corrupt export, not a sale)
+ 3. ``future_time``          dated after the extraction that read it (`as_of`): a clock or typing error that
+                             would otherwise move the test window and the recency of every model
+ 4. ``cancellation``         the whole transaction is not a sale (type cancellation/void/adjustment, or an
                              Online Retail-like id starting with 'C'/'A'); checked before the line-level
                              rules so that a cancellation line is counted as a cancellation, not as a return
- 3. ``return``               type return, or quantity <= 0
- 4. ``non_positive_price``   unit_price <= 0
- 5. ``missing_product``      null product_id
- 6. ``non_merchandise``      stock code in `non_merchandise_codes`, or catalog product_type != merchandise
- 7. ``unknown_product``      product id not in the cleansed catalog (absent from products, or quarantined there)
- 8. ``duplicate_line``       exact duplicate of an earlier line (all columns but line_number equal)
- 9. ``merged_duplicate_product_line``  a further line of the same (transaction, product): merged into the
+ 5. ``return``               type return, or quantity <= 0
+ 6. ``non_positive_price``   unit_price <= 0
+ 7. ``missing_product``      null product_id
+ 8. ``non_merchandise``      stock code in `non_merchandise_codes`, or catalog product_type != merchandise
+ 9. ``unknown_product``      product id not in the cleansed catalog (absent from products, or quarantined there)
+10. ``duplicate_line``       exact duplicate of an earlier line (all columns but line_number equal)
+11. ``merged_duplicate_product_line``  a further line of the same (transaction, product): merged into the
                              first line of that pair, quantities and amounts summed (always on: the
                              interactions hold one row per basket and product)
-10. ``max_basket_size``      the basket has more distinct products than `max_basket_size` (B2B-like outlier)
-11. ``min_item_support``     the product is in fewer than `min_item_support` baskets
-12. ``min_customer_baskets`` the (identified) customer has fewer than `min_customer_baskets` baskets;
+12. ``max_basket_size``      the basket has more distinct products than `max_basket_size` (B2B-like outlier)
+13. ``min_item_support``     the product is in fewer than `min_item_support` baskets
+14. ``min_customer_baskets`` the (identified) customer has fewer than `min_customer_baskets` baskets;
                              anonymous baskets are not affected
-Rules 10-12 are applied together, repeatedly, until nothing more is removed (dropping a basket can
+Rules 12-14 are applied together, repeatedly, until nothing more is removed (dropping a basket can
 lower a product's support and the other way round), so that cleansing cleansed data changes nothing.
 
-Reconciliation of sales_lines: rows in = interactions out + rows quarantined under rules 1-12,
-where rule 9 counts the lines merged away (each interaction is the first line of its pair).
+Reconciliation of sales_lines: rows in = interactions out + rows quarantined under rules 1-14,
+where rule 11 counts the lines merged away (each interaction is the first line of its pair).
 
-The dimension tables are cleansed first (the sales-line rules 6 and 7 look at the cleansed catalog):
+The dimension tables are cleansed first (the sales-line rules 8 and 9 look at the cleansed catalog):
 products  ``missing_product_id``, ``missing_name``, ``invalid_price`` (null, NaN or negative),
           ``duplicate_product_id`` (among the valid rows; the first is kept), ``non_merchandise``
 customers ``missing_customer_id``, ``duplicate_customer_id`` (first kept)
@@ -56,7 +60,7 @@ CANCELLATION_TYPES: tuple[str, ...] = ("cancellation", "void", "adjustment")
 #: Rule names per table, in the order they apply (see the module docstring).
 RULES: dict[str, tuple[str, ...]] = {
     "sales_lines": (
-        "missing_value", "cancellation", "return", "non_positive_price", "missing_product",
+        "missing_value", "invalid_value", "future_time", "cancellation", "return", "non_positive_price", "missing_product",
         "non_merchandise", "unknown_product", "duplicate_line", "merged_duplicate_product_line",
         "max_basket_size", "min_item_support", "min_customer_baskets",
     ),
@@ -112,6 +116,10 @@ class CleansingRules:
     max_basket_size: int | None = None
     #: drop the baskets of identified customers with fewer than N baskets (None = off)
     min_customer_baskets: int | None = None
+    #: lines with more units than this are corrupt, not sales (None = only non-finite values are rejected);
+    #: no till sells a million units of one product on one line, while wholesale lines of tens of
+    #: thousands are real (Online Retail has one of 80,995)
+    max_line_quantity: float | None = 1_000_000.0
 
     def __post_init__(self) -> None:
         # papermill and YAML hand lists over; keep the dataclass hashable and immutable
@@ -135,6 +143,14 @@ class CleansingRules:
         _check_count("min_item_support", self.min_item_support, optional=False)
         _check_count("max_basket_size", self.max_basket_size, optional=True)
         _check_count("min_customer_baskets", self.min_customer_baskets, optional=True)
+        if self.max_line_quantity is not None and (
+            isinstance(self.max_line_quantity, bool) or not isinstance(self.max_line_quantity, (int, float))
+            or not self.max_line_quantity > 0 or self.max_line_quantity == float("inf")
+        ):
+            raise ValueError(
+                f"CleansingRules.max_line_quantity must be a positive finite number or None (off), "
+                f"got {self.max_line_quantity!r}"
+            )
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any] | None = None, **overrides: Any) -> "CleansingRules":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import polars as pl
 
@@ -45,11 +46,13 @@ def cleanse_sales_lines(
     products: pl.DataFrame,
     products_quarantine: pl.DataFrame,
     catalog_ids: pl.Series,
+    as_of: datetime | None = None,
 ) -> tuple[Splitter, pl.DataFrame]:
     """Returns the splitter (quarantine and counts) and the interactions.
 
     `products` is the raw products table (for product_type), `products_quarantine` its quarantine
-    (to explain unknown products), `catalog_ids` the product ids of the cleansed catalog.
+    (to explain unknown products), `catalog_ids` the product ids of the cleansed catalog, `as_of`
+    the time of the extraction that read the lines (naive UTC; lines dated later are quarantined).
     """
     columns = sales_lines.columns
     frame = (
@@ -78,6 +81,7 @@ def cleanse_sales_lines(
         fmt("Line {} of transaction {} misses its transaction id, time, quantity or unit price.",
             "line_number", "transaction_id"),
     )
+    _value_rules(s, rules, as_of)
     mask, reason = _cancellation(rules, online_retail_like(sales_lines))
     s.reject("cancellation", mask, reason, enabled=rules.drop_cancellations)
     s.reject(
@@ -153,6 +157,30 @@ def cleanse_sales_lines(
         "channel",
     )
     return s, interactions
+
+
+def _value_rules(s: Splitter, rules: CleansingRules, as_of: datetime | None) -> None:
+    """Values no sale can have: they would reach the interactions as amount=inf or move time to 2099."""
+    amount = pl.col("quantity") * pl.col("unit_price")
+    not_finite = ~pl.col("quantity").is_finite() | ~pl.col("unit_price").is_finite() | ~amount.is_finite()
+    too_many = pl.lit(False) if rules.max_line_quantity is None else pl.col("quantity").abs() > rules.max_line_quantity
+    s.reject(
+        "invalid_value",
+        not_finite | too_many,
+        pl.when(not_finite)
+        .then(fmt("Line {} of transaction {}: quantity {} or unit price {} is not a finite number.",
+                  "line_number", "transaction_id", "quantity", "unit_price"))
+        .otherwise(fmt(f"Line {{}} of transaction {{}}: quantity {{}} is above max_line_quantity="
+                       f"{rules.max_line_quantity or 0:g} (a corrupt value, not a sale).",
+                       "line_number", "transaction_id", "quantity")),
+    )
+    if as_of is not None:
+        s.reject(
+            "future_time",
+            pl.col("transaction_time") > pl.lit(as_of, pl.Datetime("us")),
+            fmt(f"Transaction {{}} is dated {{}}, after the extraction at {as_of:%Y-%m-%d %H:%M:%S} "
+                "(a clock or typing error).", "transaction_id", "transaction_time"),
+        )
 
 
 def _support_rules(s: Splitter, rules: CleansingRules) -> None:
