@@ -3,6 +3,13 @@
 One scoring path serves all three POS pages: the request's "affinity" row holds the viewed product,
 the basket's items or the customer's (recency-weighted) history and wish list; multiplying by the
 item-item matrix gives every product's score in one sparse-dense product per batch.
+
+Memory grows with the data, never with the catalog squared: item-item matrices are built a chunk of
+item rows at a time from the sparse purchase matrix (each chunk's co-occurrences kept to a bounded
+budget), and on catalogs larger than `dense_item_limit` only each item's top `neighbours` survive.
+Below that limit SAR and EASE stay exact (EASE dense and closed-form: a 4,000-item catalog inverts in
+about a second); above it EASE becomes the same ridge regression per item restricted to the item's
+`neighbours` most co-purchased items (see `sparse_ease_weights`).
 """
 
 from __future__ import annotations
@@ -12,6 +19,17 @@ import scipy.sparse as sp
 
 from workbench.models.base import Recommender, Request
 from workbench.models.data import TrainingData
+
+# Catalogs up to this size keep exact item-item models (dense EASE: ~16 bytes x items^2 while fitting,
+# 1 GB at 8,000 items); larger ones keep each item's top neighbours, sparse. A parameter of every model.
+DENSE_ITEM_LIMIT = 8_000
+# neighbours kept per item on a large catalog (SAR's co-occurrences, EASE's regression support)
+LARGE_CATALOG_NEIGHBOURS = 100
+EASE_NEIGHBOURS = 64
+# co-occurrence entries one chunk of item rows may produce before it is pruned (~12 bytes each)
+CHUNK_ENTRIES = 8_000_000
+# requests scored per block: a block's sparse product and dense rows stay small
+SCORE_BLOCK = 256
 
 
 def _row_max_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -30,27 +48,37 @@ def _row_max_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 
 class ItemToItem(Recommender):
-    """Base of SAR, ItemKNN and EASE. Subclasses build `self.similarity` (items x items; sparse or
-    dense) in `_similarity`. Params every subclass has: `half_life_days` (recency weight of the
-    customer's history), `history_weight` (how much the attached customer's history counts next to
-    the basket or the viewed product), `wish_list_weight`."""
+    """Base of SAR, ItemKNN and EASE. Subclasses build `self.similarity` (items x items; sparse, or
+    dense on catalogs up to `dense_item_limit`) in `_similarity`. Params every subclass has:
+    `half_life_days` (recency weight of the customer's history), `history_weight` (how much the
+    attached customer's history counts next to the basket or the viewed product), `wish_list_weight`,
+    `dense_item_limit` (the largest catalog kept exact and, where filled enough, dense)."""
 
     # EASE was trained on presence, not counts: feed it presence
     binary_history = False
 
     def _fit(self, data: TrainingData) -> None:
-        self.similarity = self._similarity(data)
-        if sp.issparse(self.similarity) and self.similarity.nnz > 0.05 * data.n_items**2:
+        similarity = self._similarity(data)
+        exact = data.n_items <= self.params.get("dense_item_limit", DENSE_ITEM_LIMIT)
+        if exact and sp.issparse(similarity) and similarity.nnz > 0.05 * data.n_items**2:
             # past a few percent filled, a dense matrix multiplies faster than a sparse one
-            self.similarity = self.similarity.toarray()
+            similarity = similarity.toarray()
+        self.similarity = similarity
         history = data.customer_items(self.params.get("half_life_days"))
         if self.binary_history and not self.params.get("half_life_days"):
             history.data[:] = 1.0
         self.affinity_history = _row_max_normalise(history)
-        self._cache: dict = {}
 
     def _similarity(self, data: TrainingData):
         raise NotImplementedError
+
+    def _neighbours(self, n_items: int, large_default: int) -> int | None:
+        """How many neighbours each item keeps: `neighbours` where set, else all of them on a
+        catalog that fits `dense_item_limit` and `large_default` on a larger one."""
+        neighbours = self.params.get("neighbours")
+        if neighbours is not None:
+            return int(neighbours)
+        return None if n_items <= self.params.get("dense_item_limit", DENSE_ITEM_LIMIT) else large_default
 
     def affinity(self, requests: list[Request]) -> sp.csr_matrix:
         """requests x items: what each request says about the shopper's taste."""
@@ -66,11 +94,13 @@ class ItemToItem(Recommender):
         if not len(requests):
             return np.zeros((0, self.n_items), np.float32)
         affinity = self.affinity(requests)
-        scores = affinity @ self.similarity
-        scores = scores.toarray() if sp.issparse(scores) else np.asarray(scores)
-        # kept for explain(), which recommend() calls right after on the same requests
-        self._cache = {request: affinity[r] for r, request in enumerate(requests)}
-        return scores.astype(np.float32, copy=False)
+        if len(requests) <= SCORE_BLOCK:
+            return _dense_rows(affinity @ self.similarity)
+        # blocks of requests: the sparse product of a large batch never exists in full
+        scores = np.empty((len(requests), self.n_items), dtype=np.float32)
+        for start in range(0, len(requests), SCORE_BLOCK):
+            scores[start : start + SCORE_BLOCK] = _dense_rows(affinity[start : start + SCORE_BLOCK] @ self.similarity)
+        return scores
 
     def contributions(self, affinity_row: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, shares): for each item, the input item contributing most to its score."""
@@ -83,10 +113,9 @@ class ItemToItem(Recommender):
         return inputs[best], block[best, np.arange(len(items))]
 
     def explain(self, request, items, scores_row):
-        row = self._cache.get(request)
-        if row is None:
-            row = self.affinity([request])[0]
-        sources, shares = self.contributions(row, items)
+        # the request's own affinity row, rebuilt (one sparse row): the shared model keeps no
+        # per-request state, so concurrent callers never read each other's rows
+        sources, shares = self.contributions(self.affinity([request]), items)
         reasons = []
         for item, source, share in zip(items, sources, shares):
             if source < 0 or share <= 0:
@@ -98,13 +127,57 @@ class ItemToItem(Recommender):
         return reasons
 
 
-def cooccurrence(data: TrainingData, level: str, half_life_days: float | None, support: float) -> sp.csr_matrix:
-    """items x items: baskets (level "basket") or customers (level "customer") holding both products,
-    recent ones counting more where a half-life is given; pairs seen together fewer than `support`
-    times are dropped as noise."""
+def _dense_rows(scores) -> np.ndarray:
+    scores = scores.toarray() if sp.issparse(scores) else np.asarray(scores)
+    return scores.astype(np.float32, copy=False)
+
+
+# -- item-item matrices a chunk of item rows at a time ---------------------------------------------
+def _product_work(left_by_item: sp.csr_matrix, right: sp.csr_matrix) -> np.ndarray:
+    """Per item row of left.T @ right: an upper bound of its entries (its users' row lengths in
+    `right`, summed, at most the number of items)."""
+    lengths = np.diff(right.indptr).astype(np.float64)
+    rows = np.repeat(np.arange(left_by_item.shape[0]), np.diff(left_by_item.indptr))
+    work = np.bincount(rows, weights=lengths[left_by_item.indices], minlength=left_by_item.shape[0])
+    return np.minimum(work, right.shape[1]) + 1.0
+
+
+def _row_ranges(work: np.ndarray, budget: float = CHUNK_ENTRIES):
+    """Consecutive (start, end) item ranges whose summed work stays within `budget` (at least one row)."""
+    total = np.cumsum(work)
+    start = 0
+    while start < len(work):
+        before = total[start - 1] if start else 0.0
+        end = max(int(np.searchsorted(total, before + budget, side="right")), start + 1)
+        yield start, min(end, len(work))
+        start = end
+
+
+def item_rows(n_items: int, work: np.ndarray, make_rows, keep: int | None, budget: float = CHUNK_ENTRIES) -> sp.csr_matrix:
+    """items x items, built a chunk of rows at a time: `make_rows(start, end)` gives rows start..end
+    (CSR, all columns), each chunk cut to its rows' `keep` largest entries (None: all kept), so only
+    one chunk's full co-occurrences exist at once."""
+    parts = []
+    for start, end in _row_ranges(work, budget):
+        rows = make_rows(start, end).tocsr()
+        parts.append(rows if keep is None else top_k_per_row(rows, keep))
+    if not parts:
+        return sp.csr_matrix((0, n_items), dtype=np.float32)
+    return sp.vstack(parts, format="csr").astype(np.float32, copy=False)
+
+
+def _self_products(by_item: sp.csr_matrix) -> np.ndarray:
+    """Each item row with itself: the diagonal of by_item @ by_item.T, summed in float32 in user order
+    as the sparse product sums it (so the chunks' values match a whole-matrix product bit for bit)."""
+    squares = by_item.multiply(by_item).tocsr().astype(np.float32)
+    return squares @ np.ones(squares.shape[1], dtype=np.float32)
+
+
+def _cooccurrence_inputs(data: TrainingData, level: str, half_life_days: float | None):
+    """(weighted, binary): users x items for the co-occurrence of `level`."""
     if level == "basket":
-        weighted, binary = data.basket_items(half_life_days), data.basket_items(None)
-    elif level == "customer":
+        return data.basket_items(half_life_days), data.basket_items(None)
+    if level == "customer":
         binary = data.customer_items(None)
         binary.data[:] = 1.0
         weighted = binary
@@ -112,19 +185,39 @@ def cooccurrence(data: TrainingData, level: str, half_life_days: float | None, s
             # a customer counts fully while still buying the product, less once it is long ago
             weighted = data.customer_items(half_life_days)
             weighted.data = np.minimum(weighted.data, 1.0)
-    else:
-        raise ValueError(f"level must be 'basket' or 'customer', not {level!r}")
-    counts = (binary.T @ binary).tocsr()
-    matrix = (weighted.T @ weighted).tocsr() if weighted is not binary else counts.copy()
+        return weighted, binary
+    raise ValueError(f"level must be 'basket' or 'customer', not {level!r}")
+
+
+def cooccurrence(data: TrainingData, level: str, half_life_days: float | None, support: float, transform=None, keep: int | None = None) -> sp.csr_matrix:
+    """items x items: baskets (level "basket") or customers (level "customer") holding both products,
+    recent ones counting more where a half-life is given; pairs seen together fewer than `support`
+    times are dropped as noise. `transform(rows, start, diagonal)` turns a chunk of rows into the
+    values kept (`diagonal`: every product with itself), and `keep` bounds each row's entries."""
+    weighted, binary = _cooccurrence_inputs(data, level, half_life_days)
+    binary_by_item = binary.T.tocsr()
+    weighted_by_item = binary_by_item if weighted is binary else weighted.T.tocsr()
+    # every product with itself, as the chunks compute it (the same float32 sums, in the same order)
+    diagonal = _self_products(weighted_by_item)
     if support > 1:
-        matrix = matrix.multiply(counts >= support).tocsr()
-    matrix.eliminate_zeros()
-    return matrix.astype(np.float32)
+        diagonal = np.where(_self_products(binary_by_item) >= support, diagonal, 0).astype(np.float32)
+
+    def make_rows(start: int, end: int) -> sp.csr_matrix:
+        rows = (weighted_by_item[start:end] @ weighted).tocsr()
+        if support > 1:
+            rows = rows.multiply((binary_by_item[start:end] @ binary) >= support).tocsr()
+        rows.eliminate_zeros()
+        rows = rows.astype(np.float32)
+        return rows if transform is None else transform(rows, start, diagonal)
+
+    return item_rows(data.n_items, _product_work(binary_by_item, binary), make_rows, keep)
 
 
 class SAR(ItemToItem):
     """Smart Adaptive Recommendations (Microsoft's SAR): co-occurrence of products in the same
-    basket (or by the same customer), turned into a similarity (jaccard, lift or raw count)."""
+    basket (or by the same customer), turned into a similarity (jaccard, lift or raw count).
+    `neighbours`: the most similar products each product keeps (None: every co-purchased product
+    on a catalog up to `dense_item_limit`, the top LARGE_CATALOG_NEIGHBOURS on a larger one)."""
 
     name = "sar"
 
@@ -137,6 +230,8 @@ class SAR(ItemToItem):
         cooccurrence_half_life_days: float | None = None,
         history_weight: float = 0.0,
         wish_list_weight: float = 1.0,
+        neighbours: int | None = None,
+        dense_item_limit: int = DENSE_ITEM_LIMIT,
     ):
         if similarity not in ("jaccard", "lift", "count"):
             raise ValueError(f"similarity must be jaccard, lift or count, not {similarity!r}")
@@ -148,20 +243,27 @@ class SAR(ItemToItem):
             cooccurrence_half_life_days=cooccurrence_half_life_days,
             history_weight=history_weight,
             wish_list_weight=wish_list_weight,
+            neighbours=neighbours,
+            dense_item_limit=dense_item_limit,
         )
 
     def _similarity(self, data: TrainingData) -> sp.csr_matrix:
         p = self.params
-        counts = cooccurrence(data, p["level"], p["cooccurrence_half_life_days"], p["support"]).tocoo()
-        diagonal = counts.diagonal()
-        rows, cols, both = counts.row, counts.col, counts.data
-        if p["similarity"] == "jaccard":
-            values = both / (diagonal[rows] + diagonal[cols] - both)
-        elif p["similarity"] == "lift":
-            values = both / (diagonal[rows] * diagonal[cols])
-        else:
-            values = both
-        return sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=counts.shape)
+        kind = p["similarity"]
+
+        def similarity(rows: sp.csr_matrix, start: int, diagonal: np.ndarray) -> sp.csr_matrix:
+            both = rows.data
+            row_items = start + np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+            if kind == "jaccard":
+                values = both / (diagonal[row_items] + diagonal[rows.indices] - both)
+            elif kind == "lift":
+                values = both / (diagonal[row_items] * diagonal[rows.indices])
+            else:
+                values = both
+            return sp.csr_matrix((values.astype(np.float32), rows.indices, rows.indptr), shape=rows.shape)
+
+        keep = self._neighbours(data.n_items, LARGE_CATALOG_NEIGHBOURS)
+        return cooccurrence(data, p["level"], p["cooccurrence_half_life_days"], p["support"], transform=similarity, keep=keep)
 
 
 class ItemKNN(ItemToItem):
@@ -177,6 +279,7 @@ class ItemKNN(ItemToItem):
         half_life_days: float | None = None,
         history_weight: float = 0.0,
         wish_list_weight: float = 1.0,
+        dense_item_limit: int = DENSE_ITEM_LIMIT,
     ):
         super().__init__(
             neighbours=neighbours,
@@ -184,6 +287,7 @@ class ItemKNN(ItemToItem):
             half_life_days=half_life_days,
             history_weight=history_weight,
             wish_list_weight=wish_list_weight,
+            dense_item_limit=dense_item_limit,
         )
 
     def _similarity(self, data: TrainingData) -> sp.csr_matrix:
@@ -193,35 +297,37 @@ class ItemKNN(ItemToItem):
             users = data.customer_items(None)
         norms = np.sqrt(np.asarray(users.multiply(users).sum(axis=0)).ravel())
         norms[norms == 0] = 1.0
-        normalised = (users @ sp.diags(1.0 / norms)).tocsc()
-        similarity = (normalised.T @ normalised).tocsr().astype(np.float32)
-        return top_k_per_row(similarity, self.params["neighbours"])
+        normalised = (users @ sp.diags(1.0 / norms)).tocsr()
+        by_item = normalised.T.tocsr()
+        return item_rows(
+            data.n_items,
+            _product_work(by_item, normalised),
+            lambda start, end: (by_item[start:end] @ normalised).astype(np.float32),
+            self.params["neighbours"],
+        )
 
 
 def top_k_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Keep the k largest entries of each row (ties by column, for determinism)."""
     matrix = matrix.tocsr()
     matrix.sort_indices()
-    rows, cols, values = [], [], []
-    for i in range(matrix.shape[0]):
-        start, end = matrix.indptr[i], matrix.indptr[i + 1]
-        if end == start:
-            continue
-        data, idx = matrix.data[start:end], matrix.indices[start:end]
-        keep = np.lexsort((idx, -data))[:k]
-        rows.append(np.full(len(keep), i))
-        cols.append(idx[keep])
-        values.append(data[keep])
-    if not rows:
-        return sp.csr_matrix(matrix.shape, dtype=np.float32)
+    lengths = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
+    # row by row, largest first; rows stay in order, so a position's rank is its offset in its row
+    order = np.lexsort((matrix.indices, -matrix.data, rows))
+    kept = np.sort(order[(np.arange(matrix.nnz) - matrix.indptr[rows]) < k])
+    indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.minimum(lengths, k), out=indptr[1:])
     return sp.csr_matrix(
-        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape, dtype=np.float32
+        (matrix.data[kept].astype(np.float32, copy=False), matrix.indices[kept], indptr), shape=matrix.shape
     )
 
 
 class EASE(ItemToItem):
     """EASE (Steck, 2019): the closed-form linear item-item model B = I - P / diag(P), P = (X'X +
-    lambda I)^-1, with a zero diagonal. X is customers x items or baskets x items (`matrix`)."""
+    lambda I)^-1, with a zero diagonal. X is customers x items or baskets x items (`matrix`).
+    On a catalog larger than `dense_item_limit`, each product's column is the same ridge regression
+    restricted to its `neighbours` most co-purchased products (sparse; see `ease_weights`)."""
 
     name = "ease"
     binary_history = True
@@ -233,6 +339,8 @@ class EASE(ItemToItem):
         half_life_days: float | None = None,
         history_weight: float = 0.0,
         wish_list_weight: float = 1.0,
+        neighbours: int = EASE_NEIGHBOURS,
+        dense_item_limit: int = DENSE_ITEM_LIMIT,
         **aliases,
     ):
         # `lambda` is a Python keyword: accept it spelt plainly through make_model(..., **{"lambda": 50})
@@ -245,9 +353,11 @@ class EASE(ItemToItem):
             half_life_days=half_life_days,
             history_weight=history_weight,
             wish_list_weight=wish_list_weight,
+            neighbours=neighbours,
+            dense_item_limit=dense_item_limit,
         )
 
-    def _similarity(self, data: TrainingData) -> np.ndarray:
+    def _similarity(self, data: TrainingData):
         if self.params["matrix"] == "basket":
             users = data.basket_items(None)
         elif self.params["matrix"] == "customer":
@@ -255,17 +365,90 @@ class EASE(ItemToItem):
             users.data[:] = 1.0
         else:
             raise ValueError(f"matrix must be 'customer' or 'basket', not {self.params['matrix']!r}")
-        return ease_weights(users, self.params["lambda_"])
+        p = self.params
+        return ease_weights(users, p["lambda_"], dense_item_limit=p["dense_item_limit"], neighbours=p["neighbours"])
 
 
-def ease_weights(users: sp.csr_matrix, lambda_: float) -> np.ndarray:
-    """The EASE item-item weights, in float32 (a 4,000-item catalog inverts in about a second)."""
+def ease_weights(
+    users: sp.csr_matrix, lambda_: float, *, dense_item_limit: int = DENSE_ITEM_LIMIT, neighbours: int = EASE_NEIGHBOURS
+) -> np.ndarray | sp.csr_matrix:
+    """The EASE item-item weights (sources x targets), in float32: dense and exact on a catalog up to
+    `dense_item_limit` items (4,000 invert in about a second), else a sparse CSR matrix in which each
+    target's column is its ridge regression on its `neighbours` most co-purchased products only
+    (`sparse_ease_weights`)."""
+    users = users.tocsr()
+    if users.shape[1] > dense_item_limit:
+        return sparse_ease_weights(users, lambda_, neighbours)
     gram = (users.T @ users).toarray().astype(np.float32)
     gram[np.diag_indices_from(gram)] += np.float32(lambda_)
     precision = _spd_inverse(gram)
     weights = precision / (-np.diag(precision))[None, :]
     weights[np.diag_indices_from(weights)] = 0.0
     return weights.astype(np.float32)
+
+
+def sparse_ease_weights(users: sp.csr_matrix, lambda_: float, neighbours: int = EASE_NEIGHBOURS, targets_per_solve: int = 32) -> sp.csr_matrix:
+    """EASE one target at a time: column j of B = I - P / diag(P) is the ridge regression of item j
+    on every other item, b = (G[-j, -j] + lambda I)^-1 G[-j, j] with G = X'X. Restricting the
+    regressors to j's `neighbours` most co-purchased items makes it sparse (EASE's own weights on
+    items never bought with j, which it gives through their correlations, are left out). The Gram matrix is never whole: a chunk of item rows at a time,
+    each row cut to its 2 x `neighbours` largest entries and made symmetric again (an entry kept on
+    either side is exact), so memory grows with items x neighbours."""
+    users = users.tocsr().astype(np.float32)
+    n_items = users.shape[1]
+    by_item = users.T.tocsr()
+    self_products = _self_products(by_item).astype(np.float64)
+
+    def off_diagonal(start: int, end: int) -> sp.csr_matrix:
+        rows = (by_item[start:end] @ users).tocsr()
+        row_items = start + np.repeat(np.arange(end - start), np.diff(rows.indptr))
+        rows.data[rows.indices == row_items] = 0.0  # an item is never its own regressor
+        rows.eliminate_zeros()
+        return rows
+
+    gram = item_rows(n_items, _product_work(by_item, users), off_diagonal, 2 * neighbours)
+    gram = gram.maximum(gram.T).tocsr()
+    gram.sort_indices()
+    nearest = top_k_per_row(gram, neighbours)
+    # each target's regressors, padded with -1 to `neighbours` columns
+    counts = np.diff(nearest.indptr)
+    width = max(int(counts.max()) if n_items else 0, 1)
+    target_of = np.repeat(np.arange(n_items), counts)
+    slot = np.arange(nearest.nnz) - nearest.indptr[target_of]
+    regressors = np.full((n_items, width), -1, dtype=np.int64)
+    regressors[target_of, slot] = nearest.indices
+    with_target = np.zeros((n_items, width), dtype=np.float64)
+    with_target[target_of, slot] = nearest.data
+
+    sources, targets, values = [], [], []
+    for start in range(0, n_items, targets_per_solve):
+        block_regressors = regressors[start : start + targets_per_solve]
+        present = block_regressors >= 0
+        if not present.any():
+            continue
+        union, position = np.unique(block_regressors[present], return_inverse=True)
+        among = gram[union][:, union].toarray().astype(np.float64)
+        among[np.diag_indices_from(among)] = self_products[union] + lambda_
+        where = np.zeros(block_regressors.shape, dtype=np.int64)
+        where[present] = position
+        systems = among[where[:, :, None], where[:, None, :]]
+        both = present[:, :, None] & present[:, None, :]
+        systems = np.where(both, systems, 0.0)
+        # padding solves to zero: identity rows and a zero right-hand side
+        pad_rows, pad_slots = np.nonzero(~present)
+        systems[pad_rows, pad_slots, pad_slots] = 1.0
+        solution = np.linalg.solve(systems, with_target[start : start + targets_per_solve][:, :, None])[:, :, 0]
+        rows, slots = np.nonzero(present)
+        sources.append(block_regressors[rows, slots])
+        targets.append(start + rows)
+        values.append(solution[rows, slots])
+    if not sources:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    weights = sp.csr_matrix(
+        (np.concatenate(values).astype(np.float32), (np.concatenate(sources), np.concatenate(targets))), shape=(n_items, n_items)
+    )
+    weights.eliminate_zeros()
+    return weights
 
 
 def _spd_inverse(matrix: np.ndarray) -> np.ndarray:
