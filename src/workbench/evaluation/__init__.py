@@ -1,6 +1,45 @@
-"""Offline evaluation: ranking metrics and the temporal protocol of ../shared/EVALUATION.md."""
+"""Offline evaluation and model selection: metrics, the temporal protocol of ../shared/EVALUATION.md,
+the validation windows before the split, choosing on validation, and the uncertainty of a figure.
+
+Layers: this package may use `workbench.models`; it never imports tracking, serving or the dashboard.
+"""
 
 from workbench.evaluation import metrics
-from workbench.evaluation.protocol import Cases, build_cases, evaluate, temporal_split, validation_split
+from workbench.evaluation.metrics import HEADLINE, HEADLINE_LABELS, headline
+from workbench.evaluation.protocol import (
+    Cases,
+    build_cases,
+    evaluate,
+    evaluate_per_case,
+    temporal_split,
+    validation_split,
+    wish_lists_before,
+    without_store,
+)
+from workbench.evaluation.uncertainty import Interval, Margin, bootstrap_interval, paired_bootstrap
+from workbench.evaluation.windows import Fold, ValidationPlan, Window, folds, plan_validation, purchase_cycle_days
 
-__all__ = ["Cases", "build_cases", "evaluate", "metrics", "temporal_split", "validation_split"]
+__all__ = [
+    "HEADLINE",
+    "HEADLINE_LABELS",
+    "Cases",
+    "Fold",
+    "Interval",
+    "Margin",
+    "ValidationPlan",
+    "Window",
+    "bootstrap_interval",
+    "build_cases",
+    "evaluate",
+    "evaluate_per_case",
+    "folds",
+    "headline",
+    "metrics",
+    "paired_bootstrap",
+    "plan_validation",
+    "purchase_cycle_days",
+    "temporal_split",
+    "validation_split",
+    "wish_lists_before",
+    "without_store",
+]

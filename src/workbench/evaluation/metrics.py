@@ -2,7 +2,11 @@
 
 Every metric takes `recommended` (one ranked list of item ids per case; lists may be shorter than
 k, a POS panel can be short) and `truth` (one collection of relevant item ids per case) and returns
-the mean over the cases. Gains are binary: an item was bought or it was not.
+the mean over the cases. Gains are binary: an item was bought or it was not. `per_case` gives the
+value of each case, for bootstrap intervals over cases.
+
+`HEADLINE` is the one definition of what each POS page is judged on; everything that names a
+page's headline figure (tracking, notebooks, benchmarks, the dashboard) takes it from here.
 """
 
 from __future__ import annotations
@@ -10,6 +14,24 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import numpy as np
+
+# scenario -> the metric its POS page is judged on (../shared/EVALUATION.md)
+HEADLINE = {"customer": "ndcg", "customer_new_items": "ndcg", "basket": "hr", "product": "hr"}
+HEADLINE_LABELS = {
+    "customer": "customer NDCG@10",
+    "customer_new_items": "new-items NDCG@10",
+    "basket": "basket HR@10",
+    "product": "product HR@10",
+}
+# the ranking metrics with a value per case (coverage and novelty are properties of the lists)
+CASE_METRICS = ("precision", "recall", "ndcg", "map", "hr")
+
+
+def headline(scenario: str) -> str:
+    """The metric the scenario's POS page is judged on."""
+    if scenario not in HEADLINE:
+        raise ValueError(f"scenario {scenario!r} has no headline metric; known: {sorted(HEADLINE)}")
+    return HEADLINE[scenario]
 
 
 def hits_matrix(recommended: Sequence[Sequence], truth: Sequence[Iterable], k: int = 10) -> np.ndarray:
@@ -33,19 +55,39 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if len(values) else float("nan")
 
 
+def per_case(metric: str, recommended, truth, k: int = 10) -> np.ndarray:
+    """(n_cases,) float64: `metric` (one of CASE_METRICS) of each case; its mean is the metric."""
+    hits = hits_matrix(recommended, truth, k)
+    if metric == "precision":
+        return hits.sum(axis=1) / k
+    if metric == "hr":
+        return hits.any(axis=1).astype(np.float64)
+    sizes = _truth_sizes(truth)
+    if metric == "recall":
+        return hits.sum(axis=1) / sizes
+    if metric == "ndcg":
+        discounts = _discounts(k)
+        ideal = np.cumsum(discounts)[np.minimum(sizes, k).astype(int) - 1]
+        return (hits @ discounts) / ideal
+    if metric == "map":
+        precision_at_rank = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+        return (precision_at_rank * hits).sum(axis=1) / np.minimum(sizes, k)
+    raise ValueError(f"metric {metric!r} has no per-case value; one of {CASE_METRICS}")
+
+
 def precision_at_k(recommended, truth, k: int = 10) -> float:
     """Hits in the top k over k (a short list is not rewarded for being short)."""
-    return _mean(hits_matrix(recommended, truth, k).sum(axis=1) / k)
+    return _mean(per_case("precision", recommended, truth, k))
 
 
 def recall_at_k(recommended, truth, k: int = 10) -> float:
     """Hits in the top k over |truth|."""
-    return _mean(hits_matrix(recommended, truth, k).sum(axis=1) / _truth_sizes(truth))
+    return _mean(per_case("recall", recommended, truth, k))
 
 
 def hit_rate_at_k(recommended, truth, k: int = 10) -> float:
     """Share of cases with at least one hit in the top k."""
-    return _mean(hits_matrix(recommended, truth, k).any(axis=1).astype(np.float64))
+    return _mean(per_case("hr", recommended, truth, k))
 
 
 def _discounts(k: int) -> np.ndarray:
@@ -54,19 +96,12 @@ def _discounts(k: int) -> np.ndarray:
 
 def ndcg_at_k(recommended, truth, k: int = 10) -> float:
     """DCG of the binary hits over the ideal DCG of min(|truth|, k) hits at the top."""
-    hits = hits_matrix(recommended, truth, k)
-    discounts = _discounts(k)
-    dcg = hits @ discounts
-    ideal = np.cumsum(discounts)[np.minimum(_truth_sizes(truth), k).astype(int) - 1]
-    return _mean(dcg / ideal)
+    return _mean(per_case("ndcg", recommended, truth, k))
 
 
 def map_at_k(recommended, truth, k: int = 10) -> float:
     """Mean of AP@k: the precision at each hit's rank, summed, over min(|truth|, k)."""
-    hits = hits_matrix(recommended, truth, k)
-    precision_at_rank = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
-    ap = (precision_at_rank * hits).sum(axis=1) / np.minimum(_truth_sizes(truth), k)
-    return _mean(ap)
+    return _mean(per_case("map", recommended, truth, k))
 
 
 def catalog_coverage(recommended, n_items: int, k: int = 10) -> float:

@@ -2,12 +2,13 @@
 
 Cases are plain `Request`s, and `evaluate` scores them through `model.recommend`, so what is
 measured is what the POS would be served: input items removed, best sellers filling short lists.
+Wish lists are cut at the split: a case sees only entries added before it (`wish_lists_before`).
+The validation windows before the split, where every choice is made, are in `windows`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -57,18 +58,33 @@ def validation_split(train, days: int = 30):
     return temporal_split(train, end - pd.Timedelta(days=days))
 
 
-def _wish_list_items(wish_lists, before: datetime | None) -> dict:
+def wish_lists_before(wish_lists, split_time):
+    """The wish-list entries added before `split_time` (all of them where the frame has no
+    `added_at`: the caller cut it already); None stays None. Same frame type out as in."""
+    if wish_lists is None:
+        return None
+    frame = _polars(wish_lists)
+    if "added_at" in frame.columns:
+        frame = frame.filter(pl.col("added_at") < pd.Timestamp(split_time).to_pydatetime())
+    return _like(frame, wish_lists)
+
+
+def _wish_list_items(wish_lists, before) -> dict:
     if wish_lists is None:
         return {}
-    frame = _polars(wish_lists).with_columns(pl.col("customer_id").cast(pl.String), pl.col("product_id").cast(pl.String))
-    if before is not None and "added_at" in frame.columns:
-        frame = frame.filter(pl.col("added_at") < before)
+    frame = _polars(wish_lists_before(wish_lists, before)).with_columns(
+        pl.col("customer_id").cast(pl.String), pl.col("product_id").cast(pl.String)
+    )
     grouped = frame.group_by("customer_id").agg(pl.col("product_id").unique().sort())
     return dict(zip(grouped["customer_id"].to_list(), (tuple(p) for p in grouped["product_id"].to_list())))
 
 
-def build_cases(train, test, *, seed: int = 0, max_baskets: int = 3000, wish_lists=None) -> dict[str, Cases]:
+def build_cases(train, test, *, seed: int = 0, max_baskets: int = 3000, wish_lists=None, split_time=None) -> dict[str, Cases]:
     """The four scenarios of EVALUATION.md, from a temporal split.
+
+    Wish lists count as they stood at `split_time` (entries added from then on are unknown to the
+    POS at the time of the cases); without `split_time`, as they stood at the last training sale,
+    which never lets a later entry in.
 
     customer: each training customer who bought in the test window; truth = the distinct items bought.
     customer_new_items: the same, truth = only items the customer never bought before.
@@ -83,7 +99,9 @@ def build_cases(train, test, *, seed: int = 0, max_baskets: int = 3000, wish_lis
         train = train.with_columns(pl.lit(None, dtype=pl.String).alias("store_id"))
     if "store_id" not in test.columns:
         test = test.with_columns(pl.lit(None, dtype=pl.String).alias("store_id"))
-    split_time = test["time"].min() if test.height else None
+    if split_time is None and wish_lists is not None:
+        # a moment after the last training sale and not after the split, whatever the split was
+        split_time = pd.Timestamp(train["time"].max()) + pd.Timedelta(microseconds=1) if train.height else pd.Timestamp.min
     wished = _wish_list_items(wish_lists, split_time)
 
     known = train.filter(pl.col("customer_id").is_not_null())
@@ -145,24 +163,40 @@ def recommend_all(model: Recommender, requests: list[Request], k: int = 10, batc
     return lists
 
 
-def evaluate(model: Recommender, cases: dict[str, Cases], k: int = 10, batch_size: int = 1000) -> pd.DataFrame:
-    """One row per scenario: scenario, n_cases, precision, recall, ndcg, map, hr, coverage, novelty."""
+def without_store(cases: dict[str, Cases]) -> dict[str, Cases]:
+    """The same cases with no store id: what the peers of EVALUATION.md are given."""
+    return {
+        name: Cases(c.scenario, [replace(r, store_id=None) for r in c.requests], list(c.truth)) for name, c in cases.items()
+    }
+
+
+def evaluate_per_case(
+    model: Recommender, cases: dict[str, Cases], k: int = 10, batch_size: int = 1000
+) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
+    """(`evaluate`'s table, {scenario: {metric: value of each case}}): the per-case values are what
+    bootstrap intervals and paired comparisons resample."""
     popularity = dict(zip((str(i) for i in model.item_ids), model.item_baskets))
-    rows = []
+    rows, per_case = [], {}
     for scenario, scenario_cases in cases.items():
         recommended = recommend_all(model, scenario_cases.requests, k, batch_size)
         truth = scenario_cases.truth
+        values = {m: metrics.per_case(m, recommended, truth, k) for m in metrics.CASE_METRICS} if len(truth) else {
+            m: np.zeros(0) for m in metrics.CASE_METRICS
+        }
+        per_case[scenario] = values
         rows.append(
             {
                 "scenario": scenario,
                 "n_cases": len(scenario_cases),
-                "precision": metrics.precision_at_k(recommended, truth, k),
-                "recall": metrics.recall_at_k(recommended, truth, k),
-                "ndcg": metrics.ndcg_at_k(recommended, truth, k),
-                "map": metrics.map_at_k(recommended, truth, k),
-                "hr": metrics.hit_rate_at_k(recommended, truth, k),
+                **{m: float(v.mean()) if len(v) else float("nan") for m, v in values.items()},
                 "coverage": metrics.catalog_coverage(recommended, model.n_items, k),
                 "novelty": metrics.novelty(recommended, popularity, model.n_baskets, k),
             }
         )
-    return pd.DataFrame(rows)
+    columns = ["scenario", "n_cases", "precision", "recall", "ndcg", "map", "hr", "coverage", "novelty"]
+    return pd.DataFrame(rows, columns=columns), per_case
+
+
+def evaluate(model: Recommender, cases: dict[str, Cases], k: int = 10, batch_size: int = 1000) -> pd.DataFrame:
+    """One row per scenario: scenario, n_cases, precision, recall, ndcg, map, hr, coverage, novelty."""
+    return evaluate_per_case(model, cases, k, batch_size)[0]

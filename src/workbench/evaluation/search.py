@@ -1,0 +1,236 @@
+"""A budgeted hyperparameter search per algorithm on the retailer's validation windows (Optuna).
+
+`SEARCH_SPACES` is the documented data of what is searched: per algorithm, per constructor
+argument, the range and why. The first trial is always the algorithm's defaults (a starting point,
+not an answer); then a seeded TPE sampler proposes, until `n_trials` or `timeout_s` is spent. Each
+trial fits on every fold's history and scores that fold's cases, nothing after the split. The
+objective is `Validation.objective` (geometric mean of the pages' headline metrics). `on_trial` is
+called after each trial (the tracking layer logs it as an MLflow run; this module logs nothing).
+
+With a `timeout_s`, how many trials fit in it depends on the machine; for runs that must repeat
+bit for bit, give `n_trials` alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+
+from workbench.evaluation import metrics
+from workbench.evaluation.selection import Validation, validate
+from workbench.evaluation.windows import Fold
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    low: float
+    high: float
+    log: bool = False
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class IntRange:
+    low: int
+    high: int
+    log: bool = False
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    options: tuple
+    why: str = ""
+
+
+# algorithm -> constructor argument -> range. Ranges are wide (orders of magnitude where the
+# argument is a scale) because other retailers are not Online Retail.
+SEARCH_SPACES: dict[str, dict[str, Any]] = {
+    "best_sellers": {
+        "per_store": Choice((True, False), "a store's own best sellers help where stores differ, hurt where few sell"),
+    },
+    "trending": {
+        "half_life_days": FloatRange(1.0, 365.0, log=True, why="how fast the assortment turns over"),
+        "per_store": Choice((True, False)),
+    },
+    "repeat": {
+        "half_life_days": FloatRange(3.0, 730.0, log=True, why="how long a habit lasts; long = frequency"),
+        "use_quantity": Choice((False, True), "whether bulk buys signal loyalty"),
+    },
+    "sar": {
+        "level": Choice(("basket", "customer"), "bought together in one basket, or by one customer"),
+        "similarity": Choice(("jaccard", "lift", "count"), "popular complements (count) or specific ones (lift)"),
+        "half_life_days": FloatRange(3.0, 730.0, log=True, why="decay of the customer's history"),
+        "support": IntRange(1, 5, why="co-occurrences below this are noise"),
+    },
+    "item_knn": {
+        "neighbours": IntRange(5, 400, log=True, why="how many similar items each item keeps"),
+        "matrix": Choice(("customer", "basket")),
+    },
+    "ease": {
+        "lambda_": FloatRange(5.0, 5000.0, log=True, why="L2 strength; grows with the number of users per item"),
+        "matrix": Choice(("customer", "basket")),
+    },
+    "als": {
+        "factors": IntRange(8, 128, log=True),
+        "iterations": IntRange(5, 40),
+        "regularization": FloatRange(1e-3, 1.0, log=True),
+        "alpha": FloatRange(0.1, 40.0, log=True, why="confidence per purchase"),
+        "bm25": Choice((True, False)),
+    },
+    "bpr": {
+        "factors": IntRange(8, 128, log=True),
+        "iterations": IntRange(20, 300, log=True),
+        "learning_rate": FloatRange(1e-3, 0.1, log=True),
+        "regularization": FloatRange(1e-4, 0.1, log=True),
+    },
+    "champion": {
+        "basket_lambda": FloatRange(5.0, 2000.0, log=True, why="EASE on baskets (transaction / product pages)"),
+        "customer_lambda": FloatRange(5.0, 5000.0, log=True, why="EASE on customers (customer page)"),
+        "repeat_half_life_days": FloatRange(7.0, 730.0, log=True),
+        "trending_half_life_days": FloatRange(1.0, 180.0, log=True),
+        "candidates_per_signal": IntRange(20, 100, log=True),
+        "ranker_iterations": IntRange(20, 150, log=True),
+    },
+}
+
+
+@dataclass
+class Trial:
+    number: int
+    params: dict
+    validation: Validation | None
+    objective: float
+    seconds: float
+    state: str = "COMPLETE"
+    error: str = ""
+
+
+@dataclass
+class SearchResult:
+    algorithm: str
+    best_params: dict
+    best: Validation
+    trials: list[Trial] = field(default_factory=list)
+    study: Any = None
+
+    def trials_table(self) -> pd.DataFrame:
+        """One row per trial: number, objective, seconds, state, the headline metrics, the params."""
+        rows = []
+        for t in self.trials:
+            row = {"trial": t.number, "objective": t.objective, "seconds": round(t.seconds, 2), "state": t.state}
+            if t.validation is not None:
+                row.update({f"{s}.{metrics.HEADLINE[s]}": v for s, v in t.validation.headline().items()})
+            row.update({f"param.{k}": v for k, v in t.params.items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _defaults(algorithm: str) -> dict:
+    from workbench.models import MODELS
+
+    if algorithm not in MODELS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; known: {sorted(MODELS)}")
+    signature = inspect.signature(MODELS[algorithm])
+    return {n: p.default for n, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
+
+
+def search_space(algorithm: str, fixed: dict | None = None) -> dict[str, Any]:
+    """The space searched for `algorithm`, less the arguments `fixed` by the user; every name must
+    be an argument of the algorithm (a renamed argument is an error, not a silent no-op)."""
+    space = {k: v for k, v in SEARCH_SPACES.get(algorithm, {}).items() if k not in (fixed or {})}
+    accepted = _defaults(algorithm)
+    unknown = sorted(set(space) - set(accepted))
+    if unknown:
+        raise ValueError(f"search space of {algorithm!r} names {unknown}, which it does not take; it takes {sorted(accepted)}")
+    return space
+
+
+def _suggest(trial, name: str, spec):
+    if isinstance(spec, FloatRange):
+        return trial.suggest_float(name, spec.low, spec.high, log=spec.log)
+    if isinstance(spec, IntRange):
+        return trial.suggest_int(name, spec.low, spec.high, log=spec.log)
+    if isinstance(spec, Choice):
+        return trial.suggest_categorical(name, list(spec.options))
+    raise TypeError(f"search space entry {name!r} is a {type(spec).__name__}, not FloatRange, IntRange or Choice")
+
+
+def _starting_point(algorithm: str, space: dict) -> dict:
+    """The algorithm's defaults, for the arguments searched (None, e.g. no decay, is left out:
+    TPE cannot start from it, and the sampler then draws that one)."""
+    defaults = _defaults(algorithm)
+    start = {}
+    for name, spec in space.items():
+        value = defaults.get(name)
+        if value is None:
+            continue
+        if isinstance(spec, Choice) and value in spec.options:
+            start[name] = value
+        elif isinstance(spec, (FloatRange, IntRange)) and spec.low <= value <= spec.high:
+            start[name] = value
+    return start
+
+
+def search(
+    algorithm: str,
+    folds: list[Fold],
+    *,
+    fixed: dict | None = None,
+    n_trials: int = 20,
+    timeout_s: float | None = None,
+    seed: int = 0,
+    k: int = 10,
+    catalog=None,
+    on_trial: Callable[[Trial], None] | None = None,
+) -> SearchResult:
+    """Search `algorithm`'s hyperparameters on `folds`; `fixed` (given by the user) are not searched.
+    The defaults are trial 0 and always run; an algorithm without a search space runs only that."""
+    import optuna
+
+    fixed = dict(fixed or {})
+    space = search_space(algorithm, fixed)
+    trials: list[Trial] = []
+
+    def objective(trial) -> float:
+        params = {**fixed, **{name: _suggest(trial, name, spec) for name, spec in space.items()}}
+        started = time.perf_counter()
+        try:
+            result = validate(algorithm, folds, params, k=k, catalog=catalog)
+        except Exception as error:  # a bad corner of the space fails the trial, not the search
+            if trial.number == 0:
+                raise
+            record = Trial(trial.number, params, None, float("nan"), time.perf_counter() - started, "FAIL", repr(error))
+            trials.append(record)
+            if on_trial:
+                on_trial(record)
+            raise optuna.TrialPruned(repr(error)) from error
+        value = result.objective()
+        record = Trial(trial.number, params, result, value, time.perf_counter() - started)
+        trial.set_user_attr("headline", result.headline())
+        trials.append(record)
+        if on_trial:
+            on_trial(record)
+        return value if math.isfinite(value) else 0.0
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, max(n_trials // 3, 2)))
+    study = optuna.create_study(direction="maximize", sampler=sampler, study_name=f"{algorithm}-validation")
+    study.enqueue_trial(_starting_point(algorithm, space), skip_if_exists=True)
+    # the defaults always run, whatever the budget: without them there is nothing to choose from
+    study.optimize(objective, n_trials=1)
+    remaining = max(int(n_trials) - 1, 0) if space else 0
+    if remaining:
+        spent = sum(t.seconds for t in trials)
+        left = None if timeout_s is None else max(float(timeout_s) - spent, 0.0)
+        if left is None or left > 0:
+            study.optimize(objective, n_trials=remaining, timeout=left)
+    done = [t for t in trials if t.state == "COMPLETE"]
+    best = max(done, key=lambda t: (t.objective, -t.number))
+    return SearchResult(algorithm, best.params, best.validation, trials, study)

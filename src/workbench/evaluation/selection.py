@@ -1,0 +1,158 @@
+"""Choosing on validation: each candidate scored on the validation windows, the winner per POS page.
+
+`validate` fits a candidate on each fold's history and scores that fold's cases (the cases of all
+windows pooled). `choose_per_page` picks, for each page, the candidate with the best headline
+metric on validation; among candidates within `tolerance` of the best, the simplest (the
+earliest in `simplicity`) wins, so a page is never served by a model a simpler one beats. Nothing
+here ever sees the test window: the caller scores the test window once, afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from workbench.evaluation import metrics
+from workbench.evaluation.protocol import evaluate_per_case
+from workbench.evaluation.windows import Fold
+from workbench.models import Recommender, TrainingData, make_model
+
+# simplest first: what serves a page when a more complex candidate is no better on validation
+SIMPLICITY = ("best_sellers", "trending", "repeat", "item_knn", "sar", "ease", "als", "bpr", "champion")
+
+
+@dataclass
+class Validation:
+    """A candidate's validation figures: `table` as `protocol.evaluate` gives it (cases of all
+    windows pooled), `per_case` {scenario: {metric: values}}, and the fit seconds per window."""
+
+    table: pd.DataFrame
+    per_case: dict[str, dict[str, np.ndarray]]
+    fit_seconds: list[float] = field(default_factory=list)
+
+    def headline(self) -> dict[str, float]:
+        """{scenario: its headline metric} on validation."""
+        frame = self.table.set_index("scenario")
+        return {s: float(frame.loc[s, m]) for s, m in metrics.HEADLINE.items() if s in frame.index}
+
+    def objective(self) -> float:
+        """One figure for a search: the geometric mean of the pages' headline metrics, so a 10% gain
+        counts the same on every page whatever its scale."""
+        values = np.array([v for v in self.headline().values() if np.isfinite(v)], dtype=np.float64)
+        return float(np.exp(np.log(np.maximum(values, 1e-6)).mean())) if len(values) else float("nan")
+
+
+def fold_data(fold: Fold, catalog=None) -> TrainingData:
+    """The fold's TrainingData, built once and kept on the fold (every trial fits on it)."""
+    cached = getattr(fold, "_data", None)
+    if cached is None:
+        cached = TrainingData.from_interactions(fold.train, wish_lists=fold.wish_lists, catalog=catalog)
+        fold._data = cached
+    return cached
+
+
+def validate(
+    candidate: str | Callable[[], Recommender],
+    folds: list[Fold],
+    params: dict | None = None,
+    *,
+    k: int = 10,
+    catalog=None,
+) -> Validation:
+    """Fit `candidate` (an algorithm name with `params`, or a factory of unfitted models) on each
+    fold's history and score the fold's cases; the cases of all folds pooled."""
+    if not folds:
+        raise ValueError("no validation folds: plan_validation found no window before the split")
+    make = candidate if callable(candidate) else (lambda: make_model(candidate, **(params or {})))
+    tables, per_case, seconds = [], {}, []
+    for fold in folds:
+        model = make()
+        started = time.perf_counter()
+        model.fit(fold_data(fold, catalog))
+        seconds.append(time.perf_counter() - started)
+        table, values = evaluate_per_case(model, fold.cases, k=k)
+        tables.append(table)
+        for scenario, by_metric in values.items():
+            pooled = per_case.setdefault(scenario, {})
+            for metric, v in by_metric.items():
+                pooled[metric] = np.concatenate([pooled.get(metric, np.zeros(0)), v])
+    rows = []
+    for scenario, by_metric in per_case.items():
+        parts = [t.set_index("scenario").loc[scenario] for t in tables]
+        rows.append(
+            {
+                "scenario": scenario,
+                "n_cases": int(sum(int(p["n_cases"]) for p in parts)),
+                **{m: float(v.mean()) if len(v) else float("nan") for m, v in by_metric.items()},
+                "coverage": float(np.nanmean([p["coverage"] for p in parts])),
+                "novelty": float(np.nanmean([p["novelty"] for p in parts])),
+            }
+        )
+    return Validation(pd.DataFrame(rows, columns=tables[0].columns), per_case, seconds)
+
+
+@dataclass
+class PageChoice:
+    """Which candidate serves each page, and the validation table it was chosen from."""
+
+    routes: dict[str, str]
+    table: pd.DataFrame  # one row per (page, candidate): value, rank, chosen
+
+    @property
+    def candidates(self) -> list[str]:
+        """The distinct candidates that serve a page, in page order."""
+        return list(dict.fromkeys(self.routes.values()))
+
+
+def _simplicity_rank(candidate: str, simplicity) -> int:
+    algorithm = candidate.split(":", 1)[0]
+    order = list(simplicity)
+    return order.index(candidate) if candidate in order else (order.index(algorithm) if algorithm in order else len(order))
+
+
+def choose_per_page(
+    validation: pd.DataFrame, *, simplicity=SIMPLICITY, tolerance: float = 0.0, candidate_column: str = "algorithm"
+) -> PageChoice:
+    """Per page (scenario), the candidate with the best headline metric on validation.
+
+    `validation`: a long table with `candidate_column`, `scenario` and the metric columns (as
+    `evaluate` gives them, one block per candidate). Candidates within `tolerance` (absolute) of the
+    best count as tied, and the simplest of those wins (ties in simplicity: the name)."""
+    if validation.empty:
+        raise ValueError("no validation results to choose from")
+    missing = [c for c in (candidate_column, "scenario") if c not in validation.columns]
+    if missing:
+        raise ValueError(f"validation table lacks column(s) {missing}")
+    routes, rows = {}, []
+    for scenario, metric in metrics.HEADLINE.items():
+        part = validation[validation["scenario"] == scenario]
+        if part.empty:
+            continue
+        values = part.set_index(candidate_column)[metric].astype(float).fillna(-np.inf)
+        best = float(values.max())
+        tied = [c for c, v in values.items() if v >= best - tolerance]
+        winner = min(tied, key=lambda c: (_simplicity_rank(str(c), simplicity), str(c)))
+        routes[scenario] = str(winner)
+        ranks = values.rank(ascending=False, method="min")
+        for candidate, value in values.sort_values(ascending=False).items():
+            rows.append(
+                {"page": scenario, "metric": metric, "candidate": str(candidate), "validation": value,
+                 "rank": int(ranks[candidate]), "chosen": candidate == winner}
+            )
+    if not routes:
+        raise ValueError(f"validation table holds none of the pages {list(metrics.HEADLINE)}")
+    return PageChoice(routes, pd.DataFrame(rows))
+
+
+def best_baseline(validation: pd.DataFrame, scenario: str, exclude=(), candidate_column: str = "algorithm") -> str:
+    """The candidate (outside `exclude`) with the best headline metric of `scenario` on validation:
+    the baseline a margin is measured against, chosen without looking at the test window."""
+    part = validation[(validation["scenario"] == scenario) & ~validation[candidate_column].isin(list(exclude))]
+    if part.empty:
+        raise ValueError(f"no baseline with validation results for {scenario!r}")
+    metric = metrics.headline(scenario)
+    return str(part.sort_values([metric, candidate_column], ascending=[False, True]).iloc[0][candidate_column])

@@ -1,0 +1,225 @@
+"""The per-retailer search of `evaluation.search`, recorded in MLflow and plotted.
+
+Layers: `evaluation` searches and never logs; this module (beside `tracking`) records it. Under the
+pipeline run, each algorithm gets a `tuning` run, and each trial a `trial` run nested under that,
+with its hyperparameters, its validation metrics (`<scenario>.<metric>_at_<k>`, validation windows
+only) and the objective. The algorithm's own run (03_train) carries the chosen trial's validation
+figures as `validation_<scenario>_<metric>_at_<k>`, a name the test-window comparison never reads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow.entities import Metric, Param, RunTag
+
+from workbench import tracking
+from workbench.evaluation import metrics
+from workbench.evaluation.search import SEARCH_SPACES, SearchResult, Trial, search
+from workbench.evaluation.selection import Validation
+from workbench.evaluation.windows import Fold, ValidationPlan
+
+
+def validation_metric_key(scenario: str, metric: str, k: int = 10) -> str:
+    return f"validation_{scenario}_{metric}_at_{k}"
+
+
+def validation_metrics(validation: Validation, k: int = 10) -> dict[str, float]:
+    """A candidate's validation table as MLflow metrics on its algorithm run."""
+    out = {}
+    for row in validation.table.to_dict("records"):
+        for metric in ("n_cases", *tracking.METRICS):
+            value = row.get(metric)
+            if value is not None and np.isfinite(value):
+                key = f"validation_{row['scenario']}_n_cases" if metric == "n_cases" else validation_metric_key(row["scenario"], metric, k)
+                out[key] = float(value)
+    return out
+
+
+def validation_record(validation: Validation) -> dict[str, dict[str, float]]:
+    """{scenario: {metric: value}} of a candidate's validation, for the hand-over record."""
+    frame = validation.table.set_index("scenario")
+    return {s: {m: float(v) for m, v in frame.loc[s].items() if pd.notna(v)} for s in frame.index}
+
+
+def _params(values: dict) -> list[Param]:
+    return [Param(str(k)[:250], tracking._param_value(v)[:6000]) for k, v in values.items()]
+
+
+def _trial_logger(client, experiment_id: str, tuning_run_id: str, algorithm: str, legal_entity: str, k: int):
+    def log(trial: Trial) -> None:
+        tags = {"mlflow.parentRunId": tuning_run_id, tracking.KIND_TAG: "trial", "legal_entity": legal_entity,
+                tracking.SETTINGS_TAGS["algorithm"]: algorithm, "workbench.window": "validation",
+                "workbench.trial_state": trial.state}
+        run = client.create_run(experiment_id, run_name=f"{algorithm}-trial-{trial.number}", tags=tags)
+        found = {"seconds": trial.seconds}
+        if trial.validation is not None:
+            found["objective"] = trial.objective
+            found.update(tracking.evaluation_metrics(trial.validation.table, k))
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(key, float(v), now, 0) for key, v in found.items() if np.isfinite(v)],
+            params=_params({"algorithm": algorithm, "trial": trial.number, **{f"hp.{n}": v for n, v in trial.params.items()}}),
+            tags=[RunTag("workbench.error", trial.error[:5000])] if trial.error else [],
+        )
+        client.set_terminated(run.info.run_id, status="FINISHED" if trial.state == "COMPLETE" else "FAILED")
+
+    return log
+
+
+def tune_and_log(
+    algorithm: str,
+    folds: list[Fold],
+    *,
+    parent_run_id: str,
+    legal_entity: str,
+    plan: ValidationPlan | None = None,
+    fixed: dict | None = None,
+    n_trials: int = 20,
+    timeout_s: float | None = None,
+    seed: int = 0,
+    k: int = 10,
+    catalog=None,
+) -> tuple[SearchResult, str]:
+    """`evaluation.search.search` with every trial an MLflow run; returns (result, tuning run id)."""
+    client = tracking._client()
+    experiment = tracking.experiment_id()
+    tags = {"mlflow.parentRunId": parent_run_id, tracking.KIND_TAG: "tuning", "legal_entity": legal_entity,
+            tracking.SETTINGS_TAGS["algorithm"]: algorithm}
+    run = client.create_run(experiment, run_name=f"{algorithm}-tuning", tags=tags)
+    space = {name: repr(spec) for name, spec in SEARCH_SPACES.get(algorithm, {}).items()}
+    client.log_batch(
+        run.info.run_id,
+        params=_params({"algorithm": algorithm, "n_trials": n_trials, "timeout_s": timeout_s, "seed": seed,
+                        "fixed": json.dumps(fixed or {}, default=str), **({"plan": plan.describe()} if plan else {})}),
+    )
+    client.log_dict(run.info.run_id, space, "search_space.json")
+    status = "FAILED"
+    try:
+        result = search(
+            algorithm, folds, fixed=fixed, n_trials=n_trials, timeout_s=timeout_s, seed=seed, k=k, catalog=catalog,
+            on_trial=_trial_logger(client, experiment, run.info.run_id, algorithm, legal_entity, k),
+        )
+        now = int(time.time() * 1000)
+        best = [Metric("best_objective", result.best.objective(), now, 0), Metric("trials", len(result.trials), now, 0)]
+        client.log_batch(run.info.run_id, metrics=best, params=_params({f"best.{n}": v for n, v in result.best_params.items()}))
+        client.log_text(run.info.run_id, result.trials_table().to_csv(index=False), "trials.csv")
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run.info.run_id, status=status)
+    return result, run.info.run_id
+
+
+def time_shares(algorithms: Iterable[str], budget_s: float | None) -> list[float | None]:
+    """An even split of a wall-time budget over the algorithms (what one leaves is carried over
+    by the caller: see `tune_all`)."""
+    algorithms = list(algorithms)
+    return [None if budget_s is None else budget_s / max(len(algorithms), 1)] * len(algorithms)
+
+
+def tune_all(
+    algorithms: list[str],
+    folds: list[Fold],
+    *,
+    parent_run_id: str,
+    legal_entity: str,
+    plan: ValidationPlan | None = None,
+    fixed: dict | None = None,
+    n_trials: int = 20,
+    budget_s: float | None = None,
+    seed: int = 0,
+    k: int = 10,
+    catalog=None,
+    progress=None,
+) -> dict[str, tuple[SearchResult, str]]:
+    """Tune each algorithm in turn within `n_trials` each and `budget_s` overall: each gets an even
+    share of what is left (an algorithm that finishes early leaves its time to the next)."""
+    results, started = {}, time.perf_counter()
+    for i, algorithm in enumerate(algorithms):
+        left = None if budget_s is None else max(budget_s - (time.perf_counter() - started), 0.0)
+        share = None if left is None else left / (len(algorithms) - i)
+        if progress is not None:
+            progress.set_postfix_str(f"{algorithm} ({'no limit' if share is None else f'{share:.0f} s'})")
+        results[algorithm] = tune_and_log(
+            algorithm, folds, parent_run_id=parent_run_id, legal_entity=legal_entity, plan=plan,
+            fixed=(fixed or {}).get(algorithm), n_trials=n_trials, timeout_s=share, seed=seed, k=k, catalog=catalog,
+        )
+        if progress is not None:
+            progress.update(1)
+    return results
+
+
+# -- plots ---------------------------------------------------------------------------------------------
+def plot_search(results: dict[str, SearchResult]) -> Figure:
+    """The validation objective against the trial, one panel per algorithm, best so far as a line."""
+    n = len(results)
+    cols = min(n, 3) or 1
+    rows = int(np.ceil(n / cols)) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, (algorithm, result) in zip(axes.ravel(), results.items()):
+        table = result.trials_table()
+        done = table[table["state"] == "COMPLETE"]
+        ax.scatter(done["trial"], done["objective"], s=14, color="tab:blue", label="trial")
+        ax.plot(done["trial"], done["objective"].cummax(), color="tab:green", label="best so far")
+        if len(done):
+            ax.scatter([0], [done["objective"].iloc[0]], s=40, marker="s", color="tab:orange", label="defaults", zorder=3)
+        ax.set_title(f"{algorithm} ({len(done)} trials)")
+        ax.set_xlabel("trial")
+        ax.set_ylabel("validation objective")
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=7)
+    fig.suptitle("Hyperparameter search on the validation windows (geometric mean of the pages' headline metrics)")
+    fig.tight_layout()
+    return fig
+
+
+def parameter_importances(result: SearchResult, seed: int = 0) -> pd.Series:
+    """fANOVA importance of each searched hyperparameter (empty where too few trials differ)."""
+    import optuna
+
+    study = result.study
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE] if study is not None else []
+    if len(done) < 3 or not any(len({str(t.params.get(p)) for t in done}) > 1 for p in done[0].params):
+        return pd.Series(dtype=float)
+    try:
+        importances = optuna.importance.get_param_importances(study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed))
+    except (RuntimeError, ValueError):
+        return pd.Series(dtype=float)
+    return pd.Series(importances, dtype=float).sort_values()
+
+
+def plot_importances(results: dict[str, SearchResult], seed: int = 0) -> Figure:
+    """Horizontal bars of each algorithm's hyperparameter importances."""
+    importances = {a: parameter_importances(r, seed) for a, r in results.items()}
+    importances = {a: s for a, s in importances.items() if len(s)}
+    n = max(len(importances), 1)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, (algorithm, values) in zip(axes.ravel(), importances.items()):
+        ax.barh(values.index, values.values, color="tab:purple")
+        ax.set_title(algorithm)
+        ax.set_xlim(0, 1)
+    if not importances:
+        axes[0, 0].text(0.5, 0.5, "too few trials for importances", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+    for ax in axes.ravel()[len(importances):] if importances else []:
+        ax.set_visible(False)
+    fig.suptitle("Hyperparameter importance (fANOVA over the trials)")
+    fig.tight_layout()
+    return fig
+
+
+def headline_table(validations: dict[str, Validation]) -> pd.DataFrame:
+    """Long table (algorithm, scenario, metrics...) of the candidates' validation figures: what
+    `evaluation.selection.choose_per_page` takes."""
+    frames = [v.table.assign(algorithm=a) for a, v in validations.items()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["algorithm", "scenario", *metrics.CASE_METRICS])

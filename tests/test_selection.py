@@ -1,0 +1,249 @@
+"""Model selection on validation windows: window sizing, search, per-page choice, routing, intervals."""
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from helpers import tiny_interactions
+
+from workbench.evaluation import (
+    bootstrap_interval,
+    build_cases,
+    evaluate,
+    folds,
+    paired_bootstrap,
+    plan_validation,
+    purchase_cycle_days,
+    temporal_split,
+)
+from workbench.evaluation.search import SEARCH_SPACES, search, search_space
+from workbench.evaluation.selection import SIMPLICITY, best_baseline, choose_per_page, validate
+from workbench.models import MODELS, TrainingData, make_model
+from workbench.models.routing import PAGES, Routing
+
+SPLIT = "2024-04-01"
+
+
+def shop(cycle_days: int, days: int = 120, customers: int = 60, seed: int = 0) -> pl.DataFrame:
+    """Each customer comes back every `cycle_days` (a phase of their own), two or three items a visit."""
+    rng = np.random.default_rng(seed)
+    start = datetime(2024, 1, 1)
+    rows = []
+    for c in range(customers):
+        favourite = rng.choice(30, size=4, replace=False)
+        for visit, day in enumerate(range(int(rng.integers(cycle_days)), days, cycle_days)):
+            basket = f"B{c:03d}-{visit:03d}"
+            for p in sorted(set(rng.choice(favourite, size=2).tolist()) | {int(rng.integers(30))}):
+                rows.append((f"C{c:03d}", basket, f"P{p:02d}", start + timedelta(days=day, hours=10)))
+    return pl.DataFrame(rows, schema=["customer_id", "basket_id", "product_id", "time"], orient="row").with_columns(
+        pl.lit(1.0).alias("quantity"), pl.lit("S1").alias("store_id")
+    )
+
+
+# -- windows -----------------------------------------------------------------------------------------
+def test_purchase_cycle_is_the_median_gap_between_purchase_days():
+    assert purchase_cycle_days(shop(7)) == pytest.approx(7.0)
+    assert purchase_cycle_days(shop(21)) == pytest.approx(21.0)
+
+
+def test_windows_follow_the_retailers_purchase_cycle():
+    weekly = plan_validation(shop(7), SPLIT, min_cases=20, min_customer_cases=10)
+    monthly = plan_validation(shop(21), SPLIT, min_cases=20, min_customer_cases=10)
+    assert weekly.window_days == 7 and monthly.window_days == 21
+    for plan in (weekly, monthly):
+        assert len(plan.windows) == 2
+        assert plan.windows[-1].end == pd.Timestamp(SPLIT)  # the last window ends at the split
+        assert plan.windows[0].end == plan.windows[1].start  # rolling origin, contiguous
+        assert all(w.days == plan.window_days for w in plan.windows)
+        assert "purchase cycle" in plan.reason
+
+
+def test_windows_grow_until_they_hold_enough_cases_and_stay_within_the_history():
+    few = plan_validation(shop(7), SPLIT, min_cases=150, min_customer_cases=10)
+    assert few.window_days > 7 and few.basket_cases[-1] >= 150
+    capped = plan_validation(shop(7, days=20), "2024-01-21", min_cases=10_000)
+    assert capped.window_days * len(capped.windows) <= 0.5 * capped.history_days + 1
+    assert "the most the history allows" in capped.reason
+
+
+def test_a_short_history_gets_short_windows_not_thirty_days():
+    weeks = tiny_interactions(days=21, n_baskets=600)
+    plan = plan_validation(weeks, "2024-01-22", min_cases=50, min_customer_cases=10)
+    assert 1 <= plan.window_days <= 5 and len(plan.windows) == 2
+
+
+def test_the_test_window_caps_the_validation_windows():
+    assert plan_validation(shop(21), SPLIT, min_cases=1, min_customer_cases=1, test_days=10).window_days == 10
+
+
+def test_folds_fit_before_their_window_and_cut_wish_lists_at_its_start():
+    data = shop(7)
+    plan = plan_validation(data, SPLIT, min_cases=20, min_customer_cases=10)
+    start = plan.windows[1].start.to_pydatetime()
+    wish = pl.DataFrame(
+        {"customer_id": ["C001", "C001"], "product_id": ["P01", "P02"], "added_at": [start - timedelta(days=1), start + timedelta(hours=1)]}
+    )
+    made = folds(data, plan, wish)
+    for fold in made:
+        assert fold.train["time"].max() < fold.window.start.to_pydatetime()
+        for cases in fold.cases.values():
+            assert all(r.store_id == "S1" or r.store_id is None for r in cases.requests)
+    assert made[1].wish_lists["product_id"].to_list() == ["P01"]
+    wished = [r.product_ids for r in made[1].cases["customer"].requests if r.customer_id == "C001"]
+    assert wished in ([], [("P01",)])
+
+
+# -- intervals ---------------------------------------------------------------------------------------
+def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
+    values = np.random.default_rng(1).random(500) < 0.3
+    a, b = bootstrap_interval(values, seed=3), bootstrap_interval(values, seed=3)
+    assert a == b and a.low < a.value < a.high and a.n_cases == 500
+    assert a.high - a.low == pytest.approx(2 * 1.96 * np.sqrt(0.3 * 0.7 / 500), rel=0.25)
+
+
+def test_paired_bootstrap_tells_a_real_margin_from_noise():
+    rng = np.random.default_rng(0)
+    base = (rng.random(2000) < 0.3).astype(float)
+    better = np.maximum(base, rng.random(2000) < 0.1)
+    margin = paired_bootstrap(better, base, seed=0)
+    assert margin.significant and margin.ratio > 1 and margin.ratio_low > 1
+    noise = paired_bootstrap(np.roll(base, 1), base, seed=0)
+    assert not noise.significant and noise.difference_low < 0 < noise.difference_high
+    with pytest.raises(ValueError, match="same cases"):
+        paired_bootstrap(base[:10], base)
+
+
+# -- choosing ----------------------------------------------------------------------------------------
+def _table(values: dict) -> pd.DataFrame:
+    rows = []
+    for algorithm, (customer, new, basket, product) in values.items():
+        rows += [
+            {"algorithm": algorithm, "scenario": "customer", "ndcg": customer, "hr": 0.0},
+            {"algorithm": algorithm, "scenario": "customer_new_items", "ndcg": new, "hr": 0.0},
+            {"algorithm": algorithm, "scenario": "basket", "ndcg": 0.0, "hr": basket},
+            {"algorithm": algorithm, "scenario": "product", "ndcg": 0.0, "hr": product},
+        ]
+    return pd.DataFrame(rows)
+
+
+def test_each_page_goes_to_its_validation_winner_and_ties_to_the_simpler():
+    table = _table({"repeat": (0.40, 0.03, 0.17, 0.38), "ease": (0.30, 0.10, 0.30, 0.66), "champion": (0.38, 0.12, 0.30, 0.70)})
+    choice = choose_per_page(table)
+    assert choice.routes == {"customer": "repeat", "customer_new_items": "champion", "basket": "ease", "product": "champion"}
+    assert choice.candidates == ["repeat", "champion", "ease"]
+    assert choice.table.groupby("page")["chosen"].sum().eq(1).all()
+    # within the tolerance the simpler model serves
+    assert choose_per_page(table, tolerance=0.05).routes["product"] == "ease"
+    assert best_baseline(table, "product", exclude=["champion"]) == "ease"
+    assert SIMPLICITY.index("repeat") < SIMPLICITY.index("champion")
+
+
+def test_choosing_refuses_an_empty_table():
+    with pytest.raises(ValueError):
+        choose_per_page(pd.DataFrame(columns=["algorithm", "scenario", "ndcg", "hr"]))
+
+
+# -- routing -----------------------------------------------------------------------------------------
+ROUTES = {"customer": "repeat", "customer_new_items": "ease", "basket": "ease", "product": "best_sellers"}
+
+
+def _split():
+    train, test = temporal_split(tiny_interactions(), "2024-04-10")
+    return train, test, build_cases(train, test, seed=0)
+
+
+def test_routing_serves_each_page_with_its_candidate():
+    train, _, cases = _split()
+    data = TrainingData.from_interactions(train)
+    fitted = {name: make_model(name).fit(data) for name in ("repeat", "ease", "best_sellers")}
+    routing = Routing.from_fitted(ROUTES, fitted)
+    for scenario, scenario_cases in cases.items():
+        got = routing.recommend(scenario_cases.requests, 10)
+        want = fitted[ROUTES[scenario]].recommend(scenario_cases.requests, 10)
+        assert [g.item_ids for g in got] == [w.item_ids for w in want]
+        assert [g.reasons for g in got] == [w.reasons for w in want]
+    mixed = [cases["product"].requests[0], cases["customer"].requests[0]]
+    scores = routing.score(mixed)
+    assert np.allclose(scores[0], fitted["best_sellers"].score(mixed[:1])[0])
+    assert np.allclose(scores[1], fitted["repeat"].score(mixed[1:])[0])
+    table = evaluate(routing, cases)
+    for scenario in cases:
+        alone = evaluate(fitted[ROUTES[scenario]], {scenario: cases[scenario]}).iloc[0]
+        assert table.set_index("scenario").loc[scenario, "ndcg"] == pytest.approx(alone["ndcg"])
+
+
+def test_routing_fits_its_candidates_from_their_specs():
+    train, _, cases = _split()
+    candidates = {"repeat": {"algorithm": "repeat", "params": {"half_life_days": 30.0}}, "ease": {"algorithm": "ease"},
+                  "best_sellers": {"algorithm": "best_sellers"}}
+    routing = Routing(ROUTES, candidates).fit(TrainingData.from_interactions(train))
+    assert routing.models["repeat"].params["half_life_days"] == 30.0
+    assert len(routing.recommend(cases["basket"].requests[:3], 5)) == 3
+
+
+def test_routing_names_what_is_wrong():
+    with pytest.raises(ValueError, match="customer_new_items"):
+        Routing({"customer": "a", "basket": "a", "product": "a"}, {"a": {"algorithm": "repeat"}})
+    with pytest.raises(ValueError, match="does not define"):
+        Routing(dict.fromkeys(PAGES, "nope"), {"a": {"algorithm": "repeat"}})
+
+
+# -- search ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_folds():
+    data = tiny_interactions(n_baskets=600)
+    plan = plan_validation(data, "2024-04-10", min_cases=20, min_customer_cases=5)
+    return folds(data, plan)
+
+
+def test_every_search_space_names_real_arguments():
+    for algorithm in SEARCH_SPACES:
+        assert algorithm in MODELS
+        search_space(algorithm)  # raises on a name the constructor does not take
+
+
+def test_search_starts_from_the_defaults_and_is_deterministic(tiny_folds):
+    seen = []
+    first = search("ease", tiny_folds, n_trials=4, seed=1, on_trial=seen.append)
+    second = search("ease", tiny_folds, n_trials=4, seed=1)
+    assert [t.number for t in seen] == [0, 1, 2, 3]
+    assert seen[0].params["lambda_"] == 250.0 and seen[0].params["matrix"] == "customer"
+    assert [t.params for t in first.trials] == [t.params for t in second.trials]
+    assert [t.objective for t in first.trials] == [t.objective for t in second.trials]
+    assert first.best.objective() == max(t.objective for t in first.trials)
+    assert set(first.trials_table().columns) >= {"trial", "objective", "customer.ndcg", "product.hr", "param.lambda_"}
+
+
+def test_search_keeps_the_users_fixed_values_and_respects_the_time_budget(tiny_folds):
+    result = search("ease", tiny_folds, fixed={"matrix": "basket"}, n_trials=50, timeout_s=0.0)
+    assert len(result.trials) == 1  # the defaults run whatever the budget
+    assert result.best_params["matrix"] == "basket" and "matrix" not in search_space("ease", {"matrix": "basket"})
+
+
+def test_validate_pools_the_cases_of_every_window(tiny_folds):
+    result = validate("repeat", tiny_folds)
+    n = result.table.set_index("scenario")["n_cases"]
+    assert n["customer"] == sum(len(f.cases["customer"]) for f in tiny_folds)
+    assert len(result.per_case["customer"]["ndcg"]) == n["customer"]
+    assert set(result.headline()) == {"customer", "customer_new_items", "basket", "product"}
+
+
+def test_search_trials_are_nested_mlflow_runs(tiny_folds, workbench_home):
+    from workbench import tracking
+    from workbench.tuning import plot_importances, plot_search, tune_and_log
+
+    parent = tracking.start_pipeline_run("T1")
+    result, tuning_run = tune_and_log("sar", tiny_folds, parent_run_id=parent, legal_entity="T1", n_trials=4, seed=0)
+    client = tracking.MlflowClient()
+    trials = client.search_runs([tracking.experiment_id()], f"tags.mlflow.parentRunId = '{tuning_run}'")
+    assert len(trials) == 4
+    for run in trials:
+        assert run.data.tags[tracking.KIND_TAG] == "trial" and "hp.similarity" in run.data.params
+        assert 0 <= run.data.metrics["customer.ndcg_at_10"] <= 1 and "objective" in run.data.metrics
+    assert client.get_run(tuning_run).data.tags["mlflow.parentRunId"] == parent
+    import matplotlib.pyplot as plt
+
+    plt.close(plot_search({"sar": result}))
+    plt.close(plot_importances({"sar": result}))
