@@ -181,16 +181,16 @@ def test_champion_tunes_deterministically_and_explains():
 def test_champion_product_page_features_stay_on_the_product_page():
     """P(item | viewed item) and its relatives feed the product page's re-ranker only; its deeper
     candidate lists and own tree count are parameters, and "together" explains itself."""
-    from workbench.models.blend import FEATURES, PRODUCT_ONLY
+    from workbench.models.champion import FEATURES, PRODUCT_ONLY
 
     frame = seasonal_shop()
     model = fitted("champion", frame, validation_days=20, max_tuning_cases=200, product_candidates_per_signal=80)
     requests = [Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",))]
-    rows, _, features, _ = model._candidate_features(requests)
+    rows, _, features = model.candidate_features(requests)
     columns = [FEATURES.index(name) for name in PRODUCT_ONLY]
     assert not features[rows == 0][:, columns].any()
     assert features[rows == 1][:, FEATURES.index("together_raw")].max() > 0
-    item = int(np.argmax(model.together[model.item_index["Q2"]].toarray()))
+    item = int(np.argmax(model.state.together[model.item_index["Q2"]].toarray()))
     signals = model.signals([Request("product", None, ("Q2",))])
     assert signals["together"][0, item] == 1.0
     if "product" in model.rankers:
@@ -290,7 +290,7 @@ def test_champion_when_the_data_is_too_short_for_a_validation_window():
 def test_scale_rows_takes_sparse_and_empty_matrices():
     import scipy.sparse as sp
 
-    from workbench.models.blend import _scale_rows
+    from workbench.models.champion.signals import _scale_rows
 
     scaled = _scale_rows(sp.csr_matrix(np.array([[0.0, 2.0, -1.0], [0.0, 0.0, 0.0]], dtype=np.float32)))
     np.testing.assert_allclose(scaled, [[0, 1, 0], [0, 0, 0]])
@@ -325,18 +325,19 @@ def test_champion_wish_list_category_reason():
 def test_champion_session_neighbours_match_their_dense_definition():
     """The sparse session k-NN equals its definition: cosine overlap with every past basket, the
     `neighbours` closest (ties at the cut kept) and, separately, the customer's own baskets vote."""
-    from workbench.models.blend import _scale_rows
+    from workbench.models.champion.signals import _scale_rows, basket_neighbours
 
     model = fitted("champion", seasonal_shop(), tune=False)
+    state = model.state
     requests = [Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",)), Request("basket", "c4", ("Q1", "fav4", "P5"))]
     shopping = model.input_items(requests)
-    baskets = model.baskets.toarray()
+    baskets = state.baskets.toarray()
     for neighbours in (3, 10, 10_000):
-        similar, own = model._basket_neighbours(shopping, requests, neighbours=neighbours)
+        similar, own = basket_neighbours(state, shopping, model.customer_rows(requests), neighbours=neighbours)
         overlap = shopping.toarray() @ baskets.T
-        overlap = overlap * model.basket_weight[None, :] / np.sqrt(np.maximum(shopping.toarray().sum(axis=1), 1.0))[:, None]
+        overlap = overlap * state.basket_weight[None, :] / np.sqrt(np.maximum(shopping.toarray().sum(axis=1), 1.0))[:, None]
         customers = model.customer_rows(requests)
-        mine = np.where(model.basket_customer[None, :] == customers[:, None], overlap, 0.0) * (customers[:, None] >= 0)
+        mine = np.where(state.basket_customer[None, :] == customers[:, None], overlap, 0.0) * (customers[:, None] >= 0)
         if neighbours < overlap.shape[1]:
             cut = np.sort(overlap, axis=1)[:, -neighbours][:, None]
             overlap = np.where(overlap >= cut, overlap, 0.0)
@@ -348,7 +349,7 @@ def test_champion_session_neighbours_match_their_dense_definition():
 def test_champion_candidates_never_hold_an_input_and_come_once():
     model = fitted("champion", seasonal_shop(), validation_days=20, max_tuning_cases=200)
     requests = [Request("customer", "c3"), Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",)), Request("basket", None, ("zzz",))]
-    rows, cols, _, _ = model._candidate_features(requests)
+    rows, cols, _ = model.candidate_features(requests)
     inputs = model.input_items(requests)
     assert not any(inputs[r, c] for r, c in zip(rows, cols) if requests[r].excludes_input)
     assert len(set(zip(rows.tolist(), cols.tolist()))) == len(rows)  # each pair once
@@ -358,7 +359,7 @@ def test_champion_candidates_never_hold_an_input_and_come_once():
 def test_nominate_partitions_empty_lists_once_with_the_same_result():
     """Lists that score nothing in a row nominate what argpartition picks among the tied zeros,
     exactly as partitioning each list on its own would."""
-    from workbench.models.blend import _nominate, _top_columns
+    from workbench.models.champion.candidates import _nominate, _top_columns
 
     rng = np.random.default_rng(0)
     blocked = rng.random((3, 200)) < 0.05
@@ -393,11 +394,11 @@ def test_input_items_are_known_sorted_and_once():
 
 
 def test_champion_rankers_score_as_predict_proba():
-    from workbench.models.blend import _chance
+    from workbench.models.champion.ranker import _chance
 
     model = fitted("champion", seasonal_shop(), validation_days=20, max_tuning_cases=200)
     requests = [Request("customer", "c3"), Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",))]
-    _, _, features, _ = model._candidate_features(requests)
+    _, _, features = model.candidate_features(requests)
     for ranker in model.rankers.values():
         np.testing.assert_array_equal(_chance(ranker, features), ranker.predict_proba(features)[:, 1])
 

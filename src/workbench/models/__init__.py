@@ -2,7 +2,7 @@
 
 from workbench.models.base import SCENARIOS, Recommendations, Recommender, Request
 from workbench.models.data import TrainingData
-from workbench.models.blend import Champion
+from workbench.models.champion import Champion
 from workbench.models.factorization import ALS, BPR
 from workbench.models.item_to_item import EASE, SAR, ItemKNN
 from workbench.models.popularity import BestSellers, Trending

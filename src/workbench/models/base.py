@@ -64,7 +64,6 @@ class Recommender:
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, data: TrainingData) -> "Recommender":
-        self.__dict__.pop("_batch_memo", None)
         self.item_ids = data.item_ids
         self.item_index = data.item_index
         self.customer_index = data.customer_index
@@ -77,15 +76,12 @@ class Recommender:
         self.n_baskets = data.n_baskets
         self.item_names = data.item_names
         self._fit(data)
+        # what scoring reads stays as fitted: a write from a scoring path fails loudly, never races
+        freeze(self.history, self.best_sellers, self.item_baskets)
         return self
 
     def _fit(self, data: TrainingData) -> None:
         raise NotImplementedError
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_batch_memo", None)  # the last batch's inputs: worthless once pickled
-        return state
 
     @property
     def n_items(self) -> int:
@@ -100,66 +96,60 @@ class Recommender:
 
     # -- scoring -------------------------------------------------------------------------------
     def score(self, requests: Sequence[Request]) -> np.ndarray:
-        """(n_requests, n_items) float32; higher is better, <= 0 means "no signal"."""
+        """(n_requests, n_items) float32; higher is better, <= 0 means "no signal".
+
+        Must be a pure function of the fitted model and `requests`: the served model is shared by
+        every thread of the server, so nothing may be written to `self` here. What several steps
+        of one call share lives in the call's `Batch` (pass `requests` through `self.batch`)."""
         raise NotImplementedError
+
+    def batch(self, requests: Sequence[Request]) -> "Batch":
+        """`requests` as this call's Batch (the same one where it already is one of this model)."""
+        if isinstance(requests, Batch) and requests.model is self:
+            return requests
+        return Batch(requests, self)
 
     def input_items(self, requests: Sequence[Request]) -> sp.csr_matrix:
         """requests x items: the known items of each request's product_ids."""
-        memo = self._memo(requests)
-        if "inputs" in memo:
-            return memo["inputs"]
-        # straight into CSR arrays, sorted and without repeats (a product named twice is still one)
-        indptr, indices = [0], []
-        for request in requests:
-            known = sorted({i for i in map(self.item_index.get, request.product_ids) if i is not None})
-            indices.extend(known)
-            indptr.append(len(indices))
-        matrix = sp.csr_matrix(
-            (np.ones(len(indices), dtype=np.float32), np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int32)),
-            shape=(len(requests), self.n_items),
-        )
-        memo["inputs"] = matrix
-        return matrix
-
-    def _memo(self, requests: Sequence[Request]) -> dict:
-        """Scoring, fallbacks and explanations all ask for the same batch's rows: built once per batch."""
-        key = tuple(requests)
-        memo = self.__dict__.get("_batch_memo")
-        if memo is None or memo[0] != key:
-            memo = (key, {})
-            self._batch_memo = memo
-        return memo[1]
+        return self.batch(requests).inputs()
 
     def customer_rows(self, requests: Sequence[Request]) -> np.ndarray:
         """Customer index per request, -1 for none or unknown."""
-        return np.array(
-            [self.customer_index.get(r.customer_id, -1) if r.customer_id is not None else -1 for r in requests],
-            dtype=np.int64,
-        )
+        return self.batch(requests).customers()
 
     def histories(self, requests: Sequence[Request], matrix: sp.csr_matrix | None = None) -> sp.csr_matrix:
         """requests x items: each request's customer row of `matrix` (default: the purchase history)."""
-        matrix = self.history if matrix is None else matrix
-        memo = self._memo(requests)
-        known = memo.get(("history", id(matrix)))
-        if known is None or known[0] is not matrix:  # the matrix itself kept: an id can be reused
-            known = (matrix, select_rows(matrix.tocsr(), self.customer_rows(requests)))
-            memo[("history", id(matrix))] = known
-        return known[1]
+        return self.batch(requests).history(self.history if matrix is None else matrix)
 
     # -- explaining ----------------------------------------------------------------------------
     def explain(self, request: Request, items: np.ndarray, scores_row: np.ndarray) -> list[str]:
         return [f"recommended by {self.name}"] * len(items)
 
+    def explain_in_batch(self, batch: "Batch", r: int, items: np.ndarray, scores_row: np.ndarray) -> list[str]:
+        """The reasons for request `r` of `batch`, scored just before: a model whose reasons come
+        from its scoring pass (the champion) finds that pass in the batch's memo."""
+        return self.explain(batch[r], items, scores_row)
+
     # -- the POS list --------------------------------------------------------------------------
+    # rows scored at once by `recommend`: a 10,000-row batch costs chunk x items floats at a time
+    chunk_rows = 256
+
     def recommend(self, requests: Sequence[Request], k: int | None = None) -> list[Recommendations]:
-        scores = np.asarray(self.score(requests), dtype=np.float32)
-        inputs = self.input_items(requests)
-        discover = [r for r, request in enumerate(requests) if request.exclude_purchased]
-        bought = self.histories([requests[r] for r in discover]) if discover else None
+        """The POS list of every request. Each request is answered as if it came alone (a model's
+        row never depends on the other rows of its batch), so a batch is worked in chunks."""
+        results = []
+        for start in range(0, len(requests), self.chunk_rows):
+            results += self._recommend(Batch(requests[start : start + self.chunk_rows], self), k)
+        return results
+
+    def _recommend(self, batch: "Batch", k: int | None) -> list[Recommendations]:
+        scores = np.asarray(self.score(batch), dtype=np.float32)
+        inputs = batch.inputs()
+        discover = [r for r, request in enumerate(batch) if request.exclude_purchased]
+        bought = self.histories([batch[r] for r in discover]) if discover else None
         bought_rows = dict(zip(discover, range(len(discover))))
         results = []
-        for r, request in enumerate(requests):
+        for r, request in enumerate(batch):
             n = k or request.k
             row = scores[r].copy()
             blocked = np.zeros(self.n_items, dtype=bool)
@@ -170,7 +160,7 @@ class Recommender:
             row[blocked] = -np.inf
             ranked = _top(row, n)
             ranked = ranked[row[ranked] > 0]
-            reasons = self.explain(request, ranked, scores[r]) if len(ranked) else []
+            reasons = self.explain_in_batch(batch, r, ranked, scores[r]) if len(ranked) else []
             notes = self._notes(request)
             if len(ranked) < n:
                 # not enough signal: fill with best sellers, as a POS never shows an empty panel
@@ -206,6 +196,67 @@ class Recommender:
         if unknown:
             notes.append(f"product {', '.join(unknown[:3])} not in the trained catalog")
         return notes
+
+
+class Batch(tuple):
+    """One call's requests, with what its steps share (the requests' rows of the input items and of
+    the histories, a model's intermediate results): built per call, never kept on the model, so
+    concurrent calls on one shared model never see each other's rows."""
+
+    def __new__(cls, requests: Sequence[Request], model: Recommender):
+        batch = super().__new__(cls, requests)
+        batch.model = model
+        batch.memo = {}
+        return batch
+
+    def __reduce__(self):  # a batch is worth nothing outside its call: it pickles as its requests
+        return tuple, (tuple(self),)
+
+    def inputs(self) -> sp.csr_matrix:
+        """requests x items: the known items of each request's product_ids, sorted, each once."""
+        matrix = self.memo.get("inputs")
+        if matrix is None:
+            item_index = self.model.item_index
+            # straight into CSR arrays, sorted and without repeats (a product named twice is still one)
+            indptr, indices = [0], []
+            for request in self:
+                known = sorted({i for i in map(item_index.get, request.product_ids) if i is not None})
+                indices.extend(known)
+                indptr.append(len(indices))
+            matrix = sp.csr_matrix(
+                (np.ones(len(indices), dtype=np.float32), np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int32)),
+                shape=(len(self), self.model.n_items),
+            )
+            self.memo["inputs"] = matrix
+        return matrix
+
+    def customers(self) -> np.ndarray:
+        """Customer index per request, -1 for none or unknown."""
+        rows = self.memo.get("customers")
+        if rows is None:
+            index = self.model.customer_index
+            rows = np.array([index.get(r.customer_id, -1) if r.customer_id is not None else -1 for r in self], dtype=np.int64)
+            self.memo["customers"] = rows
+        return rows
+
+    def history(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        """requests x items: each request's customer row of `matrix` (a fitted customers x items matrix)."""
+        known = self.memo.get(("history", id(matrix)))
+        if known is None or known[0] is not matrix:  # the matrix itself kept: an id can be reused
+            known = (matrix, select_rows(matrix.tocsr(), self.customers()))
+            self.memo[("history", id(matrix))] = known
+        return known[1]
+
+
+def freeze(*arrays) -> None:
+    """Mark fitted arrays (dense, or a sparse matrix's buffers) read-only."""
+    for array in arrays:
+        if sp.issparse(array):
+            for part in ("data", "indices", "indptr"):
+                if hasattr(array, part):
+                    getattr(array, part).flags.writeable = False
+        elif isinstance(array, np.ndarray):
+            array.flags.writeable = False
 
 
 def row_items(matrix: sp.csr_matrix, r: int) -> np.ndarray:

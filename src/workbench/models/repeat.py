@@ -32,7 +32,7 @@ class RepeatPurchases(Recommender):
         )
 
     def score(self, requests: list[Request]) -> np.ndarray:
-        history = self.histories(requests, self.affinity)
+        history = self.histories(requests, self.affinity).copy()  # the batch's rows are shared: add to a copy
         # among items bought equally often, the one everybody buys is the likelier re-buy
         tie_break = self.best_sellers / max(float(self.best_sellers.max()), 1e-9) * 1e-3
         history.data += tie_break[history.indices] * (history.data > 0)

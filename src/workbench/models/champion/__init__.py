@@ -1,0 +1,43 @@
+"""The champion: the signals each POS page needs, blended per page, then re-ranked by a learnt model.
+
+Repeat purchases rule the customer page (retail customers re-buy), co-purchase structure rules the
+transaction and product pages, and what is selling right now fills the rest. Each signal is scaled
+to [0, 1] per request.
+
+Two stages, both learnt on the last `validation_days` of the training data (the protocol of
+EVALUATION.md one period earlier, never the test window):
+
+1. a linear blend per page (weights: DEFAULT_WEIGHTS, or a deterministic coordinate search over GRID
+   when `second_stage=False`); it ranks the long tail and gives every item its human reason;
+2. candidates (the union of every signal's top `candidates_per_signal`) re-ranked per page by a
+   gradient-boosted classifier over the signals plus what a linear blend cannot use: how often and
+   how long ago the customer bought the item, the item's popularity, trend, repeat rate and age, the
+   basket's size. One model per page, trained pointwise on the validation cases. The product page's
+   model also sees P(item | viewed item) (all baskets and recent ones), its lift and P(viewed | item),
+   draws candidates from P(item | viewed item) too, and gets `product_ranker_iterations` trees.
+
+Every default here was picked on validation windows before the evaluation split (the protocol run
+with split 2011-10-10 on the data before 2011-11-09, and a month earlier), never on the test window:
+see benchmarks/results/quality.md, "How the settings were chosen". The signals are then refitted on
+all the data.
+
+The parts, each a pure function of (fitted state, batch of requests):
+
+============== =================================================================================
+pages          the vocabulary: signals (COMPONENTS), pages, FEATURES, default weights
+state          ChampionState, the immutable fitted state, and `fit_state`
+signals        every signal of a batch
+candidates     the (request, item) pairs the re-ranker scores
+features       what the re-ranker sees of each pair
+ranker         the per-page blend, the re-ranking, and training a re-ranker
+explanations   the reason behind each recommended item
+tuning         weights and re-rankers learnt on validation windows
+model          `Champion`, the Recommender
+============== =================================================================================
+"""
+
+from workbench.models.champion.model import Champion
+from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, FEATURES, PAGES, PRODUCT_ONLY, page_of
+from workbench.models.champion.state import ChampionState
+
+__all__ = ["COMPONENTS", "DEFAULT_WEIGHTS", "FEATURES", "PAGES", "PRODUCT_ONLY", "Champion", "ChampionState", "page_of"]

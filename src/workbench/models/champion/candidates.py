@@ -1,0 +1,93 @@
+"""The champion's candidates: the (request, item) pairs its re-ranker scores, the union of every
+signal's top items (never an item the request blocks)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.models.base import Batch
+from workbench.models.champion.pages import COMPONENTS, PRODUCT_ONLY, page_of
+
+
+def _top_columns(matrix: np.ndarray, n: int) -> np.ndarray:
+    """(..., min(n, columns)): the columns of each row's n largest values (in no order)."""
+    n = min(int(n), matrix.shape[-1])
+    if n <= 0:
+        return np.zeros((*matrix.shape[:-1], 0), dtype=np.int64)
+    if n == matrix.shape[-1]:
+        return np.broadcast_to(np.arange(n), (*matrix.shape[:-1], n))
+    return np.argpartition(-matrix, n - 1, axis=-1)[..., :n]
+
+
+def _nominate(masked: np.ndarray, blocked: np.ndarray, n: int) -> np.ndarray:
+    """`_top_columns` of (lists, rows, items) scores, blocked items at -1.
+
+    A list that scores nothing in a row still nominates n items: argpartition's pick among the tied
+    zeros. Those filler candidates stay (dropping them cost 0.007-0.008 product HR on both validation
+    windows); as every empty list of a row is the same array, it is partitioned once per row, not
+    once per list (argpartition is slowest on exactly these rows)."""
+    empty = masked.max(axis=-1) <= 0
+    if not empty.any():
+        return _top_columns(masked, n)
+    empty_row = np.where(blocked, -1.0, np.zeros(1, dtype=masked.dtype))
+    lists, at = np.nonzero(empty)
+    empty[lists, at] = (masked[lists, at] == empty_row[at]).all(axis=-1)  # nothing below zero but the blocked
+    top = np.empty((*masked.shape[:-1], min(int(n), masked.shape[-1])), dtype=np.int64)
+    top[~empty] = _top_columns(masked[~empty], n)
+    rows = np.flatnonzero(empty.any(axis=0))
+    filler = _top_columns(empty_row[rows], n)
+    slot = np.zeros(masked.shape[1], dtype=np.int64)
+    slot[rows] = np.arange(len(rows))
+    lists, at = np.nonzero(empty)
+    top[lists, at] = filler[slot[at]]
+    return top
+
+
+def blocked_items(state, batch: Batch) -> np.ndarray:
+    """requests x items: what a request must never get back (its basket / viewed product; on the
+    "discover" customer page, what the customer bought)."""
+    blocked = np.zeros((len(batch), state.n_items), dtype=bool)
+    for matrix, applies in (
+        (batch.inputs(), [r.excludes_input for r in batch]),
+        (batch.history(state.presence), [r.exclude_purchased for r in batch]),
+    ):
+        rows = np.repeat(np.arange(len(batch)), np.diff(matrix.indptr))
+        pick = np.asarray(applies, dtype=bool)[rows]
+        blocked[rows[pick], matrix.indices[pick]] = True
+    return blocked
+
+
+def on_product_page(batch: Batch) -> np.ndarray:
+    """Per request: the anonymous product page, the only page the P(item | viewed item) features and
+    candidates serve (on the other pages they did not help on the validation window)."""
+    return np.array([page_of(r) == "product" for r in batch], dtype=bool)
+
+
+def candidate_pairs(state, batch: Batch, signals, blend: np.ndarray, blocked: np.ndarray):
+    """(rows, cols): each candidate (request, item) pair once, ordered by request then item."""
+    n_items = state.n_items
+    # the product page (one viewed item, a whole basket to guess) gets its own, deeper candidate lists
+    per_row = np.array(
+        [state.product_candidates_per_signal if page_of(r) == "product" and state.product_candidates_per_signal else state.candidates_per_signal for r in batch],
+        dtype=np.int64,
+    )
+    product = on_product_page(batch)
+    all_rows, all_cols = [], []
+    for per_signal, on_product in sorted({(int(a), bool(b)) for a, b in zip(per_row, product)}):
+        group = np.flatnonzero((per_row == per_signal) & (product == on_product))
+        deep = [c for c in COMPONENTS if c not in ("trending", "store") and (on_product or c not in PRODUCT_ONLY)]
+        lists = [
+            (np.stack([signals[c][group] for c in deep]), per_signal),  # one partition for them all
+            (blend[group][None], 2 * per_signal),
+            # trending and the store's best sellers: the same list for everyone, a few are enough
+            (np.stack([signals["store"][group] + 1e-3 * signals["trending"][group], signals["trending"][group]]), per_signal // 2),
+        ]
+        for scores, depth in lists:
+            top = _nominate(np.where(blocked[group], -1.0, scores), blocked[group], depth)
+            all_rows.append(np.broadcast_to(group[None, :, None], top.shape).ravel())
+            all_cols.append(top.ravel())
+    # each (request, item) pair once, ordered by request then item
+    pairs = np.unique(np.concatenate(all_rows) * n_items + np.concatenate(all_cols))
+    rows, cols = pairs // n_items, pairs % n_items
+    keep = ~blocked[rows, cols]
+    return rows[keep], cols[keep]

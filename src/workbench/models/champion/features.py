@@ -1,0 +1,87 @@
+"""What the champion's re-ranker sees of each candidate (request, item) pair: the signals, and what
+a linear blend cannot use (FEATURES)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.models.base import Batch
+from workbench.models.champion.candidates import blocked_items, candidate_pairs, on_product_page
+from workbench.models.champion.pages import COMPONENTS, EXTRA_FEATURES, FEATURES, PRODUCT_ONLY
+from workbench.models.champion.signals import _dense
+
+
+def _rank_within_rows(values: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """Rank (0 = best) of each (row, value) pair among the pairs of its row, by descending value."""
+    order = np.lexsort((-values, rows))
+    starts = np.searchsorted(rows[order], np.arange(n_rows))
+    ranks = np.empty(len(values), dtype=np.float32)
+    ranks[order] = np.arange(len(values)) - starts[rows[order]]
+    return ranks
+
+
+def purchase_stats(state, customers: np.ndarray, items: np.ndarray):
+    """(counts, last_bought, first_bought) of these (customer, item) pairs, 0 where never bought.
+    The three matrices share one sparsity pattern: one lookup of the pairs' positions serves all."""
+    matrices = (state.counts, state.last_bought, state.first_bought)
+    if state.pair_position is None or state.counts.nnz == 0:
+        return tuple(np.asarray(m[customers, items]).ravel() for m in matrices)
+    at = np.asarray(state.pair_position[customers, items]).ravel().astype(np.int64) - 1
+    return tuple(np.where(at >= 0, m.data[at], 0) for m in matrices)
+
+
+def candidate_features(state, batch: Batch, signals, blend: np.ndarray):
+    """(rows, cols, features): the candidate (request, item) pairs, never a blocked item, and their
+    FEATURES (one row per pair)."""
+    n = len(batch)
+    rows, cols = candidate_pairs(state, batch, signals, blend, blocked_items(state, batch))
+    product = on_product_page(batch)
+    features = np.empty((len(rows), len(FEATURES)), dtype=np.float32)
+    for f, component in enumerate(COMPONENTS):
+        features[:, f] = signals[component][rows, cols]
+    extra = {name: len(COMPONENTS) + i for i, name in enumerate(EXTRA_FEATURES)}
+    features[:, extra["blend"]] = blend[rows, cols]
+    customers = batch.customers()
+    known = customers[rows] >= 0
+    counts = np.zeros(len(rows), dtype=np.float32)
+    # -1: never bought (sklearn's binning fails on an all-NaN column)
+    last = np.full(len(rows), -1.0, dtype=np.float32)
+    first = np.full(len(rows), -1.0, dtype=np.float32)
+    if known.any():
+        counts[known], last_known, first_known = purchase_stats(state, customers[rows[known]], cols[known])
+        bought = last_known > 0
+        last[np.flatnonzero(known)[bought]] = last_known[bought] - 1.0
+        first[np.flatnonzero(known)[bought]] = first_known[bought] - 1.0
+    features[:, extra["history_count"]] = counts
+    features[:, extra["last_bought_days"]] = last
+    interval = (first - last) / np.maximum(counts - 1.0, 1.0)
+    features[:, extra["rebuy_due"]] = np.where(counts >= 2, last / np.maximum(interval, 1.0), -1.0)
+    customer_baskets = np.where(customers >= 0, state.customer_baskets[np.maximum(customers, 0)] if len(state.customer_baskets) else 0, 0)
+    features[:, extra["customer_baskets"]] = np.log1p(customer_baskets[rows])
+    inputs = batch.inputs()
+    features[:, extra["basket_size"]] = np.diff(inputs.indptr)[rows]
+    features[:, extra["has_customer"]] = known
+    features[:, extra["item_popularity"]] = state.item_log_popularity[cols]
+    features[:, extra["item_trend"]] = state.item_trend[cols]
+    features[:, extra["item_repeat_rate"]] = state.item_repeat_rate[cols]
+    features[:, extra["item_age_days"]] = state.item_age[cols]
+    features[:, extra["item_idle_days"]] = state.item_idle[cols]
+    features[:, extra["item_basket_size"]] = state.item_basket_size[cols]
+    input_popularity = _dense(inputs @ state.item_log_popularity[:, None]).ravel() / np.maximum(np.diff(inputs.indptr), 1)
+    features[:, extra["input_popularity"]] = input_popularity[rows]
+    features[:, extra["basket_copurchase_raw"]] = signals.basket_raw[rows, cols]
+    together = signals.together_raw[rows, cols]
+    item_counts = state.item_basket_count
+    share = np.maximum(item_counts[cols], 1.0) / state.n_fit_baskets
+    input_count = _dense(inputs @ item_counts[:, None]).ravel() / np.maximum(np.diff(inputs.indptr), 1)
+    features[:, extra["together_raw"]] = together
+    features[:, extra["recent_together_raw"]] = signals.recent_together_raw[rows, cols]
+    features[:, extra["together_lift"]] = np.log1p(together / share)
+    features[:, extra["together_reverse"]] = together * input_count[rows] / np.maximum(item_counts[cols], 1.0)
+    features[:, extra["together_rank"]] = _rank_within_rows(together, rows, n)
+    for name in PRODUCT_ONLY:
+        column = COMPONENTS.index(name) if name in COMPONENTS else extra[name]
+        features[~product[rows], column] = 0.0
+    features[:, extra["similar_baskets_rank"]] = _rank_within_rows(features[:, COMPONENTS.index("similar_baskets")], rows, n)
+    features[:, extra["blend_rank"]] = _rank_within_rows(features[:, extra["blend"]], rows, n)
+    return rows, cols, features

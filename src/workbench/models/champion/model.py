@@ -1,0 +1,135 @@
+"""The champion as a Recommender: hyperparameters, fit, and scoring as a pure function of the fitted
+state and the batch of requests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.models.base import Batch, Recommender, Request
+from workbench.models.champion import explanations, ranker, signals
+from workbench.models.champion.state import ChampionState, fit_state
+from workbench.models.champion.tuning import tune
+from workbench.models.data import TrainingData
+
+
+class Champion(Recommender):
+    """Blend of repeat purchases, co-purchase (EASE on baskets for the basket/viewed product; EASE on
+    customers for the history), session neighbours, trending and store best sellers, the wish list
+    and its categories; re-ranked per page by a learnt model.
+
+    Everything fitted is in `state` (a ChampionState, immutable); scoring writes nothing to the
+    model, so one fitted champion serves any number of threads."""
+
+    name = "champion"
+
+    def __init__(
+        self,
+        weights: dict | None = None,
+        tune: bool = True,
+        validation_days: int = 30,
+        repeat_half_life_days: float = 90.0,
+        recent_half_life_days: float = 14.0,
+        basket_lambda: float = 50.0,
+        customer_lambda: float = 250.0,
+        trending_half_life_days: float = 14.0,
+        max_tuning_cases: int = 3000,
+        validation_windows: int = 1,
+        second_stage: bool = True,
+        candidates_per_signal: int = 50,
+        product_candidates_per_signal: int | None = None,
+        ranker_iterations: int = 60,
+        product_ranker_iterations: int | None = 120,
+        max_training_rows: int = 250_000,
+        negative_rate: float = 0.4,
+        balance_cases: bool = True,
+        blend_share: float = 0.0,
+        seed: int = 0,
+    ):
+        super().__init__(
+            weights=weights,
+            tune=tune,
+            validation_days=validation_days,
+            repeat_half_life_days=repeat_half_life_days,
+            recent_half_life_days=recent_half_life_days,
+            basket_lambda=basket_lambda,
+            customer_lambda=customer_lambda,
+            trending_half_life_days=trending_half_life_days,
+            max_tuning_cases=max_tuning_cases,
+            validation_windows=validation_windows,
+            second_stage=second_stage,
+            candidates_per_signal=candidates_per_signal,
+            product_candidates_per_signal=product_candidates_per_signal,
+            ranker_iterations=ranker_iterations,
+            product_ranker_iterations=product_ranker_iterations,
+            max_training_rows=max_training_rows,
+            negative_rate=negative_rate,
+            balance_cases=balance_cases,
+            blend_share=blend_share,
+            seed=seed,
+        )
+
+    # -- fitting -------------------------------------------------------------------------------
+    def _fit(self, data: TrainingData) -> None:
+        p = self.params
+        weights, rankers, report = p["weights"], {}, None
+        if p["tune"]:
+            searched, rankers, report = tune(p, data, search_weights=weights is None and not p["second_stage"])
+            weights = weights if weights is not None else searched
+        self.state: ChampionState = fit_state(data, p, weights, rankers, report)
+
+    # what the notebooks and the quality benchmark show of a fit (copies: the state stays as fitted)
+    @property
+    def weights(self) -> dict:
+        return {page: dict(weights) for page, weights in self.state.weights.items()}
+
+    @property
+    def rankers(self) -> dict:
+        return dict(self.state.rankers)
+
+    @property
+    def tuning_report(self) -> dict | None:
+        return self.state.tuning_report
+
+    # -- scoring -------------------------------------------------------------------------------
+    def score(self, requests) -> np.ndarray:
+        batch = self.batch(requests)
+        if len(batch) <= self.chunk_rows:
+            return self.scored(batch).scores
+        # a big batch in chunks: the signals of a chunk are (signals x chunk x items) floats
+        return np.vstack([self.scored(Batch(batch[start : start + self.chunk_rows], self)).scores for start in range(0, len(batch), self.chunk_rows)])
+
+    def scored(self, batch: Batch) -> ranker.Scored:
+        """The batch's scores with what explains them, computed once per batch (in its memo)."""
+        scored = batch.memo.get("champion")
+        if scored is None:
+            if not len(batch):
+                empty = np.zeros((0, self.n_items), np.float32)
+                scored = ranker.Scored(empty, np.zeros((0, 0, self.n_items), np.float32), None)
+            else:
+                found = signals.compute(self.state, batch)
+                blend, parts = ranker.blend(self.state, batch, found)
+                final = ranker.rerank(self.state, batch, found, blend)
+                scored = ranker.Scored(final.astype(np.float32, copy=False), parts, found)
+            batch.memo["champion"] = scored
+        return scored
+
+    def signals(self, requests) -> dict[str, np.ndarray]:
+        """Each signal as a (requests x items) matrix scaled to [0, 1] per request."""
+        return signals.compute(self.state, self.batch(requests)).scaled
+
+    def candidate_features(self, requests):
+        """(rows, cols, features): the re-ranker's candidate pairs of these requests and their FEATURES."""
+        from workbench.models.champion.features import candidate_features
+
+        batch = self.batch(requests)
+        found = signals.compute(self.state, batch)
+        return candidate_features(self.state, batch, found, ranker.blend(self.state, batch, found)[0])
+
+    # -- explaining ----------------------------------------------------------------------------
+    def explain_in_batch(self, batch: Batch, r: int, items: np.ndarray, scores_row: np.ndarray) -> list[str]:
+        if len(batch) > self.chunk_rows:  # not scored in one piece: the request alone scores the same
+            batch, r = Batch([batch[r]], self), 0
+        return explanations.explain(self.state, batch, self.scored(batch), r, items)
+
+    def explain(self, request: Request, items: np.ndarray, scores_row: np.ndarray) -> list[str]:
+        return self.explain_in_batch(Batch([request], self), 0, items, scores_row)

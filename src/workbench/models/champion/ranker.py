@@ -1,0 +1,117 @@
+"""The champion's two stages on a batch: each page's linear blend of the signals, then the learnt
+re-ranker (a gradient-boosted classifier per page) over the candidates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from workbench.models.base import Batch
+from workbench.models.champion.features import candidate_features
+from workbench.models.champion.pages import COMPONENTS, RANKER_OF_PAGE, page_of
+from workbench.models.champion.signals import Signals
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One batch's scores, and what explains them: each signal's part in the blend, the signals."""
+
+    scores: np.ndarray  # requests x items, float32
+    parts: np.ndarray  # COMPONENTS x requests x items: weight x signal
+    signals: Signals
+
+
+def blend(state, batch: Batch, signals: Signals) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, parts): each page's linear blend, and each signal's part in it."""
+    pages = [page_of(r) for r in batch]
+    parts = np.zeros((len(COMPONENTS), len(batch), state.n_items), dtype=np.float32)
+    for c, component in enumerate(COMPONENTS):
+        weight = np.array([state.weights[page][component] for page in pages], dtype=np.float32)[:, None]
+        parts[c] = weight * signals[component]
+    return parts.sum(axis=0), parts
+
+
+def rerank(state, batch: Batch, signals: Signals, scores: np.ndarray) -> np.ndarray:
+    """The final scores: the re-ranked candidates first, in 1 + (0, 1], the linear blend's ranking of
+    the tail below, in (0, 1); requests of a page without a re-ranker keep the blend."""
+    ranked = np.array([RANKER_OF_PAGE[page_of(r)] in state.rankers for r in batch], dtype=bool)
+    if not ranked.any():
+        return scores
+    peaks = scores.max(axis=1, keepdims=True)
+    tail = np.divide(np.maximum(scores, 0), peaks, out=np.zeros_like(scores), where=peaks > 0) * 0.999
+    rows, cols, features = candidate_features(state, batch, signals, scores)
+    final = np.where(ranked[:, None], tail, scores)
+    pages = np.array([RANKER_OF_PAGE[page_of(r)] for r in batch], dtype=object)
+    for page, ranker in state.rankers.items():
+        pick = ranked[rows] & (pages[rows] == page)
+        if pick.any():
+            chance = _chance(ranker, features[pick]).astype(np.float32)
+            share = float(state.blend_share)
+            final[rows[pick], cols[pick]] = 1.0 + (1.0 - share) * chance + share * tail[rows[pick], cols[pick]] + 1e-6
+    return final
+
+
+def _chance(ranker, features: np.ndarray) -> np.ndarray:
+    """`ranker.predict_proba(features)[:, 1]` of a fitted HistGradientBoostingClassifier, bit for bit,
+    without the per-call input validation and per-tree partials that cost a fifth of the trees' time
+    on a single POS request. Reads sklearn internals (pinned in pyproject.toml; a test compares both
+    paths), and falls back to `predict_proba` where they differ."""
+    try:
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+        predictors, baseline, loss = ranker._predictors, ranker._baseline_prediction, ranker._loss
+        known_categories, feature_map = ranker._bin_mapper.make_known_categories_bitsets()
+    except (AttributeError, ImportError):
+        return ranker.predict_proba(features)[:, 1]
+    if ranker.n_trees_per_iteration_ != 1 or features.ndim != 2 or features.shape[1] != ranker.n_features_in_:
+        return ranker.predict_proba(features)[:, 1]
+    features = np.ascontiguousarray(features, dtype=np.float64)
+    threads = _openmp_effective_n_threads()
+    raw = np.zeros((len(features), 1), dtype=baseline.dtype, order="F")
+    raw += baseline
+    column = raw[:, 0]
+    for (predictor,) in predictors:
+        column += predictor.predict(features, known_categories, feature_map, threads)
+    return loss.predict_proba(raw)[:, 1]
+
+
+def train_ranker(blocks, params: dict, page: str | None = None):
+    """A gradient-boosted classifier: is this candidate in the truth? `blocks`: (features, labels,
+    case of each row) per validation window. None where the cases hold too few positives to learn from."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    p = params
+    features = np.concatenate([b[0] for b in blocks])
+    labels = np.concatenate([b[1] for b in blocks])
+    # case ids unique across the windows
+    offsets = np.cumsum([0] + [int(b[2].max()) + 1 if len(b[2]) else 0 for b in blocks])
+    groups = np.concatenate([b[2] + offsets[i] for i, b in enumerate(blocks)])
+    if labels.sum() < 10 or (~labels).sum() < 10:
+        return None
+    # negatives are many and alike: a deterministic sample of them keeps training fast
+    negatives = np.flatnonzero(~labels)
+    budget = max(p["max_training_rows"] - int(labels.sum()), 1)
+    if len(negatives) > budget:
+        dropped = np.random.default_rng(p["seed"]).choice(negatives, size=len(negatives) - budget, replace=False)
+        keep = np.ones(len(labels), dtype=bool)
+        keep[dropped] = False
+        features, labels, groups = features[keep], labels[keep], groups[keep]
+    weights = None
+    if p["balance_cases"]:
+        # every case counts once, however many true items it holds (HR and NDCG are per case)
+        positives = np.bincount(groups[labels], minlength=groups.max() + 1).astype(np.float64)
+        weights = np.ones(len(labels))
+        weights[labels] = positives[groups[labels]].mean() / positives[groups[labels]]
+    model = HistGradientBoostingClassifier(
+        max_iter=p["product_ranker_iterations"] if page == "product" and p["product_ranker_iterations"] else p["ranker_iterations"],
+        learning_rate=0.06,
+        max_leaf_nodes=31,
+        min_samples_leaf=50,
+        l2_regularization=1.0,
+        early_stopping=False,
+        random_state=p["seed"],
+    )
+    model.fit(features, labels, sample_weight=weights)
+    model.n_rows_ = int(len(labels))
+    return model

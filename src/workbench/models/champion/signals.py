@@ -1,0 +1,147 @@
+"""The champion's signals: each a (requests x items) matrix scaled to [0, 1] per request, computed
+from the fitted state and one batch of requests, nothing else.
+
+The item-item matrices (EASE weights, P(item | input item)) may be dense arrays or sparse CSR: every
+product here is `rows @ matrix` with the batch's rows on the left, so a request costs
+O(items) floats whatever the matrix, never items squared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from workbench.models.base import Batch, select_rows
+from workbench.models.item_to_item import _row_max_normalise
+
+
+@dataclass(frozen=True)
+class Signals:
+    """The batch's signals (`scaled`, by COMPONENTS name) and the raw scores the re-ranker also sees."""
+
+    scaled: dict
+    basket_raw: np.ndarray  # EASE on baskets before scaling: how sure the basket model is
+    together_raw: np.ndarray  # P(item | input item), averaged over the inputs
+    recent_together_raw: np.ndarray  # the same over recent baskets
+
+    def __getitem__(self, component: str) -> np.ndarray:
+        return self.scaled[component]
+
+
+def _dense(scores) -> np.ndarray:
+    if sp.issparse(scores):
+        scores = scores.toarray()
+    return np.asarray(scores, dtype=np.float32)
+
+
+def _times(rows: sp.csr_matrix, matrix) -> np.ndarray:
+    """rows @ matrix, dense; no scipy call where the rows hold nothing (an anonymous customer's
+    history, a product page's wish list): the POS asks one request at a time."""
+    if rows.nnz == 0:
+        return np.zeros((rows.shape[0], matrix.shape[1]), dtype=np.float32)
+    return _dense(rows @ matrix)
+
+
+def _scale_rows(scores) -> np.ndarray:
+    """Each row to [0, 1] by its maximum; negative (EASE's "unlikely") counts as no signal."""
+    scores = np.maximum(_dense(scores), 0.0)
+    if scores.ndim != 2 or scores.size == 0:
+        return scores
+    peaks = scores.max(axis=1, keepdims=True)
+    return np.divide(scores, peaks, out=np.zeros_like(scores), where=peaks > 0)
+
+
+def compute(state, batch: Batch) -> Signals:
+    """Every signal of every request of `batch` (see COMPONENTS)."""
+    n, n_items = len(batch), state.n_items
+    inputs = batch.inputs()
+    is_customer_page = np.array([r.scenario == "customer" for r in batch], dtype=bool)
+    # on the customer page the inputs are the wish list; elsewhere the basket / viewed product
+    every = np.arange(n)
+    # (a batch of one page, as every POS request is, needs no row selection for its own side)
+    shopping = inputs if not is_customer_page.any() else select_rows(inputs, np.where(is_customer_page, -1, every))
+    wished = inputs if is_customer_page.all() else select_rows(inputs, np.where(is_customer_page, every, -1))
+    history = batch.history(state.presence)
+    recent = batch.history(state.recent)
+    basket_raw = _times(shopping, state.basket_similarity)
+    out = {
+        "repeat": _dense(_row_max_normalise(batch.history(state.repeat))),
+        "recent": _scale_rows(recent),
+        "basket_copurchase": _scale_rows(basket_raw),
+        "customer_copurchase": _scale_rows(_times(shopping, state.customer_similarity)),
+        "history_copurchase": _scale_rows(_times(history, state.customer_similarity)),
+        "recent_copurchase": _scale_rows(_times(_row_max_normalise(recent), state.customer_similarity)),
+        "wish_list": _scale_rows(wished.toarray() + 0.5 * _times(wished, state.basket_similarity)),
+    }
+    n_inputs = np.maximum(np.diff(shopping.indptr), 1)[:, None]
+    together_raw = _times(shopping, state.together) / n_inputs
+    recent_together_raw = _times(shopping, state.recent_together) / n_inputs
+    out["together"] = _scale_rows(together_raw)
+    out["recent_together"] = _scale_rows(recent_together_raw)
+    out["usual_with_basket"] = np.sqrt(out["repeat"] * out["basket_copurchase"])
+    out["similar_baskets"] = np.zeros((n, n_items), dtype=np.float32)
+    out["own_baskets"] = np.zeros((n, n_items), dtype=np.float32)
+    shopper = np.flatnonzero(np.diff(shopping.indptr) > 0)  # the customer page has no basket
+    customers = batch.customers()
+    for start in range(0, len(shopper), 500):  # chunks: bounded dense blocks of votes
+        rows = shopper[start : start + 500]
+        similar, own = basket_neighbours(state, select_rows(shopping, rows), customers[rows])
+        out["similar_baskets"][rows], out["own_baskets"][rows] = similar, own
+    trending = state.trending / max(float(state.trending.max()), 1e-9) if n_items else state.trending
+    out["trending"] = np.broadcast_to(trending.astype(np.float32), (n, n_items))
+    store = np.zeros((n, n_items), dtype=np.float32)
+    for r, request in enumerate(batch):
+        sellers = state.store_sellers.get(request.store_id)
+        if sellers is not None and sellers.size and sellers.max() > 0:
+            store[r] = sellers / sellers.max()
+    out["store"] = store
+    out["wish_category"] = _wish_category(state, wished)
+    return Signals(out, basket_raw, together_raw, recent_together_raw)
+
+
+def _wish_category(state, wished: sp.csr_matrix) -> np.ndarray:
+    """The wish list's categories, their best sellers first; nothing without categories."""
+    if state.category_of is None or wished.nnz == 0:
+        return np.zeros(wished.shape, dtype=np.float32)
+    share = _dense(wished @ state.category_of)  # requests x categories: wished items per category
+    in_category = _dense(share @ state.category_of.T)  # requests x items
+    trending = state.trending / max(float(state.trending.max()), 1e-9)
+    return _scale_rows(in_category * (0.5 + 0.5 * trending)[None, :])
+
+
+def basket_neighbours(state, shopping: sp.csr_matrix, customers: np.ndarray, neighbours: int = 100):
+    """Session k-NN: cosine overlap of the basket with every past basket; the `neighbours` most
+    similar (and, separately, all of the customer's own, `customers` = each row's customer index or
+    -1) vote for their items.
+
+    Kept sparse throughout: a basket shares an item with a few thousand past baskets at most,
+    and on a single POS request densifying all of them cost more than the vote itself."""
+    n = shopping.shape[0]
+    overlap = (shopping @ state.baskets_by_item).tocsr()
+    overlap.sum_duplicates()
+    lengths = np.diff(overlap.indptr)
+    rows = np.repeat(np.arange(n), lengths)
+    baskets = overlap.indices
+    sizes = np.sqrt(np.maximum(np.asarray(shopping.sum(axis=1)).ravel(), 1.0))
+    values = (overlap.data * (state.basket_weight[baskets] / sizes[rows])).astype(np.float32)
+    customers = np.asarray(customers, dtype=np.int64)
+    own = (customers[rows] >= 0) & (state.basket_customer[baskets] == customers[rows])
+    # the `neighbours` best of each row, ties at the cut included
+    near = np.ones(len(values), dtype=bool)
+    if state.baskets.shape[0] > neighbours:
+        for r in np.flatnonzero(lengths > neighbours):
+            span = slice(overlap.indptr[r], overlap.indptr[r + 1])
+            near[span] = values[span] >= np.partition(values[span], -neighbours)[-neighbours]
+    near &= values > 0
+    own &= values > 0
+    # both votes in one product: rows 0..n-1 the neighbours, n..2n-1 the customer's own baskets
+    vote_rows = np.concatenate([rows[near], rows[own] + n])
+    vote_baskets = np.concatenate([baskets[near], baskets[own]])
+    voters = sp.csr_matrix(
+        (np.concatenate([values[near], values[own]]), vote_baskets, np.searchsorted(vote_rows, np.arange(2 * n + 1))),
+        shape=(2 * n, state.baskets.shape[0]),
+    )
+    votes = _scale_rows(voters @ state.baskets)
+    return votes[:n], votes[n:]

@@ -1,0 +1,216 @@
+"""The champion's fitted state: one immutable object, built once by `fit_state`, read by every
+scoring step and never written after (its arrays are read-only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import scipy.sparse as sp
+
+from workbench.models.base import freeze
+from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, PAGES
+from workbench.models.data import TrainingData
+from workbench.models.item_to_item import ease_weights
+
+
+@dataclass(frozen=True)
+class ChampionState:
+    n_items: int
+    # the page's weight of each signal in its linear blend, and the page's re-ranker
+    weights: dict
+    rankers: dict
+    tuning_report: dict | None
+    candidates_per_signal: int
+    product_candidates_per_signal: int | None
+    blend_share: float
+    # customers x items
+    repeat: sp.csr_matrix  # recency-weighted baskets (repeat half-life)
+    recent: sp.csr_matrix  # the same, recent half-life
+    counts: sp.csr_matrix  # baskets holding the item
+    presence: sp.csr_matrix  # bought at all
+    last_bought: sp.csr_matrix  # days since the last buy + 1
+    first_bought: sp.csr_matrix  # days since the first buy + 1
+    pair_position: sp.csr_matrix | None  # 1 + position of each (customer, item) in the three above, where they share a pattern
+    # items x items (dense or sparse CSR)
+    basket_similarity: object  # EASE on baskets
+    customer_similarity: object  # EASE on customers
+    together: sp.csr_matrix  # P(item | input item) over all baskets
+    recent_together: sp.csr_matrix  # the same over recent baskets
+    # baskets
+    baskets: sp.csr_matrix  # baskets x items, presence
+    baskets_by_item: sp.csr_matrix  # items x baskets, kept row-major: transposing per request costs more than the product
+    basket_weight: np.ndarray  # recency / sqrt(size)
+    basket_customer: np.ndarray  # customer index per basket, -1 anonymous
+    n_fit_baskets: int
+    # per item
+    trending: np.ndarray
+    store_sellers: dict  # store id -> trending per item at that store
+    category_of: sp.csr_matrix | None  # items x categories, one-hot
+    category_names: np.ndarray | None
+    item_basket_count: np.ndarray
+    item_log_popularity: np.ndarray
+    item_trend: np.ndarray  # recent share of its sales against its all-time share
+    item_repeat_rate: np.ndarray
+    item_age: np.ndarray
+    item_idle: np.ndarray
+    item_basket_size: np.ndarray
+    # per customer
+    customer_baskets: np.ndarray
+
+    def __post_init__(self):
+        self._freeze()
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._freeze()  # unpickled arrays come back writeable
+
+    def _freeze(self):
+        values = [getattr(self, f.name) for f in fields(self)]
+        freeze(*values, *self.store_sellers.values())
+
+    def with_weights(self, weights: dict | None) -> "ChampionState":
+        """The same state with other blend weights (the tuning tries them on a validation window)."""
+        return _replace(self, weights=normalise_weights(weights))
+
+
+def _replace(state: ChampionState, **changes) -> ChampionState:
+    values = {f.name: getattr(state, f.name) for f in fields(state)}
+    return ChampionState(**{**values, **changes})
+
+
+def normalise_weights(weights: dict | None) -> dict:
+    """Every page's weight of every signal (0 where not given); DEFAULT_WEIGHTS where none."""
+    weights = weights or DEFAULT_WEIGHTS
+    return {page: {c: float(weights.get(page, {}).get(c, 0.0)) for c in COMPONENTS} for page in PAGES}
+
+
+def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: dict, tuning_report: dict | None) -> ChampionState:
+    """The signals, the candidates' statistics and the re-rankers, fitted on `data`."""
+    p = params
+    repeat = data.customer_items(p["repeat_half_life_days"])
+    recent = data.customer_items(p["recent_half_life_days"])
+    counts = data.customer_items(None)
+    presence = counts.copy()
+    presence.data[:] = 1.0
+    basket_similarity = ease_weights(data.basket_items(None), p["basket_lambda"])
+    customer_similarity = ease_weights(presence, p["customer_lambda"])
+    trending = data.item_popularity(p["trending_half_life_days"])
+    store_sellers = {
+        store: data.item_popularity(p["trending_half_life_days"], store_id=store)
+        for store in sorted({s for s in data.basket_store if s is not None})
+    }
+    baskets = data.basket_items(None)
+    baskets.data[:] = 1.0
+    # recent baskets say more about what goes together this season
+    recency = np.power(0.5, data.basket_age_days / 90.0).astype(np.float32)
+    sizes = np.maximum(np.asarray(baskets.sum(axis=1)).ravel(), 1.0)
+    # P(item | input item) over recent baskets: what goes together this season
+    weighted = sp.diags(np.power(0.5, data.basket_age_days / 30.0).astype(np.float32)) @ baskets
+    together = (weighted.T @ baskets).tocsr()
+    bought = np.maximum(together.diagonal(), 1e-6)
+    together.setdiag(0)
+    together.eliminate_zeros()
+    recent_together = (sp.diags(1.0 / bought) @ together).tocsr().astype(np.float32)
+    # P(item | input item) over all baskets: count-based, so popular complements come first
+    together = (baskets.T @ baskets).tocsr()
+    item_basket_count = np.asarray(together.diagonal(), dtype=np.float32)
+    together.setdiag(0)
+    together.eliminate_zeros()
+    together = (sp.diags(1.0 / np.maximum(item_basket_count, 1.0)) @ together).tocsr().astype(np.float32)
+    category_of, category_names = _categories(data)
+    return ChampionState(
+        n_items=data.n_items,
+        weights=normalise_weights(weights),
+        rankers=dict(rankers),
+        tuning_report=tuning_report,
+        candidates_per_signal=p["candidates_per_signal"],
+        product_candidates_per_signal=p["product_candidates_per_signal"],
+        blend_share=p["blend_share"],
+        repeat=repeat,
+        recent=recent,
+        counts=counts,
+        presence=presence,
+        basket_similarity=basket_similarity,
+        customer_similarity=customer_similarity,
+        together=together,
+        recent_together=recent_together,
+        baskets=baskets,
+        baskets_by_item=baskets.T.tocsr(),
+        basket_weight=recency / np.sqrt(sizes),
+        basket_customer=np.array(data.basket_customer),  # a copy: frozen here, the data stays the caller's
+        n_fit_baskets=max(int(baskets.shape[0]), 1),
+        trending=trending,
+        store_sellers=store_sellers,
+        category_of=category_of,
+        category_names=category_names,
+        item_basket_count=item_basket_count,
+        **_statistics(data, counts, trending),
+    )
+
+
+def _categories(data: TrainingData):
+    """(items x categories one-hot, category names), (None, None) where the catalog names none."""
+    if data.item_categories is None:
+        return None, None
+    labels = np.array(["" if c is None else str(c) for c in data.item_categories], dtype=object)
+    known = np.flatnonzero(labels != "")
+    if not len(known):
+        return None, None
+    names, codes = np.unique(labels[known], return_inverse=True)
+    matrix = sp.csr_matrix((np.ones(len(known), dtype=np.float32), (known, codes)), shape=(data.n_items, len(names)))
+    return matrix, names
+
+
+def _statistics(data: TrainingData, counts: sp.csr_matrix, trending: np.ndarray) -> dict:
+    """What the re-ranker needs besides the signals: per (customer, item) first and last buy,
+    per customer and per item a few counts."""
+    n_items = data.n_items
+    known = data.customer >= 0
+    keys = data.customer[known].astype(np.int64) * n_items + data.item[known]
+    ages = data.age_days[known].astype(np.float64)
+    pair_keys, inverse = np.unique(keys, return_inverse=True)
+    last = np.full(len(pair_keys), np.inf)
+    first = np.zeros(len(pair_keys))
+    np.minimum.at(last, inverse, ages)
+    np.maximum.at(first, inverse, ages)
+    shape = (data.n_customers, n_items)
+    rows, cols = pair_keys // n_items, pair_keys % n_items
+    # stored + 1 so that "today" is not an implicit zero
+    last_bought = sp.csr_matrix((last + 1.0, (rows, cols)), shape=shape)
+    first_bought = sp.csr_matrix((first + 1.0, (rows, cols)), shape=shape)
+    # the three matrices share one sparsity pattern where counts holds every pair once: one lookup
+    # of a pair's position then serves all three
+    same = all(
+        np.array_equal(m.indptr, counts.indptr) and np.array_equal(m.indices, counts.indices) for m in (last_bought, first_bought)
+    )
+    pair_position = None
+    if same:
+        pair_position = counts.copy()
+        pair_position.data = np.arange(1, pair_position.nnz + 1, dtype=np.float64)
+    customers = data.basket_customer[data.basket_customer >= 0]
+    popularity = data.item_popularity(None)
+    share_now = trending / max(float(trending.sum()), 1e-9)
+    share_ever = popularity / max(float(popularity.sum()), 1e-9)
+    buyers = np.bincount(cols, minlength=n_items)
+    coo = counts.tocoo()
+    rebuyers = np.bincount(coo.col[coo.data >= 2], minlength=n_items)
+    age_first = np.zeros(n_items)
+    age_last = np.full(n_items, np.inf)
+    np.maximum.at(age_first, data.item, data.age_days.astype(np.float64))
+    np.minimum.at(age_last, data.item, data.age_days.astype(np.float64))
+    basket_sizes = np.bincount(data.basket, minlength=data.n_baskets).astype(np.float64)
+    return {
+        "last_bought": last_bought,
+        "first_bought": first_bought,
+        "pair_position": pair_position,
+        "customer_baskets": np.bincount(customers, minlength=data.n_customers).astype(np.float32),
+        "item_log_popularity": np.log1p(popularity).astype(np.float32),
+        "item_trend": (np.log1p(1e4 * share_now) - np.log1p(1e4 * share_ever)).astype(np.float32),
+        "item_repeat_rate": (rebuyers / np.maximum(buyers, 1)).astype(np.float32),
+        "item_age": age_first.astype(np.float32),
+        "item_idle": np.where(np.isfinite(age_last), age_last, 1e4).astype(np.float32),
+        "item_basket_size": (
+            np.bincount(data.item, weights=np.log1p(basket_sizes[data.basket]), minlength=n_items) / np.maximum(popularity, 1.0)
+        ).astype(np.float32),
+    }

@@ -1,0 +1,197 @@
+"""Learning the champion's blend weights and re-rankers on validation windows at the end of the
+training data (the protocol of EVALUATION.md one period earlier, never the test window)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import scipy.sparse as sp
+
+from workbench.models.base import Request
+from workbench.models.champion.candidates import _top_columns, blocked_items
+from workbench.models.champion.features import candidate_features
+from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, FEATURES, GRID, PAGES, RANKER_OF_PAGE, TUNING_METRIC, page_of
+from workbench.models.champion.ranker import blend, train_ranker
+from workbench.models.champion.signals import compute
+from workbench.models.data import TrainingData
+
+
+def tune(params: dict, data: TrainingData, search_weights: bool):
+    """(weights or None, rankers, report): learnt on the last `validation_windows` periods of
+    `validation_days` before the end of `data` (the most recent one alone for the weights).
+    Where the data is too small for a validation window, nothing is learnt (defaults serve)."""
+    p = params
+    interactions = data.to_interactions()
+    wish_lists = _wish_list_frame(data)
+    weights, report = {}, {}
+    rows = {page: [] for page in dict.fromkeys(RANKER_OF_PAGE.values())}
+    for window in range(max(int(p["validation_windows"]), 1)):
+        inner, cases = _validation_window(p, data, interactions, wish_lists, window)
+        if inner is None:
+            break
+        state = inner.state
+        for page in PAGES:
+            requests, truth = cases[page].requests, cases[page].truth
+            if window == 0:
+                weights[page] = DEFAULT_WEIGHTS.get(page, {})
+                if search_weights and requests:
+                    weights[page], report[page] = _search(inner, state, requests, truth, TUNING_METRIC[page])
+            if p["second_stage"] and requests and page in rows:
+                state = state.with_weights({**state.weights, page: weights[page]})
+                rows[page].append(_ranker_rows(inner, state, requests, truth, seed=(p["seed"], window, PAGES.index(page)), negative_rate=p["negative_rate"]))
+    rankers = {}
+    for page, blocks in rows.items():
+        ranker = train_ranker(blocks, p, page) if blocks else None
+        if ranker is not None:
+            rankers[page] = ranker
+            report[f"{page}.ranker_rows"] = ranker.n_rows_
+    return (weights if search_weights and weights else None), rankers, report or None
+
+
+def _validation_window(params: dict, data: TrainingData, interactions, wish_lists, window: int):
+    """(inner champion, cases): the champion fitted on what came before the validation window
+    `window` periods back, and that window's cases; (None, None) where there is no such window."""
+    # imported here: evaluation depends on models, not the other way round
+    from workbench.evaluation.protocol import build_cases, validation_split
+    from workbench.models.champion.model import Champion
+
+    p = params
+    days = int(p["validation_days"])
+    if interactions.height == 0:
+        return None, None
+    if window:
+        end = pd.Timestamp(interactions["time"].max()).normalize() + pd.Timedelta(days=1 - window * days)
+        interactions = interactions.filter(pl.col("time") < end.to_pydatetime())
+    if interactions.height == 0:
+        return None, None
+    fit_part, validation = validation_split(interactions, days=days)
+    if fit_part.height == 0 or validation.height == 0:
+        return None, None
+    inner = Champion(**{**p, "tune": False, "weights": p["weights"] or DEFAULT_WEIGHTS})
+    inner_data = TrainingData.from_interactions(fit_part, reference_time=validation["time"].min())
+    if wish_lists is not None:
+        inner_data.wish_lists = inner_data._wish_list_matrix(wish_lists)
+    inner_data.item_names = _reindex(data, inner_data, data.item_names)
+    inner_data.item_categories = _reindex(data, inner_data, data.item_categories)
+    inner.fit(inner_data)
+    cases = build_cases(fit_part, validation, seed=p["seed"] + window, max_baskets=p["max_tuning_cases"], wish_lists=wish_lists)
+    cases["product_customer"] = _with_customers(cases["product"], cases["basket"])
+    return inner, cases
+
+
+def _ranker_rows(inner, state, requests, truth, seed, negative_rate: float):
+    """(features, labels, case of each row) of the candidates of these validation cases (scored by
+    `inner` with `state`); cases without any true item among their candidates are left out (they
+    teach nothing about ranking), and only a deterministic share `negative_rate` of the wrong
+    candidates is kept."""
+    rng = np.random.default_rng(list(seed))
+    blocks, labels, groups = [], [], []
+    for start in range(0, len(requests), 500):
+        chunk = inner.batch(requests[start : start + 500])
+        signals = compute(state, chunk)
+        rows, cols, features = candidate_features(state, chunk, signals, blend(state, chunk, signals)[0])
+        relevant = sp.csr_matrix(
+            (
+                np.ones(sum(len(t) for t in truth[start : start + 500]), dtype=np.float32),
+                (
+                    [r for r, t in enumerate(truth[start : start + 500]) for _ in t],
+                    [inner.item_index.get(i, -1) for t in truth[start : start + 500] for i in t],
+                ),
+            ),
+            shape=(len(chunk), inner.n_items + 1),
+        ) if len(chunk) else None
+        target = np.asarray(relevant[rows, cols]).ravel() > 0 if len(rows) else np.zeros(0, dtype=bool)
+        useful = np.zeros(len(chunk), dtype=bool)
+        useful[rows[target]] = True
+        keep = useful[rows] & (target | (rng.random(len(rows)) < negative_rate))
+        blocks.append(features[keep])
+        labels.append(target[keep])
+        groups.append(rows[keep] + start)
+    if not blocks:
+        return np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, bool), np.zeros(0, np.int64)
+    return np.concatenate(blocks), np.concatenate(labels), np.concatenate(groups)
+
+
+def _search(inner, state, requests, truth, metric: str, k: int = 10):
+    """Steepest ascent over GRID, one signal's weight at a time, from the defaults;
+    deterministic, and cheap: the signals are computed once and only re-weighted."""
+    batch = inner.batch(requests)
+    full = compute(state, batch).scaled
+    blocked = blocked_items(state, batch)
+    relevant = np.zeros((len(requests), state.n_items), dtype=bool)
+    for r, t in enumerate(truth):
+        relevant[r, [inner.item_index[i] for i in t if i in inner.item_index]] = True
+    sizes = np.maximum(relevant.sum(axis=1), 1)
+    # only items in some signal's top 60 can reach a blend's top 10 in practice: search on
+    # those candidates, duplicates masked out
+    candidates = np.concatenate([_top_columns(full[c], 60) for c in COMPONENTS], axis=1)
+    candidates = np.sort(candidates, axis=1)
+    duplicate = np.zeros(candidates.shape, dtype=bool)
+    duplicate[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
+    signals = {c: np.take_along_axis(full[c], candidates, axis=1) for c in COMPONENTS}
+    blocked = np.take_along_axis(blocked, candidates, axis=1) | duplicate
+    relevant = np.take_along_axis(relevant, candidates, axis=1)
+    k = min(k, candidates.shape[1])
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discounts)[np.minimum(sizes, k) - 1]
+
+    def quality(weights):
+        scores = sum(w * signals[c] for c, w in weights.items() if w) + 1e-6 * signals["store"]
+        scores = np.where(blocked, -np.inf, scores)
+        top = _top_columns(scores, k)
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        hits = np.take_along_axis(relevant, top, axis=1) & np.isfinite(np.take_along_axis(scores, top, axis=1))
+        if metric == "hr":
+            return float(hits.any(axis=1).mean()) + 0.01 * float((hits @ discounts / ideal).mean())
+        return float((hits @ discounts / ideal).mean())
+
+    page = page_of(requests[0])
+    weights = {c: DEFAULT_WEIGHTS.get(page, {}).get(c, 0.0) for c in COMPONENTS}
+    live = [c for c in COMPONENTS if signals[c].any()]
+    best = quality(weights)
+    # steepest ascent: each round takes the single best change of one weight, until none helps
+    for _ in range(8):
+        trials = [{**weights, c: v} for c in live for v in GRID if v != weights[c]]
+        scored = [(quality(t), -i, t) for i, t in enumerate(trials) if any(t.values())]
+        if not scored:
+            break
+        top_quality, _, top = max(scored, key=lambda x: (x[0], x[1]))
+        if top_quality <= best + 1e-6:
+            break
+        best, weights = top_quality, top
+    return weights, best
+
+
+def _reindex(source: TrainingData, target: TrainingData, values):
+    """A per-item array of `source` (names, categories) in `target`'s item order."""
+    if values is None:
+        return None
+    return np.array([values[source.item_index[i]] for i in target.item_ids], dtype=object)
+
+
+def _wish_list_frame(data: TrainingData):
+    """The wish lists of `data` as (customer_id, product_id) rows, for the validation window."""
+    if data.wish_lists is None or data.wish_lists.nnz == 0:
+        return None
+    matrix = data.wish_lists.tocoo()
+    return pl.DataFrame(
+        {
+            "customer_id": pl.Series([str(c) for c in data.customer_ids[matrix.row]], dtype=pl.String),
+            "product_id": pl.Series([str(i) for i in data.item_ids[matrix.col]], dtype=pl.String),
+        }
+    )
+
+
+def _with_customers(product_cases, basket_cases):
+    """The product cases again, with the invoice's customer attached (the personalised product page)."""
+    from workbench.evaluation.protocol import Cases
+
+    cases = Cases("product_customer", [], [])
+    for product, basket, truth in zip(product_cases.requests, basket_cases.requests, product_cases.truth):
+        if basket.customer_id is not None:
+            cases.requests.append(Request("product", basket.customer_id, product.product_ids, store_id=product.store_id))
+            cases.truth.append(truth)
+    return cases
+
