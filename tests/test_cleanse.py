@@ -114,18 +114,24 @@ def test_missing_value():
     assert r.interactions.height == 1
 
 
-def test_cancellation_by_type_and_online_retail_ids():
+#: rules an entity store without typed transactions and products could be cleansed with (Online
+#: Retail's conventions spelt out as parameters; the shipped mapping types them instead)
+OR_RULES = CleansingRules(cancellation_id_prefixes=["C", "A"], non_merchandise_codes=["POST", "DOT", "M", "m", "C2", "D", "S", "B", "PADS", "gift_*", "DCGS*"])
+
+
+def test_cancellation_by_type_and_configured_id_prefixes():
     rows = [
         line("100", "P1"), line("101", "P1", ttype="cancellation", qty=-1), line("102", "P1", ttype="void"),
         line("103", "P1", ttype="adjustment"), line("C104", "P2", qty=-2), line("A105", "P1", price=-5.0),
         line("106", "P2"),
     ]
-    r = cleanse(tables(rows), CleansingRules())
+    assert counts(cleanse(tables(rows), CleansingRules())) == {"cancellation": 3, "return": 1, "non_positive_price": 1}
+    r = cleanse(tables(rows), OR_RULES)
     assert counts(r) == {"cancellation": 5}
     reasons = r.quarantine["sales_lines"].filter(pl.col("transaction_id") == "C104")["reason"].item()
     assert "C104" in reasons and "prefix C" in reasons
     # switched off: the cancellation line with quantity -1 is then a return, the C/A lines too
-    off = cleanse(tables(rows), CleansingRules(drop_cancellations=False))
+    off = cleanse(tables(rows), OR_RULES.replace(drop_cancellations=False))
     assert counts(off) == {"return": 2, "non_positive_price": 1}
     assert off.interactions.height == 4
 
@@ -133,7 +139,7 @@ def test_cancellation_by_type_and_online_retail_ids():
 def test_id_prefixes_only_apply_to_online_retail_like_ids():
     # demo-style ids (not numeric): "C..." is just an id, not a cancellation
     rows = [line("CX-1", "P1"), line("CART-2", "P1"), line("AB-3", "P2")]
-    r = cleanse(tables(rows), CleansingRules())
+    r = cleanse(tables(rows), OR_RULES)
     assert counts(r) == {} and r.interactions.height == 3
     # numeric ids, but prefixes switched off
     rows = [line("1", "P1"), line("2", "P1"), line("C3", "P2")]
@@ -168,13 +174,16 @@ def test_non_merchandise_codes_prefixes_and_product_type():
         line("T2", "M2"),              # 'M' is exact, not a prefix: kept
         line("T2", "MM"),
     ]
-    r = cleanse(tables(rows, products=products), CleansingRules())
+    # by default only the catalog's product_type says what is not merchandise: a code is just a code
+    plain = cleanse(tables(rows, products=products), CleansingRules())
+    assert counts(plain) == {"non_merchandise": 1, "unknown_product": 1}  # FEE1 by type; DCGS0003 unknown
+    r = cleanse(tables(rows, products=products), OR_RULES)
     assert counts(r) == {"non_merchandise": 4}
     assert sorted(r.interactions["product_id"]) == ["M2", "MM", "P1"]
     assert counts(r, "products") == {"non_merchandise": 3}  # FEE1, POST, gift_0001_20
     custom = cleanse(tables(rows, products=products), CleansingRules(non_merchandise_codes=["M*"]))
     assert custom.rule_counts("sales_lines")["non_merchandise"] == 3  # FEE1 by type, M2 and MM by prefix
-    off = cleanse(tables(rows, products=products), CleansingRules(drop_non_merchandise=False))
+    off = cleanse(tables(rows, products=products), OR_RULES.replace(drop_non_merchandise=False))
     assert counts(off) == {"unknown_product": 1}  # DCGS0003 is not in products
 
 
@@ -249,13 +258,13 @@ def test_each_rejected_row_is_attributed_to_the_first_rule_only():
         line("5", "POST"),                                # -> non_merchandise (before unknown_product)
         line("6", "P1"), line("6", "P1"),                 # -> duplicate_line (not merged)
     ]
-    r = cleanse(tables(rows), CleansingRules())
+    r = cleanse(tables(rows), OR_RULES)
     assert counts(r) == {"cancellation": 1, "return": 1, "non_positive_price": 2, "non_merchandise": 1,
                          "duplicate_line": 1}
     q = r.quarantine["sales_lines"]
     assert q.height == 6 and q.select("transaction_id", "line_number").is_unique().all()
     # the rules in order: switching the first one off hands the row to the next
-    r2 = cleanse(tables(rows), CleansingRules(drop_cancellations=False, drop_returns=False))
+    r2 = cleanse(tables(rows), OR_RULES.replace(drop_cancellations=False, drop_returns=False))
     assert counts(r2) == {"non_positive_price": 4, "non_merchandise": 1, "duplicate_line": 1}
 
 
@@ -367,7 +376,8 @@ def test_parameters_from_notebook_values():
     assert rules.replace(max_basket_size=50).max_basket_size == 50 and rules.to_dict()["min_item_support"] == 3
     with pytest.raises(TypeError, match="min_support"):
         CleansingRules.from_mapping(min_support=2)
-    assert CleansingRules().non_merchandise_codes[-2:] == ("gift_*", "DCGS*")
+    # nothing of one retailer's conventions in the defaults (issue 11): codes and prefixes are opt-in
+    assert CleansingRules().non_merchandise_codes == () and CleansingRules().cancellation_id_prefixes == ()
 
 
 def test_input_errors_name_table_and_column():

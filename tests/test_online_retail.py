@@ -117,10 +117,14 @@ def test_extract_writes_the_entity_store_incrementally(workbench_home, tiny_csv)
     assert {p.name for p in root.iterdir()} >= {"sales_lines", "products.parquet", "customers.parquet", "stores.parquet",
                                                 "wish_lists.parquet", "legal_entity.json", "watermark.json"}
     assert extract_online_retail(tiny_csv, start="2011-01-01")["new_lines"] == 0
-    rest = extract_online_retail(tiny_csv)
+    # without start, a run re-reads only the lookback before the watermark: nothing older is added...
+    nightly = extract_online_retail(tiny_csv)
+    assert nightly["new_lines"] == 0 and nightly["read_window"]["start"] == "2011-08-09 14:50:00"
+    # ...unless the lookback is off (the whole source re-read)
+    rest = extract_online_retail(tiny_csv, lookback_days=None)
     assert rest["new_lines"] == 7 and rest["rows"]["sales_lines"] == len(ROWS)
     assert read_sales_lines("online_retail").height == len(ROWS)
-    assert extract_online_retail(tiny_csv)["new_lines"] == 0
+    assert extract_online_retail(tiny_csv, lookback_days=None)["new_lines"] == 0
 
 
 def test_extract_window_without_rows(workbench_home, tiny_csv):
@@ -140,7 +144,7 @@ def test_missing_columns_are_named(tmp_path):
 def test_corrupt_gzip(tmp_path, tiny_csv):
     path = tmp_path / "broken.csv.gz"
     path.write_bytes(gzip.compress(tiny_csv.read_bytes() * 50)[:300])
-    with pytest.raises(ExtractionError, match=r"cannot read Online Retail file .*broken\.csv\.gz: EOFError"):
+    with pytest.raises(ExtractionError, match=r"cannot read .*broken\.csv\.gz: EOFError"):
         read_online_retail(path)
     path.write_bytes(tiny_csv.read_bytes())  # named .gz but not compressed
     with pytest.raises(ExtractionError, match=r"broken\.csv\.gz: BadGzipFile"):
@@ -150,17 +154,21 @@ def test_corrupt_gzip(tmp_path, tiny_csv):
 def test_corrupt_xlsx(tmp_path):
     path = tmp_path / "broken.xlsx"
     path.write_bytes(b"PK\x03\x04 not really a zip archive")
-    with pytest.raises(ExtractionError, match=r"cannot read Online Retail file .*broken\.xlsx"):
+    with pytest.raises(ExtractionError, match=r"cannot read .*broken\.xlsx"):
         read_online_retail(path)
 
 
 def test_missing_file_and_unknown_format(tmp_path):
-    with pytest.raises(ExtractionError, match="does not exist"):
+    with pytest.raises(ExtractionError, match=r"entity sales_lines: no file matches .*absent\.csv\.gz"):
         read_online_retail(tmp_path / "absent.csv.gz")
-    odd = tmp_path / "retail.parquet"
+    odd = tmp_path / "retail.dat"
     odd.write_bytes(b"x")
     with pytest.raises(ExtractionError, match="unknown format"):
         read_online_retail(odd)
+    broken = tmp_path / "retail.parquet"
+    broken.write_bytes(b"x")
+    with pytest.raises(ExtractionError, match=r"cannot read .*retail\.parquet"):
+        read_online_retail(broken)
 
 
 def test_unreadable_values_name_column_and_row(tmp_path):
@@ -168,12 +176,13 @@ def test_unreadable_values_name_column_and_row(tmp_path):
     rows[4] = rows[4][:4] + ("2010-13-45 09:00:00",) + rows[4][5:]
     path = tmp_path / "bad_date.csv"
     path.write_text(_csv_text(rows))
-    with pytest.raises(ExtractionError, match=r"1 row\(s\) with an unreadable InvoiceDate \(row 6: '2010-13-45 09:00:00'\)"):
+    with pytest.raises(ExtractionError, match=r"column sales_lines\.transaction_time: 1 value\(s\) of column 'InvoiceDate' "
+                       r"do not read as a datetime \(bad_date\.csv line 6: '2010-13-45 09:00:00'\)"):
         read_online_retail(path)
     rows = list(ROWS)
     rows[1] = rows[1][:3] + ("six",) + rows[1][4:]
     path.write_text(_csv_text(rows))
-    with pytest.raises(ExtractionError, match=r"unreadable Quantity \(row 3: 'six'\)"):
+    with pytest.raises(ExtractionError, match=r"sales_lines\.quantity: 1 value\(s\) of column 'Quantity' do not read as a number \(bad_date\.csv line 3: 'six'\)"):
         read_online_retail(path)
 
 

@@ -11,7 +11,7 @@ sales_lines
  3. ``future_time``          dated after the extraction that read it (`as_of`): a clock or typing error that
                              would otherwise move the test window and the recency of every model
  4. ``cancellation``         the whole transaction is not a sale (type cancellation/void/adjustment, or an
-                             Online Retail-like id starting with 'C'/'A'); checked before the line-level
+                             id with one of `cancellation_id_prefixes`); checked before the line-level
                              rules so that a cancellation line is counted as a cancellation, not as a return
  5. ``return``               type return, or quantity <= 0
  6. ``non_positive_price``   unit_price <= 0
@@ -47,12 +47,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-#: Stock codes that are postage, fees, manual adjustments, vouchers..., not products to recommend
-#: (the list of ../shared/EVALUATION.md). A trailing '*' makes the entry a prefix pattern.
-DEFAULT_NON_MERCHANDISE_CODES: tuple[str, ...] = (
-    "POST", "DOT", "M", "m", "C2", "D", "S", "B", "PADS", "BANK CHARGES", "AMAZONFEE", "CRUK",
-    "gift_*", "DCGS*",
-)
+#: Extra product codes to treat as non-merchandise, none by default: which products are postage, fees,
+#: vouchers or adjustments is the source's to say, in the entity store's product_type (a retailer's
+#: source mapping declares it, e.g. configs/sources/online_retail.yml). A trailing '*' makes an entry a prefix.
+DEFAULT_NON_MERCHANDISE_CODES: tuple[str, ...] = ()
 
 #: transaction_type values meaning the transaction is not a sale at all.
 CANCELLATION_TYPES: tuple[str, ...] = ("cancellation", "void", "adjustment")
@@ -90,12 +88,14 @@ def _check_count(name: str, value: Any, *, optional: bool) -> None:
 
 @dataclass(frozen=True)
 class CleansingRules:
-    """Parameters of the cleansing notebook; the defaults reproduce ../shared/EVALUATION.md."""
+    """Parameters of the cleansing notebook; with an entity store whose mapping types its transactions and
+    products (as the shipped ones do), the defaults reproduce ../shared/EVALUATION.md."""
 
-    #: drop transactions of type cancellation/void/adjustment, and on Online Retail-like data (mostly
-    #: numeric transaction ids) ids made of one of `cancellation_id_prefixes` followed by digits
+    #: drop transactions of type cancellation/void/adjustment (the source mapping sets the type); where a
+    #: store's types cannot be trusted, also ids made of one of `cancellation_id_prefixes` followed by
+    #: digits, on data whose transaction ids are mostly numeric (none by default)
     drop_cancellations: bool = True
-    cancellation_id_prefixes: tuple[str, ...] = ("C", "A")
+    cancellation_id_prefixes: tuple[str, ...] = ()
     #: drop lines of type return and lines with quantity <= 0
     drop_returns: bool = True
     #: drop lines with unit_price <= 0

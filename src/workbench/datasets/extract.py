@@ -1,447 +1,309 @@
-"""Extraction: one legal entity's operational data into its entity store (Parquet).
+"""Extraction: one legal entity's data, read through its source mapping, into its entity store.
 
-The entity store layout is the contract of `docs/architecture.md`; `write_entity_store` is
-the one place that writes it, shared by the operational-database extraction here and the
-Online Retail reader (`workbench.datasets.online_retail`).
+    from workbench.datasets.extract import extract_source
+    extract_source("demo", "USRT")                                     # configs/sources/demo.yml, the demo database
+    extract_source("online_retail", "online_retail")                   # the UCI file named in the mapping
+    extract_source("configs/sources/mine.yml", "DE01", source="postgresql://etl@db/pos", start="2025-01-01")
 
-Incremental refresh: sales lines are append-only parts, one per run. A run adds the lines of
-the window's transactions that the store does not hold yet (matched on transaction id), so
-re-running a window adds nothing and a later window adds only what is newer than the
-watermark. Transactions are taken as immutable once extracted. Dimension tables (products,
-customers, stores, wish lists) and the legal entity's settings are rewritten whole each run.
+Incremental refresh (the default): a run re-reads the window [start, end); with no `start`, the
+window opens `lookback_days` before the store's watermark, so late lines, voids and corrections of
+recent receipts are picked up. The store upserts the window's transactions (`workbench.datasets.store`).
+`incremental=False` rebuilds the store from the window alone.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from datetime import date, datetime, timezone
-from pathlib import Path
+import re
+from datetime import datetime, timedelta
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from tqdm.auto import tqdm
+from sqlalchemy.exc import SQLAlchemyError
 
 from workbench import paths
-from workbench.datasets.schema import (
-    LINE_TYPE_TO_TRANSACTION_TYPE,
-    REQUIRED_COLUMNS,
-    TIME_FORMAT,
-    TRANSACTION_STATUS_VOIDED,
+from workbench.datasets import sources
+from workbench.datasets.mapping import (
+    EntityMapping,
+    MappingError,
+    SourceMapping,
+    apply_sort,
+    conform_entity,
+    derive,
+    evaluate,
+    load_mapping,
+)
+from workbench.datasets.store import (  # noqa: F401 - the entity store's API, re-exported for callers
+    CUSTOMERS_SCHEMA,
+    DIMENSIONS,
+    LEGAL_ENTITY_KEYS,
+    PRODUCTS_SCHEMA,
+    SALES_LINES_SCHEMA,
+    STORES_SCHEMA,
+    WISH_LISTS_SCHEMA,
+    ExtractionError,
+    changed_source_message,
+    conform,
+    in_window,
+    parse_window,
+    read_sales_lines,
+    read_tables,
+    read_watermark,
+    store_dir,
+    window_text,
+    write_entity_store,
 )
 
-SALES_LINES_SCHEMA: dict[str, pl.DataType] = {
-    "transaction_id": pl.String(),
-    "line_number": pl.Int64(),
-    "store_id": pl.String(),
-    "channel": pl.String(),
-    "customer_id": pl.String(),
-    "product_id": pl.String(),
-    "description": pl.String(),
-    "quantity": pl.Float64(),
-    "unit_price": pl.Float64(),
-    "transaction_time": pl.Datetime("us"),
-    "transaction_type": pl.String(),
-}
-PRODUCTS_SCHEMA: dict[str, pl.DataType] = {
-    "product_id": pl.String(), "name": pl.String(), "category": pl.String(), "price": pl.Float64(), "product_type": pl.String(),
-}
-CUSTOMERS_SCHEMA: dict[str, pl.DataType] = {
-    "customer_id": pl.String(), "name": pl.String(), "loyalty_tier": pl.String(), "home_store_id": pl.String(),
-    "signup_date": pl.Date(),
-}
-STORES_SCHEMA: dict[str, pl.DataType] = {
-    "store_id": pl.String(), "name": pl.String(), "channel": pl.String(), "city": pl.String(), "country": pl.String(),
-}
-WISH_LISTS_SCHEMA: dict[str, pl.DataType] = {
-    "customer_id": pl.String(), "product_id": pl.String(), "added_at": pl.Datetime("us"),
-}
-DIMENSIONS = {"products": PRODUCTS_SCHEMA, "customers": CUSTOMERS_SCHEMA, "stores": STORES_SCHEMA, "wish_lists": WISH_LISTS_SCHEMA}
-LEGAL_ENTITY_KEYS = ("legal_entity_id", "name", "currency", "pos_recommendations_enabled")
-
-
-class ExtractionError(ValueError):
-    """The source, the window or the legal entity is not usable; the message says which and why."""
-
-
-# --------------------------------------------------------------------------- window
-
-
-def _parse_time(value, what: str) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day)
-    if isinstance(value, str):
-        try:
-            return _parse_time(datetime.fromisoformat(value.strip()), what)
-        except ValueError:
-            pass
-    raise ExtractionError(
-        f"{what} {value!r} is not a date or datetime (expected ISO text such as '2025-01-31' or '2025-01-31 08:00:00')"
-    )
-
-
-def parse_window(start=None, end=None) -> tuple[datetime | None, datetime | None]:
-    """Validate the extraction window [start, end): ISO text, date or datetime; None = open."""
-    lo, hi = _parse_time(start, "start"), _parse_time(end, "end")
-    if lo is not None and hi is not None and lo >= hi:
-        raise ExtractionError(f"empty window: start {lo:{TIME_FORMAT}} is not before end {hi:{TIME_FORMAT}}")
-    return lo, hi
-
-
-def window_text(lo: datetime | None, hi: datetime | None) -> str:
-    left = f"{lo:{TIME_FORMAT}}" if lo else "the beginning"
-    right = f"{hi:{TIME_FORMAT}}" if hi else "the end"
-    return f"[{left}, {right})"
-
-
-# --------------------------------------------------------------------------- entity store
-
-
-def store_dir(legal_entity: str, out_dir: str | os.PathLike | None = None) -> Path:
-    return Path(out_dir) if out_dir is not None else paths.raw_dir(legal_entity)
-
-
-def read_watermark(legal_entity: str, *, out_dir: str | os.PathLike | None = None) -> dict | None:
-    path = store_dir(legal_entity, out_dir) / "watermark.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _part_files(root: Path) -> list[Path]:
-    return sorted((root / "sales_lines").glob("part-*.parquet"))
-
-
-def read_sales_lines(legal_entity: str, *, out_dir: str | os.PathLike | None = None) -> pl.DataFrame:
-    """Every extracted sales line of the legal entity, all parts, in extraction order."""
-    parts = _part_files(store_dir(legal_entity, out_dir))
-    if not parts:
-        return pl.DataFrame(schema=SALES_LINES_SCHEMA)
-    return pl.concat([pl.read_parquet(p) for p in parts], how="vertical")
-
-
-def conform(df: pl.DataFrame, schema: dict[str, pl.DataType], table: str, source: str) -> pl.DataFrame:
-    """Exactly the contract's columns, order and types; a value that cannot be converted is an error, not a null."""
-    missing = [c for c in schema if c not in df.columns]
-    if missing:
-        raise ExtractionError(f"{source}: {table} lacks column(s) {', '.join(missing)}")
-    exprs = []
-    for name, dtype in schema.items():
-        col, have = pl.col(name), df.schema[name]
-        if have == dtype:
-            exprs.append(col)
-        elif have == pl.String and isinstance(dtype, pl.Datetime):
-            exprs.append(col.str.to_datetime(time_unit="us", strict=True))
-        elif have == pl.String and dtype == pl.Date:
-            exprs.append(col.str.slice(0, 10).str.to_date(strict=True))
-        elif isinstance(have, pl.Datetime) and isinstance(dtype, pl.Datetime) and have.time_zone:
-            exprs.append(col.dt.convert_time_zone("UTC").dt.replace_time_zone(None).dt.cast_time_unit("us"))
-        elif isinstance(have, pl.Datetime) and dtype == pl.Date:
-            exprs.append(col.dt.date())
-        else:
-            exprs.append(col.cast(dtype, strict=True))
-    try:
-        return df.select(exprs)
-    except pl.exceptions.PolarsError as exc:
-        raise ExtractionError(f"{source}: {table} has values that do not fit the entity store: {exc}") from exc
-
-
-def _write_parquet(df: pl.DataFrame, path: Path) -> None:
-    # Write then rename, so a crash never leaves a half-written file that looks complete.
-    tmp = path.with_name(path.name + ".tmp")
-    df.write_parquet(tmp)
-    os.replace(tmp, path)
-
-
-def _write_json(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def write_entity_store(
-    legal_entity: str,
-    *,
-    sales_lines: pl.DataFrame,
-    products: pl.DataFrame,
-    customers: pl.DataFrame,
-    stores: pl.DataFrame,
-    wish_lists: pl.DataFrame,
-    legal_entity_info: dict,
-    source: str,
-    window: tuple[datetime | None, datetime | None] = (None, None),
-    incremental: bool = True,
-    out_dir: str | os.PathLike | None = None,
-) -> dict:
-    """Append the window's new sales lines as a part, rewrite the dimensions, move the watermark.
-
-    `sales_lines` holds every line of the window; lines of transactions already in the store
-    are left out (incremental) and counted in the summary as `already_extracted_lines`.
-    """
-    paths.check_legal_entity(legal_entity)
-    root = store_dir(legal_entity, out_dir)
-    lines = conform(sales_lines, SALES_LINES_SCHEMA, "sales_lines", source)
-    dims = {name: conform(df, DIMENSIONS[name], name, source) for name, df in
-            (("products", products), ("customers", customers), ("stores", stores), ("wish_lists", wish_lists))}
-    missing = [k for k in LEGAL_ENTITY_KEYS if k not in legal_entity_info]
-    if missing:
-        raise ExtractionError(f"{source}: legal entity settings lack {', '.join(missing)}")
-
-    previous = read_watermark(legal_entity, out_dir=out_dir) if incremental else None
-    existing_parts = _part_files(root)
-    if incremental and existing_parts:
-        known = pl.concat([pl.read_parquet(p, columns=["transaction_id"]) for p in existing_parts]).unique()
-        new = lines.join(known, on="transaction_id", how="anti")
-    else:
-        new = lines
-    (root / "sales_lines").mkdir(parents=True, exist_ok=True)
-    if not incremental:
-        for p in existing_parts:
-            p.unlink()
-        existing_parts = []
-
-    part_name = None
-    old_mark = previous.get("transaction_time") if previous else None
-    mark = old_mark
-    if new.height:
-        new_max = new["transaction_time"].max()
-        mark = max(new_max, datetime.fromisoformat(old_mark)).isoformat(sep=" ") if old_mark else new_max.isoformat(sep=" ")
-        stem = f"part-{new_max:%Y%m%dT%H%M%S}"
-        part = root / "sales_lines" / f"{stem}.parquet"
-        n = 1
-        while part.exists():  # a backfill can end on the same second as an earlier part
-            n += 1
-            part = root / "sales_lines" / f"{stem}-{n}.parquet"
-        _write_parquet(new.sort(["transaction_time", "transaction_id", "line_number"], maintain_order=True), part)
-        part_name = part.name
-
-    for name, df in dims.items():
-        _write_parquet(df, root / f"{name}.parquet")
-    info = {k: legal_entity_info[k] for k in LEGAL_ENTITY_KEYS}
-    info["pos_recommendations_enabled"] = bool(info["pos_recommendations_enabled"])
-    _write_json(info, root / "legal_entity.json")
-
-    parts = [p.name for p in _part_files(root)]
-    run = {
-        "window": {"start": _iso(window[0]), "end": _iso(window[1])},
-        "part": part_name,
-        "new_lines": new.height,
-        "source": source,
-        "incremental": incremental,
-    }
-    extracted_at = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
-    history = (previous or {}).get("history", []) + [dict(run, extracted_at=extracted_at)]
-    _write_json({"transaction_time": mark, "extracted_at": extracted_at, "parts": parts, "history": history},
-                root / "watermark.json")
-
-    total_lines = sum(pl.scan_parquet(root / "sales_lines" / p).select(pl.len()).collect().item() for p in parts)
-    return {
-        "legal_entity": legal_entity,
-        "source": source,
-        "path": str(root),
-        "window": run["window"],
-        "window_lines": lines.height,
-        "new_lines": new.height,
-        "new_transactions": new["transaction_id"].n_unique(),
-        "already_extracted_lines": lines.height - new.height,
-        "part": part_name,
-        "watermark": mark,
-        "rows": {"sales_lines": total_lines, **{name: df.height for name, df in dims.items()}},
-    }
-
-
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat(sep=" ") if t is not None else None
-
-
-# --------------------------------------------------------------------------- operational source
+#: Days re-read before the watermark on an incremental run: receipts voided, corrected or completed
+#: later than this are not seen (a full re-read: lookback_days=None).
+DEFAULT_LOOKBACK_DAYS = 3.0
+STORE_TABLES = ("products", "customers", "stores", "wish_lists")
 
 
 def default_source_url() -> str:
     return f"sqlite:///{paths.demo_database()}"
 
 
-def _open_source(source_url: str) -> tuple[sa.Engine, str]:
-    try:
-        url = sa.make_url(source_url)
-    except ArgumentError as exc:
-        raise ExtractionError(f"{source_url!r} is not a SQLAlchemy database URL (e.g. sqlite:///path/to/db.sqlite)") from exc
-    shown = url.render_as_string(hide_password=True)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and not url.database.startswith("file:"):
-        # SQLite would quietly create an empty database at a mistyped path.
-        db = Path(url.database)
-        if not db.exists():
-            hint = ""
-            if db.resolve() == paths.demo_database().resolve():
-                hint = " (build the demo retailer first: workbench.datasets.generate_demo_retailer)"
-            raise ExtractionError(f"source {shown}: database file {db} does not exist{hint}")
-        if not db.is_file():
-            raise ExtractionError(f"source {shown}: {db} is not a file")
-    try:
-        engine = sa.create_engine(url)
-    except (SQLAlchemyError, ImportError) as exc:
-        raise ExtractionError(f"source {shown}: cannot open it: {exc}") from exc
-    return engine, shown
+def source_of(mapping: SourceMapping, source: str | None) -> str:
+    """The run's source: the parameter, else the mapping's default (for sql, "" = the demo database)."""
+    value = source or mapping.source
+    if mapping.kind == "sql":
+        return value or default_source_url()
+    if not value and any(e.files and "{source}" in e.files for e in mapping.entities.values()):
+        raise ExtractionError(mapping.where("names its files by {source}: give the run a `source` (a file or folder)"))
+    return value
 
 
-def check_source_schema(engine: sa.Engine, shown: str) -> dict[str, sa.Table]:
-    """Every table and column extraction needs is there, or an error naming all that are missing."""
-    try:
-        inspector = sa.inspect(engine)
-        tables = set(inspector.get_table_names())
-    except SQLAlchemyError as exc:
-        raise ExtractionError(f"source {shown}: cannot read it as a database: {getattr(exc, 'orig', exc)}") from exc
-    problems = []
-    missing_tables = [t for t in REQUIRED_COLUMNS if t not in tables]
-    if missing_tables:
-        problems.append(f"missing table(s) {', '.join(missing_tables)}")
-    for table, needed in REQUIRED_COLUMNS.items():
-        if table in tables:
-            have = {c["name"] for c in inspector.get_columns(table)}
-            lacking = [c for c in needed if c not in have]
-            if lacking:
-                problems.append(f"table {table} lacks column(s) {', '.join(lacking)}")
-    if problems:
-        raise ExtractionError(f"source {shown} does not have the operational schema: {'; '.join(problems)}")
-    meta = sa.MetaData()
-    return {t: sa.Table(t, meta, autoload_with=engine) for t in REQUIRED_COLUMNS}
-
-
-def _bound(column: sa.Column, t: datetime):
-    # SQLite keeps times as ISO text: compare text with text in the same layout.
-    if isinstance(column.type, (sa.String, sa.Text)) or column.type.__class__.__name__ == "NullType":
-        return t.strftime(TIME_FORMAT)
-    return t
-
-
-def _frame(conn, query, columns: list[str], *, progress: bool, desc: str, total: int | None = None) -> pl.DataFrame:
-    result = conn.execution_options(stream_results=True).execute(query)
-    chunks = []
-    with tqdm(total=total, desc=desc, unit="row", disable=not progress, leave=False) as bar:
-        for rows in result.partitions(100_000):
-            chunks.append(pl.DataFrame([tuple(r) for r in rows], schema=columns, orient="row", infer_schema_length=None))
-            bar.update(len(rows))
-    if not chunks:
-        return pl.DataFrame(schema={c: pl.Null for c in columns})
-    return pl.concat(chunks, how="vertical_relaxed")
-
-
-def extract_entity_store(
-    source_url: str | None,
+def extract_source(
+    mapping: str | os.PathLike | dict | SourceMapping,
     legal_entity: str,
     *,
+    source: str | None = None,
     start=None,
     end=None,
-    out_dir: str | os.PathLike | None = None,
     incremental: bool = True,
+    lookback_days: float | None = DEFAULT_LOOKBACK_DAYS,
+    out_dir: str | os.PathLike | None = None,
+    contracts: bool = True,
     progress: bool = True,
 ) -> dict:
-    """Extract one legal entity from an operational database (any SQLAlchemy URL) into its entity store.
-
-    `start`/`end` bound the transactions, [start, end), on transaction time; None = open.
-    `source_url=None` means the demo database (`sqlite:///<paths.demo_database()>`).
-    Returns a summary: rows per table in the store, new lines this run, the watermark.
-    """
-    lo, hi = parse_window(start, end)
+    """Extract one legal entity through `mapping` (a shipped mapping's name, a YAML path, or a dict)
+    into its entity store; returns the run's summary (rows per table, new and replaced lines, watermark)."""
     paths.check_legal_entity(legal_entity)
-    engine, shown = _open_source(source_url or default_source_url())
-    try:
-        t = check_source_schema(engine, shown)
-        with engine.connect() as conn:
-            info = _legal_entity_info(conn, t, legal_entity, shown)
-            tx, ln, st = t["sales_transactions"], t["sales_lines"], t["stores"]
-            window = [tx.c.legal_entity_id == legal_entity]
-            if lo is not None:
-                window.append(tx.c.transaction_time >= _bound(tx.c.transaction_time, lo))
-            if hi is not None:
-                window.append(tx.c.transaction_time < _bound(tx.c.transaction_time, hi))
-            n_tx = conn.execute(sa.select(sa.func.count()).select_from(tx).where(*window)).scalar_one()
-            if n_tx == 0:
-                raise ExtractionError(_no_data_message(conn, tx, legal_entity, lo, hi, shown))
-            n_lines = conn.execute(
-                sa.select(sa.func.count()).select_from(ln.join(tx, ln.c.transaction_id == tx.c.id)).where(*window)
-            ).scalar_one()
-            # Lines join their header (it names the legal entity); the store is a left join so a
-            # line at an unknown store still lands, with a null channel, for cleansing to judge.
-            lines_q = (
-                sa.select(
-                    ln.c.transaction_id, ln.c.line_number, tx.c.store_id, st.c.channel, tx.c.customer_id,
-                    ln.c.product_id, ln.c.description, ln.c.quantity, ln.c.unit_price, tx.c.transaction_time,
-                    tx.c.status, ln.c.line_type,
-                )
-                .select_from(ln.join(tx, ln.c.transaction_id == tx.c.id).outerjoin(st, st.c.id == tx.c.store_id))
-                .where(*window)
-            )
-            cols = ["transaction_id", "line_number", "store_id", "channel", "customer_id", "product_id", "description",
-                    "quantity", "unit_price", "transaction_time", "status", "line_type"]
-            raw = _frame(conn, lines_q, cols, progress=progress, desc=f"{legal_entity} sales lines", total=n_lines)
-            dims = _dimensions(conn, t, legal_entity)
-    except SQLAlchemyError as exc:
-        raise ExtractionError(f"source {shown}: reading failed: {getattr(exc, 'orig', exc)}") from exc
-    finally:
-        engine.dispose()
+    lo, hi = parse_window(start, end)
+    if lookback_days is not None and (isinstance(lookback_days, bool) or not float(lookback_days) >= 0):
+        raise ExtractionError(f"lookback_days must be a number of days >= 0 or None, got {lookback_days!r}")
+    m = mapping if isinstance(mapping, SourceMapping) else load_mapping(mapping)
+    src = source_of(m, source)
+    shown = sources.redact(src)
+    identity = {"mapping": m.name, "source": shown}
 
-    sales_lines = raw.with_columns(
-        transaction_type=pl.when(pl.col("status").cast(pl.String).str.to_lowercase() == TRANSACTION_STATUS_VOIDED)
-        .then(pl.lit("void"))
-        .otherwise(pl.col("line_type").cast(pl.String).str.to_lowercase().replace(LINE_TYPE_TO_TRANSACTION_TYPE)),
-    ).drop("status", "line_type")
-    if sales_lines.height != n_lines:  # the promise that nothing is dropped, checked rather than assumed
-        raise ExtractionError(f"source {shown}: read {sales_lines.height} sales lines but the window holds {n_lines}")
-    return write_entity_store(
-        legal_entity, sales_lines=sales_lines, legal_entity_info=info, source=shown, window=(lo, hi),
-        incremental=incremental, out_dir=out_dir, **dims,
+    previous = read_watermark(legal_entity, out_dir=out_dir) if incremental else None
+    recorded = (previous or {}).get("source_identity")
+    if recorded and recorded != identity:  # before reading a large source for nothing
+        raise ExtractionError(changed_source_message(legal_entity, store_dir(legal_entity, out_dir), recorded, identity))
+    read_lo = lo
+    if lo is None and previous and previous.get("transaction_time") and lookback_days is not None:
+        read_lo = datetime.fromisoformat(previous["transaction_time"]) - timedelta(days=float(lookback_days))
+    read = read_source(m, src, legal_entity, (read_lo, hi), progress=progress)
+
+    lines = read["sales_lines"]
+    if lines.height == 0 and (previous is None or lo is not None or hi is not None):
+        span = read.get("_span")
+        has = f"its sales lines span {span[0]} to {span[1]}" if span and span[0] is not None else "it has no sales lines at all"
+        raise ExtractionError(f"legal entity {legal_entity!r} has no sales lines in {window_text(read_lo, hi)} "
+                              f"in {shown} ({has})")
+    validate = None
+    if contracts:
+        from workbench.datasets.contracts import check_store
+
+        def validate(store):
+            check_store(store, where=m.where(f"legal entity {legal_entity}"))
+    summary = write_entity_store(
+        legal_entity, sales_lines=lines, legal_entity_info=read["legal_entity"], source=shown, identity=identity,
+        window=(lo, hi), read_window=(read_lo, hi), incremental=incremental, out_dir=out_dir, validate=validate,
+        **{t: read[t] for t in STORE_TABLES},
     )
+    summary["mapping"] = m.name
+    return summary
 
 
-def _legal_entity_info(conn, t: dict[str, sa.Table], legal_entity: str, shown: str) -> dict:
-    le = t["legal_entities"]
-    row = conn.execute(
-        sa.select(le.c.id, le.c.name, le.c.currency, le.c.pos_recommendations_enabled).where(le.c.id == legal_entity)
-    ).first()
+# --------------------------------------------------------------------------- reading through a mapping
+
+
+def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, None), *, progress: bool = False) -> dict:
+    """The entity-store tables (sales lines of the window; whole dimensions) and the legal entity's settings."""
+    raw: dict[str, pl.DataFrame] = {}
+    pushed = False
+    span = None
+    if m.kind == "sql":
+        engine, shown = sources.open_database(src)
+        try:
+            sources.check_tables(engine, shown, m.requires)
+            with engine.connect() as conn:
+                info_row = _legal_entity_row(conn, m, legal_entity, shown)
+                for name, entity in m.entities.items():
+                    if entity.derive_from:
+                        continue
+                    lines_window = window if name == "sales_lines" and entity.window else (None, None)
+                    raw[name] = _sql_entity(conn, engine, entity, legal_entity, lines_window, shown, progress)
+                    if name == "sales_lines" and entity.window:
+                        pushed = True
+                        if raw[name].height == 0:
+                            span = _sql_span(conn, entity, legal_entity)
+        except SQLAlchemyError as exc:
+            raise ExtractionError(f"source {shown}: reading failed: {getattr(exc, 'orig', exc)}") from exc
+        finally:
+            engine.dispose()
+    else:
+        shown = src
+        info_row = {}
+        cache: dict[tuple, pl.DataFrame] = {}
+        for name, entity in m.entities.items():
+            if entity.derive_from:
+                continue
+            pattern = entity.files.replace("{source}", src)
+            key = (pattern, entity.format, entity.encoding, entity.separator)
+            if key not in cache:
+                cache[key] = sources.read_files(pattern, m.where(f"entity {name}"), fmt=entity.format,
+                                                encoding=entity.encoding, separator=entity.separator)
+            raw[name] = cache[key]
+            lacking = [c for c in m.requires.get(name, ()) if c not in raw[name].columns]
+            if lacking:
+                have = ", ".join(c for c in raw[name].columns if not c.startswith("__"))
+                raise ExtractionError(m.where(f"entity {name}: {pattern} lacks column(s) {', '.join(lacking)} "
+                                              f"(it has: {have or 'none'})"))
+
+    where = m.where(f"source {shown}")
+    info = _legal_entity_info(m, info_row, legal_entity, where)
+    work = {name: evaluate(frame, m.entities[name], where) for name, frame in raw.items()}
+    lines = work["sales_lines"]
+
+    if "transactions" in work:  # header columns the lines do not carry come from their transaction
+        tx = conform_entity(work["transactions"], "transactions", where).drop("__row", "__file", "__line", strict=False)
+        tx = tx.unique("transaction_id", keep="first", maintain_order=True)
+        mapped = set(m.entities["sales_lines"].columns)
+        take = [c for c in tx.columns if c != "transaction_id" and c not in mapped]
+        lines = lines.drop([c for c in take if c in lines.columns]).join(tx.select("transaction_id", *take),
+                                                                          on="transaction_id", how="left", maintain_order="left")
+    if "transaction_type" not in lines.columns:
+        lines = lines.with_columns(transaction_type=pl.lit("sale"))
+    if "line_number" not in lines.columns:
+        lines = lines.with_columns(line_number=(pl.int_range(pl.len()).over("transaction_id") + 1).cast(pl.Int64))
+
+    tables = {}
+    for name in STORE_TABLES:
+        entity = m.entities.get(name)
+        if entity is None:  # an optional entity the retailer does not have: an empty table
+            tables[name] = None
+        else:
+            tables[name] = derive(lines, entity, where) if entity.derive_from else work[name]
+    if "categories" in work and tables.get("products") is not None:
+        cats = conform_entity(work["categories"], "categories", where).select("category_id", pl.col("name").alias("__category"))
+        cats = cats.unique("category_id", keep="first", maintain_order=True)
+        tables["products"] = (tables["products"].join(cats, left_on="category", right_on="category_id", how="left",
+                                                      maintain_order="left")
+                              .with_columns(category=pl.col("__category")).drop("__category"))
+
+    out = {}
+    for name in STORE_TABLES:
+        if tables[name] is None:
+            out[name] = pl.DataFrame(schema=DIMENSIONS[name])
+            continue
+        frame = conform_entity(tables[name], name, where)
+        out[name] = apply_sort(frame, m.entities[name]).select(list(DIMENSIONS[name]))
+    if "channel" not in lines.columns:
+        channels = out["stores"].filter(pl.col("store_id").is_not_null()).unique("store_id", keep="first").select("store_id", "channel")
+        lines = lines.join(channels, on="store_id", how="left", maintain_order="left") if "store_id" in lines.columns else lines
+    lines = conform_entity(lines, "sales_lines", where)
+    if not pushed:
+        if lines.height and window != (None, None):
+            span = (lines["transaction_time"].min(), lines["transaction_time"].max())
+        lines = lines.filter(in_window("transaction_time", *window))
+    out["sales_lines"] = apply_sort(lines, m.entities["sales_lines"]).select(list(SALES_LINES_SCHEMA))
+    out["legal_entity"] = info
+    out["_span"] = span
+    return out
+
+
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def _bind(query: str, params: dict) -> dict:
+    """Only the parameters the query names (`:legal_entity`), so a query without them still runs."""
+    named = set(_PARAM.findall(query))
+    return {k: v for k, v in params.items() if k in named}
+
+
+def _sql_entity(conn, engine, entity: EntityMapping, legal_entity: str, window, shown: str, progress: bool) -> pl.DataFrame:
+    prep = engine.dialect.identifier_preparer
+    if entity.table:
+        query = f"SELECT * FROM {prep.quote(entity.table)}" + (f" WHERE {entity.where}" if entity.where else "")
+    else:
+        query = entity.query.strip().rstrip(";")
+    params = _bind(query, {"legal_entity": legal_entity})
+    lo, hi = window
+    if lo is not None or hi is not None:
+        col = f"w.{prep.quote(entity.window)}"
+        conds = ([f"{col} >= :window_start"] if lo is not None else []) + ([f"{col} < :window_end"] if hi is not None else [])
+        query = f"SELECT * FROM ({query}) w WHERE {' AND '.join(conds)}"
+        if lo is not None:
+            params["window_start"] = sources.bound(engine, lo)
+        if hi is not None:
+            params["window_end"] = sources.bound(engine, hi)
+    try:
+        return sources.sql_frame(conn, sa.text(query), params, progress=progress and entity.name == "sales_lines",
+                                 desc=f"{legal_entity} {entity.name}")
+    except SQLAlchemyError as exc:
+        conn.rollback()
+        raise ExtractionError(f"source {shown}: entity {entity.name}: the query failed: "
+                              f"{str(getattr(exc, 'orig', exc)).strip()}") from exc
+
+
+def _sql_span(conn, entity: EntityMapping, legal_entity: str):
+    query = entity.query.strip().rstrip(";") if entity.query else f"SELECT * FROM {entity.table}"
+    col = f"w.{entity.window}"
+    row = conn.execute(sa.text(f"SELECT min({col}), max({col}) FROM ({query}) w"),
+                       _bind(query, {"legal_entity": legal_entity})).first()
+    return tuple(row) if row else None
+
+
+def _legal_entity_row(conn, m: SourceMapping, legal_entity: str, shown: str) -> dict:
+    spec = m.legal_entity
+    if "query" not in spec:
+        return {}
+    row = conn.execute(sa.text(spec["query"]), _bind(spec["query"], {"legal_entity": legal_entity})).mappings().first()
     if row is None:
-        known = [r[0] for r in conn.execute(sa.select(le.c.id).order_by(le.c.id))]
-        raise ExtractionError(
-            f"legal entity {legal_entity!r} is not in {shown}; legal entities there: {', '.join(map(str, known)) or 'none'}"
-        )
-    return {"legal_entity_id": str(row[0]), "name": row[1], "currency": row[2], "pos_recommendations_enabled": bool(row[3])}
+        known = [str(r[0]) for r in conn.execute(sa.text(spec["list"]))] if spec.get("list") else []
+        raise ExtractionError(f"legal entity {legal_entity!r} is not in {shown}; legal entities there: "
+                              f"{', '.join(known) or 'none'}")
+    return dict(row)
 
 
-def _no_data_message(conn, tx: sa.Table, legal_entity: str, lo, hi, shown: str) -> str:
-    where = []
-    if lo is not None:
-        where.append(tx.c.transaction_time >= _bound(tx.c.transaction_time, lo))
-    if hi is not None:
-        where.append(tx.c.transaction_time < _bound(tx.c.transaction_time, hi))
-    counts = conn.execute(
-        sa.select(tx.c.legal_entity_id, sa.func.count()).where(*where).group_by(tx.c.legal_entity_id).order_by(tx.c.legal_entity_id)
-    ).all()
-    span = conn.execute(
-        sa.select(sa.func.min(tx.c.transaction_time), sa.func.max(tx.c.transaction_time)).where(tx.c.legal_entity_id == legal_entity)
-    ).first()
-    others = ", ".join(f"{e} ({n} transactions)" for e, n in counts) or "none"
-    has = f"its transactions span {span[0]} to {span[1]}" if span and span[0] is not None else "it has no transactions at all"
-    return (f"legal entity {legal_entity!r} has no sales transactions in {window_text(lo, hi)} in {shown} ({has}); "
-            f"legal entities with transactions in that window: {others}")
+def _legal_entity_info(m: SourceMapping, row: dict, legal_entity: str, where: str) -> dict:
+    spec = m.legal_entity
+    info = {"legal_entity_id": legal_entity, "name": legal_entity, "currency": None, "pos_recommendations_enabled": True}
+    if "query" in spec:
+        columns = spec.get("columns") or {k: k for k in LEGAL_ENTITY_KEYS}
+        for target, col_spec in columns.items():
+            name = col_spec if isinstance(col_spec, str) else col_spec.get("column")
+            if name not in row:
+                raise MappingError(f"{where}: legal_entity column {target!r}: the query returns no column {name!r}")
+            info[target] = row[name]
+    else:
+        unknown = [k for k in spec if k not in ("name", "currency", "pos_recommendations_enabled")]
+        if unknown:
+            raise MappingError(f"{where}: legal_entity has unknown key(s) {unknown}; give name, currency, "
+                               "pos_recommendations_enabled (or a query)")
+        info.update(spec)
+    info["legal_entity_id"] = str(info["legal_entity_id"])
+    info["pos_recommendations_enabled"] = bool(info["pos_recommendations_enabled"])
+    return info
 
 
-def _dimensions(conn, t: dict[str, sa.Table], legal_entity: str) -> dict[str, pl.DataFrame]:
-    p, c, cu, st, wl, wi = (t[n] for n in ("products", "product_categories", "customers", "stores", "wish_lists", "wish_list_items"))
-    # The product master is shared by the group's legal entities, so it is taken whole.
-    products = _frame(conn, sa.select(p.c.id, p.c.name, c.c.name, p.c.list_price, p.c.product_type)
-                      .select_from(p.outerjoin(c, c.c.id == p.c.category_id)).order_by(p.c.id),
-                      ["product_id", "name", "category", "price", "product_type"], progress=False, desc="products")
-    customers = _frame(conn, sa.select(cu.c.id, cu.c.name, cu.c.loyalty_tier, cu.c.home_store_id, cu.c.signup_date)
-                       .where(cu.c.legal_entity_id == legal_entity).order_by(cu.c.id),
-                       list(CUSTOMERS_SCHEMA), progress=False, desc="customers")
-    stores = _frame(conn, sa.select(st.c.id, st.c.name, st.c.channel, st.c.city, st.c.country)
-                    .where(st.c.legal_entity_id == legal_entity).order_by(st.c.id),
-                    list(STORES_SCHEMA), progress=False, desc="stores")
-    wish_lists = _frame(conn, sa.select(wl.c.customer_id, wi.c.product_id, wi.c.added_at)
-                        .select_from(wi.join(wl, wl.c.id == wi.c.wish_list_id).join(cu, cu.c.id == wl.c.customer_id))
-                        .where(cu.c.legal_entity_id == legal_entity).order_by(wl.c.customer_id, wi.c.added_at, wi.c.product_id),
-                        list(WISH_LISTS_SCHEMA), progress=False, desc="wish lists")
-    return {"products": products, "customers": customers, "stores": stores, "wish_lists": wish_lists}
+# --------------------------------------------------------------------------- the shipped formats, by name
+
+
+def extract_entity_store(source_url: str | None, legal_entity: str, **options) -> dict:
+    """An operational database in the demo schema (docs/schema.md): the `demo` mapping."""
+    return extract_source("demo", legal_entity, source=source_url, **options)

@@ -1,0 +1,195 @@
+"""Reading a mapping's sources: SQL tables and queries (streamed), and files (CSV, parquet, JSON lines,
+spreadsheets) matched by a glob. Everything comes back as a polars frame of the source's own columns;
+`workbench.datasets.mapping` turns those into entity-store columns.
+"""
+
+from __future__ import annotations
+
+import codecs
+import glob
+import gzip
+import io
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from tqdm.auto import tqdm
+
+from workbench import paths
+from workbench.datasets.schema import TIME_FORMAT
+from workbench.datasets.store import ExtractionError
+
+#: Rows per chunk fetched from a server-side cursor: memory stays bounded by one chunk of raw rows
+#: plus the columnar frame being built.
+CHUNK_ROWS = 100_000
+FORMATS = ("csv", "parquet", "jsonl", "xlsx")
+
+
+def redact(url: str) -> str:
+    """A source as it may be recorded (watermark, summaries, messages): no password."""
+    try:
+        from workbench.secrets import redact_url
+    except ImportError:  # pragma: no cover - the module arrives with issue 8's secrets work
+        try:
+            return sa.make_url(url).render_as_string(hide_password=True)
+        except ArgumentError:
+            return url
+    return redact_url(url)
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+def open_database(url: str) -> tuple[sa.Engine, str]:
+    """An engine on `url` (any SQLAlchemy URL) and the URL as it may be shown."""
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError as exc:
+        raise ExtractionError(f"{url!r} is not a SQLAlchemy database URL (e.g. sqlite:///path/to/db.sqlite)") from exc
+    shown = redact(parsed.render_as_string(hide_password=False))
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") and not parsed.database.startswith("file:"):
+        # SQLite would quietly create an empty database at a mistyped path.
+        db = Path(parsed.database)
+        if not db.exists():
+            hint = ""
+            if db.resolve() == paths.demo_database().resolve():
+                hint = " (build the demo retailer first: `workbench demo-data`)"
+            raise ExtractionError(f"source {shown}: database file {db} does not exist{hint}")
+        if not db.is_file():
+            raise ExtractionError(f"source {shown}: {db} is not a file")
+    kwargs = {}
+    if parsed.get_backend_name() == "postgresql":
+        # times with a time zone come back in UTC, and naive window bounds are read as UTC
+        kwargs["connect_args"] = {"options": "-c TimeZone=UTC"}
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except (SQLAlchemyError, ImportError) as exc:
+        raise ExtractionError(f"source {shown}: cannot open it: {exc}") from exc
+    return engine, shown
+
+
+def check_tables(engine: sa.Engine, shown: str, requires: dict[str, list[str]]) -> None:
+    """Every table and column the mapping declares it needs is there, or an error naming all that are missing."""
+    if not requires:
+        return
+    try:
+        inspector = sa.inspect(engine)
+        tables = set(inspector.get_table_names())
+    except SQLAlchemyError as exc:
+        raise ExtractionError(f"source {shown}: cannot read it as a database: {getattr(exc, 'orig', exc)}") from exc
+    problems = []
+    missing = [t for t in requires if t not in tables]
+    if missing:
+        problems.append(f"missing table(s) {', '.join(missing)}")
+    for table, needed in requires.items():
+        if table in tables:
+            have = {c["name"] for c in inspector.get_columns(table)}
+            lacking = [c for c in needed if c not in have]
+            if lacking:
+                problems.append(f"table {table} lacks column(s) {', '.join(lacking)}")
+    if problems:
+        raise ExtractionError(f"source {shown} does not have the tables this mapping reads: {'; '.join(problems)}")
+
+
+def bound(engine: sa.Engine, t: datetime):
+    # SQLite keeps times as ISO text: compare text with text in the same layout.
+    return t.strftime(TIME_FORMAT) if engine.dialect.name == "sqlite" else t
+
+
+def sql_frame(conn, statement, params: dict, *, progress: bool = False, desc: str = "", total: int | None = None) -> pl.DataFrame:
+    """The statement's rows, fetched in chunks through a server-side cursor (never one big fetch)."""
+    result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(statement, params)
+    columns = list(result.keys())
+    chunks = []
+    with tqdm(total=total, desc=desc, unit="row", disable=not progress, leave=False) as bar:
+        for rows in result.partitions(CHUNK_ROWS):
+            chunks.append(pl.DataFrame([tuple(r) for r in rows], schema=columns, orient="row", infer_schema_length=None))
+            bar.update(len(rows))
+    if not chunks:
+        return pl.DataFrame(schema={c: pl.String for c in columns})  # typed by the mapping's casts
+    return pl.concat(chunks, how="vertical_relaxed")
+
+
+# --------------------------------------------------------------------------- files
+
+
+def expand(pattern: str, what: str) -> list[Path]:
+    """The files a glob names (relative to the checkout), sorted; an error naming the pattern if none."""
+    resolved = paths.resolve(pattern)
+    found = sorted(Path(p) for p in glob.glob(str(resolved), recursive=True))
+    if not found:
+        raise ExtractionError(f"{what}: no file matches {resolved}")
+    directories = [p for p in found if not p.is_file()]
+    if directories:
+        raise ExtractionError(f"{what}: {directories[0]} is not a file")
+    return found
+
+
+def _format_of(path: Path, declared: str | None) -> str:
+    if declared:
+        return declared
+    name = path.name.lower().removesuffix(".gz")
+    for suffix, fmt in ((".csv", "csv"), (".txt", "csv"), (".tsv", "csv"), (".parquet", "parquet"), (".jsonl", "jsonl"),
+                        (".ndjson", "jsonl"), (".json", "jsonl"), (".xlsx", "xlsx"), (".xlsm", "xlsx")):
+        if name.endswith(suffix):
+            return fmt
+    raise ExtractionError(f"{path}: unknown format (expected .csv, .parquet, .jsonl or .xlsx, optionally .gz; "
+                          "or declare `format:` in the mapping)")
+
+
+def decode(data: bytes, path: Path, encoding: str) -> bytes:
+    """The file's bytes as UTF-8. A byte that is not valid in `encoding` is an error naming the file, the
+    byte offset and the bytes, never a silent replacement character."""
+    try:
+        text = codecs.decode(data, encoding)
+    except LookupError as exc:
+        raise ExtractionError(f"{path}: unknown encoding {encoding!r} (the mapping's `encoding:`)") from exc
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ExtractionError(
+            f"{path}: byte offset {exc.start} (line {line}) is not valid {encoding}: "
+            f"{data[exc.start:exc.start + 4]!r}; declare the file's encoding in the mapping (e.g. `encoding: latin-1` "
+            "or `encoding: cp1252`)"
+        ) from exc
+    if codecs.lookup(encoding).name == "utf-8" and text.startswith("\ufeff"):
+        text = text[1:]
+    return data if codecs.lookup(encoding).name == "utf-8" and not data.startswith(codecs.BOM_UTF8) else text.encode()
+
+
+def read_file(path: Path, *, fmt: str | None = None, encoding: str = "utf-8", separator: str = ",") -> pl.DataFrame:
+    """One file as a frame. CSV and spreadsheets come as text columns, so a bad value is reported by
+    the mapping with its column and row rather than guessed at here."""
+    fmt = _format_of(path, fmt)
+    try:
+        if fmt == "parquet":
+            return pl.read_parquet(path)
+        if fmt == "xlsx":
+            import pandas as pd  # openpyxl through pandas copes with spreadsheets' mixed-type columns
+
+            pdf = pd.read_excel(path, engine="openpyxl", dtype=object)
+            return pl.DataFrame({str(c): [None if pd.isna(v) else str(v) for v in pdf[c].tolist()] for c in pdf.columns},
+                                schema={str(c): pl.String for c in pdf.columns})
+        # Decompressed here because gzip notices a truncated file, where a streaming reader may
+        # quietly return the rows it got before the break.
+        data = gzip.decompress(path.read_bytes()) if path.name.lower().endswith(".gz") else path.read_bytes()
+        data = decode(data, path, encoding)
+        if fmt == "jsonl":
+            return pl.read_ndjson(io.BytesIO(data))
+        return pl.read_csv(io.BytesIO(data), infer_schema=False, separator=separator)
+    except ExtractionError:
+        raise
+    except Exception as exc:  # polars, gzip, zip and openpyxl each raise their own kinds
+        raise ExtractionError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def read_files(pattern: str, what: str, **options) -> pl.DataFrame:
+    """Every file the glob names, stacked; `__file` and `__line` (the row's line in its file) say where each row came from."""
+    frames = []
+    for path in expand(pattern, what):
+        df = read_file(path, **options)
+        df = df.rename({c: c.strip().lstrip("\ufeff") for c in df.columns})
+        header = 2 if _format_of(path, options.get("fmt")) in ("csv", "xlsx") else 1
+        frames.append(df.with_columns(__file=pl.lit(path.name), __line=pl.int_range(pl.len(), dtype=pl.Int64) + header))
+    return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]

@@ -1,0 +1,109 @@
+"""Source mappings (configs/sources/): the shipped formats extract exactly what the code before mappings
+did (tests/legacy/, frozen), a changed source is refused, and a mapping error names what is wrong."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import polars as pl
+import pytest
+
+from legacy import extract_v1, online_retail_v1
+from workbench import paths
+from workbench.datasets import extract as ex
+from workbench.datasets.mapping import MappingError, load_mapping, shipped_mappings
+from workbench.datasets.online_retail import read_online_retail
+from workbench.datasets.store import read_tables
+
+TABLES = ("sales_lines", "products", "customers", "stores", "wish_lists")
+
+
+def assert_same_store(got: dict, want: dict) -> None:
+    for name in TABLES:
+        a, b = got[name], want[name]
+        assert a.schema == b.schema, name
+        assert a.height == b.height, f"{name}: {a.height} rows, expected {b.height}"
+        diff = [c for c in a.columns if not a[c].equals(b[c])]
+        assert not diff, f"{name}: columns {diff} differ"
+
+
+def legacy_store(root) -> dict:
+    tables = {"sales_lines": extract_v1.read_sales_lines("x", out_dir=root)}
+    tables.update({t: pl.read_parquet(root / f"{t}.parquet") for t in TABLES[1:]})
+    return tables
+
+
+@pytest.mark.parametrize("legal_entity", ["USRT", "FRRT"])
+def test_demo_mapping_extracts_what_the_code_before_mappings_did(workbench_home, demo_db_url, legal_entity):
+    old_root = workbench_home / "legacy"
+    extract_v1.extract_entity_store(demo_db_url, legal_entity, out_dir=old_root, progress=False)
+    summary = ex.extract_source("demo", legal_entity, source=demo_db_url, progress=False)
+    assert summary["mapping"] == "demo"
+    assert_same_store(read_tables(legal_entity), legacy_store(old_root))
+    assert (json.loads((paths.raw_dir(legal_entity) / "legal_entity.json").read_text())
+            == json.loads((old_root / "legal_entity.json").read_text()))
+
+
+def test_online_retail_mapping_reads_what_the_code_before_mappings_did(tmp_path):
+    from test_online_retail import ROWS, _csv_text
+
+    path = tmp_path / "online_retail.csv"
+    path.write_text(_csv_text(ROWS + [("536370", "22728", "ALARM CLOCK BAKELIKE PINK", 24, "12/01/2010 08:45", 3.75,
+                                       "12583", " France ")]))
+    assert_same_store(read_online_retail(path), online_retail_v1.read_online_retail(path))
+
+
+@pytest.mark.real_data
+def test_online_retail_mapping_on_the_real_file(online_retail_file):
+    assert_same_store(read_online_retail(online_retail_file), online_retail_v1.read_online_retail(online_retail_file))
+
+
+def test_shipped_mappings_load():
+    assert {"demo", "online_retail"} <= set(shipped_mappings())
+    for name in shipped_mappings():
+        assert load_mapping(name).entities["sales_lines"].columns
+
+
+# ----------------------------------------------------------------------------- one source per store
+
+
+def test_a_changed_source_is_refused_and_rebuilt_on_request(workbench_home, demo_db, tmp_path):
+    ex.extract_entity_store(f"sqlite:///{demo_db}", "USRT", progress=False)
+    before = read_tables("USRT")
+    other = tmp_path / "other_retailer.sqlite"
+    shutil.copyfile(demo_db, other)
+    with sqlite3.connect(other) as conn:
+        conn.execute("DELETE FROM customers")
+    with pytest.raises(ex.ExtractionError) as err:
+        ex.extract_entity_store(f"sqlite:///{other}", "USRT", progress=False)
+    message = str(err.value)
+    assert "was extracted from sqlite:///" in message and "other_retailer.sqlite" in message
+    assert "refusing to mix" in message and "incremental=False" in message
+    assert_same_store(read_tables("USRT"), before)  # nothing touched
+    rebuilt = ex.extract_entity_store(f"sqlite:///{other}", "USRT", incremental=False, progress=False)
+    assert rebuilt["rows"]["customers"] == 0 and read_tables("USRT")["customers"].height == 0
+    assert ex.read_watermark("USRT")["source_identity"]["source"] == f"sqlite:///{other}"
+    assert len(ex.read_watermark("USRT")["history"]) == 1  # a rebuilt store starts a new history
+
+
+def test_a_password_is_never_recorded(workbench_home, demo_db):
+    with pytest.raises(ex.ExtractionError) as err:
+        ex.extract_source("demo", "USRT", source="postgresql+psycopg://etl:s3cret@127.0.0.1:1/pos", progress=False)
+    assert "s3cret" not in str(err.value) and "etl:***@127.0.0.1" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- mapping errors
+
+
+def test_mapping_errors_name_the_file_entity_and_column(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: bad\nkind: files\nentities:\n  sales_lines:\n    files: x.csv\n    columns:\n      basket: Invoice\n")
+    with pytest.raises(MappingError, match=r"bad\.yml, entity sales_lines: 'basket' is not a column of sales_lines"):
+        load_mapping(bad)
+    bad.write_text("name: bad\nkind: files\nentities:\n  sales_line:\n    files: x.csv\n")
+    with pytest.raises(MappingError, match=r"unknown entit.*sales_line"):
+        load_mapping(bad)
+    with pytest.raises(MappingError, match="not found.*shipped mappings"):
+        load_mapping("no_such_mapping")
