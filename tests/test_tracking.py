@@ -147,6 +147,49 @@ def test_hyperparameters_map_flat_parameters_to_each_algorithm():
         tracking.algorithm_hyperparameters(["sar"], {}, {"ease": {}})
 
 
+def test_the_training_record_is_scoped_to_its_pipeline_run(home):
+    """Run A never evaluates run B's models: each run reads only its own training record."""
+    first = {"pipeline_run_id": "runA", "created_at": "2026-01-01T00:00:00+00:00", "runs": [{"algorithm": "sar"}]}
+    second = {"pipeline_run_id": "runB", "created_at": "2026-01-02T00:00:00+00:00", "runs": [{"algorithm": "ease"}]}
+    tracking.write_training_runs("LE1", first)
+    tracking.write_training_runs("LE1", second)
+    assert tracking.read_training_runs("LE1", "runA")["runs"] == first["runs"]
+    assert tracking.read_training_runs("LE1", "runB")["runs"] == second["runs"]
+    assert tracking.read_training_runs("LE1")["pipeline_run_id"] == "runB"  # a notebook on its own: the latest
+    with pytest.raises(FileNotFoundError, match=r"pipeline run runC of legal entity LE1 has no training record.*latest.*runB"):
+        tracking.read_training_runs("LE1", "runC")
+    with pytest.raises(ValueError, match="not a valid run id"):
+        tracking.read_training_runs("LE1", "../runA")
+    assert not list((home / "data" / "processed" / "LE1" / "runs").rglob("*.tmp"))
+
+
+def test_runs_left_running_by_a_dead_process_are_marked_killed(home):
+    import subprocess
+    import sys
+
+    # a real process starts a pipeline run and a nested run, then dies without ending them
+    script = (
+        "from workbench import tracking; import mlflow\n"
+        "p = tracking.start_pipeline_run('LE9')\n"
+        "tracking.configure(); mlflow.start_run(run_name='sar', parent_run_id=p, tags={'legal_entity': 'LE9', **tracking.owner_tags()})\n"
+        "print(p, flush=True)\n"
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    pipeline = done.stdout.split()[0]
+    alive = tracking.start_pipeline_run("LE9")  # owned by this (live) process: left alone
+    other = tracking.start_pipeline_run("LE8")  # another legal entity: left alone
+    client = mlflow.MlflowClient()
+    settled = tracking.settle_orphaned_runs("LE9")
+    assert len(settled) == 2 and pipeline in {s["run_id"] for s in settled}
+    for s in settled:
+        assert client.get_run(s["run_id"]).info.status == "KILLED"
+        assert s["owner_pid"] and s["owner_pid"] != str(__import__("os").getpid())
+    assert client.get_run(alive).info.status == "RUNNING" and client.get_run(other).info.status == "RUNNING"
+    assert tracking.settle_orphaned_runs("LE9") == []
+
+
 # -- the notebooks, end to end ---------------------------------------------------------------------------
 def _write_interim(home: Path, legal_entity: str) -> None:
     folder = home / "data" / "interim" / legal_entity
@@ -184,7 +227,9 @@ def test_train_and_evaluate_notebooks_register_a_loadable_champion(home, tmp_pat
         parameters={"legal_entity": "TINY", "algorithms": ["best_sellers", "repeat", "sar"], "sar_half_life_days": 60}, **run,
     )
     trained = _last_json_output(tmp_path / "03.ipynb")
-    record = json.loads((home / "data" / "processed" / "TINY" / "training_runs.json").read_text())
+    # the hand-over is scoped to the pipeline run; the notebook run on its own closed the run it made
+    record = json.loads((home / "data" / "processed" / "TINY" / "runs" / trained["pipeline_run_id"] / "training_runs.json").read_text())
+    assert mlflow.MlflowClient().get_run(trained["pipeline_run_id"]).info.status == "FINISHED"
     assert set(trained["runs"]) == {"best_sellers", "repeat", "sar"}
     assert {r["run_id"] for r in record["runs"]} == set(trained["runs"].values())
     assert record["split_time"] == "2024-04-01 00:00:00"
@@ -212,6 +257,8 @@ def test_train_and_evaluate_notebooks_register_a_loadable_champion(home, tmp_pat
     comparison = tracking.last_pipeline_comparison()
     assert sorted(comparison["algorithm"].unique()) == ["best_sellers", "repeat", "sar"]
     assert json.loads((home / "data" / "processed" / "TINY" / "champion.json").read_text())["version"] == 1
+    scoped = home / "data" / "processed" / "TINY" / "runs" / trained["pipeline_run_id"] / "champion.json"
+    assert json.loads(scoped.read_text())["version"] == 1
 
     answer = tracking.load_champion().predict(
         pd.DataFrame({"scenario": ["basket"], "customer_id": ["C001"], "product_ids": [["P002", "P003"]], "k": [5]})

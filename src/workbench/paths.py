@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 _LEGAL_ENTITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 
 def code_root() -> Path:
@@ -65,6 +66,18 @@ def interim_dir(legal_entity: str) -> Path:
 def processed_dir(legal_entity: str) -> Path:
     """Evaluation splits and other model-ready data of one legal entity."""
     return data_dir() / "processed" / check_legal_entity(legal_entity)
+
+
+def handover_dir(legal_entity: str, pipeline_run_id: str) -> Path:
+    """What the stages of one pipeline run hand to each other (training_runs.json, champion.json):
+    scoped to the run, so two runs of a legal entity never read each other's records."""
+    if not isinstance(pipeline_run_id, str) or not _RUN_ID.match(pipeline_run_id):
+        raise ValueError(f"pipeline_run_id {pipeline_run_id!r} is not a valid run id (letters, digits, '_', '-')")
+    return processed_dir(legal_entity) / "runs" / pipeline_run_id
+
+
+def locks_dir() -> Path:
+    return data_dir() / "locks"
 
 
 def runs_dir() -> Path:

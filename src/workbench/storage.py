@@ -80,17 +80,39 @@ def _versions(final: Path) -> list[Path]:
     return sorted(final.parent.glob(f".{final.name}.v-*"), key=lambda p: p.stat().st_mtime_ns)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _abandoned(final: Path) -> list[Path]:
+    """Staging folders and half-made links of writers that died (their pid is in the name)."""
+    found = []
+    for kind in ("staging", "link"):
+        for path in final.parent.glob(f".{final.name}.{kind}-*"):
+            pid = path.name[len(f".{final.name}.{kind}-") :].split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                found.append(path)
+    return found
+
+
 @contextmanager
 def publish_directory(final: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty staging folder; when the block succeeds, it becomes `final` in one atomic step.
 
     `final` is a symlink to the live version (`.<name>.v-<random>` beside it). A block that raises,
-    or a process that dies inside it, leaves `final` exactly as it was; the abandoned staging folder
-    is removed by the next publication.
+    or a process that dies inside it, leaves `final` exactly as it was; the staging folder of a
+    writer that died (`.<name>.staging-<pid>-...`) is removed by the next publication. Another
+    writer's staging folder is never touched while its process lives.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.v-", dir=final.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-{os.getpid()}-", dir=final.parent))
     os.chmod(staging, 0o777 & ~_umask())
     try:
         yield staging
@@ -101,21 +123,27 @@ def publish_directory(final: str | os.PathLike) -> Iterator[Path]:
         if written.is_file():
             with open(written, "rb") as handle:
                 os.fsync(handle.fileno())
-    _swap(final, staging)
+    version = Path(tempfile.mkdtemp(prefix=f".{final.name}.v-", dir=final.parent))
+    os.rename(staging, version)  # onto the empty placeholder: atomic, and the name is unique
+    _swap(final, version)
 
 
-def _swap(final: Path, staging: Path) -> None:
+def _swap(final: Path, version: Path) -> None:
     if final.exists() and not final.is_symlink():
         # a folder from before outputs were versioned: it becomes a version like any other
         legacy = Path(tempfile.mkdtemp(prefix=f".{final.name}.v-", dir=final.parent))
         legacy.rmdir()
         os.replace(final, legacy)
-    link = final.parent / f".{final.name}.link-{os.getpid()}-{staging.name[-8:]}"
+    link = final.parent / f".{final.name}.link-{os.getpid()}-{version.name[-8:]}"
     link.unlink(missing_ok=True)
-    os.symlink(staging.name, link)
+    os.symlink(version.name, link)
     os.replace(link, final)
     _fsync_dir(final.parent)
-    live = staging.resolve()
-    stale = [v for v in _versions(final) if v.resolve() != live]
-    for old in stale[: max(len(stale) - KEEP_PREVIOUS_VERSIONS, 0)]:
-        shutil.rmtree(old, ignore_errors=True)
+    # what the link shows now (another writer may have swapped since) and what this writer published
+    live = {final.resolve(), version.resolve()}
+    stale = [v for v in _versions(final) if v.resolve() not in live]
+    for old in stale[: max(len(stale) - KEEP_PREVIOUS_VERSIONS, 0)] + _abandoned(final):
+        if old.is_symlink() or old.is_file():
+            old.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(old, ignore_errors=True)

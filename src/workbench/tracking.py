@@ -26,6 +26,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from workbench import paths
+from workbench.evaluation.metrics import HEADLINE
+from workbench.storage import atomic_write_json
 
 EXPERIMENT_NAME = "pos-recommendations"
 REGISTERED_MODEL_NAME = "pos-recommender"
@@ -41,7 +43,14 @@ SETTINGS_TAGS = {
 METRICS = ("precision", "recall", "ndcg", "map", "hr", "coverage", "novelty")
 SCENARIO_ORDER = ("customer", "customer_new_items", "basket", "product")
 # the champion rule's default: what each POS page is judged on (../shared/EVALUATION.md)
-RANK_SUM_METRICS = (("customer", "ndcg"), ("customer_new_items", "ndcg"), ("basket", "hr"), ("product", "hr"))
+RANK_SUM_METRICS = tuple(HEADLINE.items())  # the one definition: workbench.evaluation.metrics.HEADLINE
+
+
+#: Who started a run (the `workbench run` process, or the notebook's kernel when a notebook runs on
+#: its own): a run still RUNNING whose owner is gone was killed, and the next start says so.
+OWNER_TAGS = {"pid": "workbench.owner_pid", "host": "workbench.owner_host", "pid_start": "workbench.owner_pid_start"}
+#: `workbench run` puts its own identity here (JSON) for the notebook kernels it starts.
+OWNER_ENV = "WORKBENCH_RUN_OWNER"
 
 
 class NoChampionError(LookupError):
@@ -82,7 +91,15 @@ def experiment_id() -> str:
     return _client().get_experiment_by_name(EXPERIMENT_NAME).experiment_id
 
 
-def start_pipeline_run(legal_entity: str, run_name: str | None = None) -> str:
+def owner_tags() -> dict[str, str]:
+    """The owner of runs started now: the `workbench run` that started this kernel, else this process."""
+    from workbench.locks import this_process
+
+    owner = json.loads(os.environ[OWNER_ENV]) if os.environ.get(OWNER_ENV) else this_process()
+    return {tag: str(owner[key]) for key, tag in OWNER_TAGS.items() if owner.get(key) is not None}
+
+
+def start_pipeline_run(legal_entity: str, run_name: str | None = None, tags: dict | None = None) -> str:
     """Create the parent run of a pipeline (when `workbench run` did not pass one); returns its id.
     The run stays open: nested runs attach to it by id, `end_pipeline_run` closes it."""
     client = _client()
@@ -90,13 +107,42 @@ def start_pipeline_run(legal_entity: str, run_name: str | None = None) -> str:
     run = client.create_run(
         experiment_id(),
         run_name=run_name or f"pipeline-{stamp}-{legal_entity}",
-        tags={KIND_TAG: "pipeline", "legal_entity": str(legal_entity)},
+        tags={KIND_TAG: "pipeline", "legal_entity": str(legal_entity), **owner_tags(), **(tags or {})},
     )
     return run.info.run_id
 
 
 def end_pipeline_run(run_id: str, status: str = "FINISHED") -> None:
     _client().set_terminated(run_id, status=status)
+
+
+def settle_orphaned_runs(legal_entity: str) -> list[dict[str, Any]]:
+    """Mark KILLED the runs of `legal_entity` still RUNNING whose owning process is gone (a run
+    killed mid-stage never ends its runs); returns what was marked (run id, name, kind, owner,
+    run folder). Runs whose owner lives, or cannot be checked (another host, no owner tags), stay."""
+    from workbench.locks import owner_alive
+
+    client = _client()
+    running = client.search_runs(
+        [experiment_id()],
+        filter_string=f"attributes.status = 'RUNNING' and tags.legal_entity = '{legal_entity}'",
+        max_results=1000,
+    )
+    settled = []
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for run in running:
+        tags = run.data.tags
+        owner = {key: tags.get(tag) for key, tag in OWNER_TAGS.items()}
+        if owner_alive(owner) is not False:
+            continue
+        client.set_tag(run.info.run_id, "workbench.killed_detected_at", now)
+        client.set_terminated(run.info.run_id, status="KILLED")
+        settled.append({
+            "run_id": run.info.run_id, "run_name": run.info.run_name, "kind": tags.get(KIND_TAG),
+            "owner_pid": owner["pid"], "owner_host": owner["host"], "run_dir": tags.get("workbench.run_dir"),
+            "status": "KILLED",
+        })
+    return settled
 
 
 # -- logging models --------------------------------------------------------------------------------
@@ -167,7 +213,7 @@ def train_and_log(
 
     configure()
     factory = model_factory or make_model
-    tags = {KIND_TAG: kind, "legal_entity": str(settings.get("legal_entity", "")), **(extra_tags or {})}
+    tags = {KIND_TAG: kind, "legal_entity": str(settings.get("legal_entity", "")), **owner_tags(), **(extra_tags or {})}
     with mlflow.start_run(run_name=run_name or algorithm, parent_run_id=parent_run_id, tags=tags) as run:
         model = factory(algorithm, **params)
         # the effective hyperparameters: the given ones and the algorithm's defaults
@@ -533,18 +579,43 @@ def legal_entity_enabled(legal_entity: str, default: bool = True) -> bool:
 
 
 def write_training_runs(legal_entity: str, record: dict) -> Path:
-    """data/processed/<le>/training_runs.json: what 03_train made, for 04_evaluate."""
-    path = paths.processed_dir(legal_entity) / "training_runs.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, default=str))
-    return path
+    """data/processed/<le>/runs/<pipeline run id>/training_runs.json: what 03_train made, for the
+    04_evaluate of the same pipeline run (written atomically)."""
+    path = paths.handover_dir(legal_entity, record["pipeline_run_id"]) / "training_runs.json"
+    return atomic_write_json(path, record)
 
 
-def read_training_runs(legal_entity: str) -> dict:
-    path = paths.processed_dir(legal_entity) / "training_runs.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run 03_train for legal entity {legal_entity} first")
+def read_training_runs(legal_entity: str, pipeline_run_id: str | None = None) -> dict:
+    """The training record of `pipeline_run_id`; without one (a notebook run on its own), the most
+    recent record of the legal entity. A missing record is an error naming the run."""
+    runs = paths.processed_dir(legal_entity) / "runs"
+    if pipeline_run_id:
+        path = paths.handover_dir(legal_entity, pipeline_run_id) / "training_runs.json"
+        if not path.exists():
+            latest = _latest_training_record(runs)
+            hint = f"; the latest training of {legal_entity} is pipeline run {latest.parent.name}" if latest else ""
+            raise FileNotFoundError(
+                f"pipeline run {pipeline_run_id} of legal entity {legal_entity} has no training record ({path}): "
+                f"run 03_train in the same `workbench run` (e.g. -s train,evaluate), or evaluate an earlier "
+                f"training with -p pipeline_run_id=<its pipeline run id>{hint}"
+            )
+    else:
+        path = _latest_training_record(runs)
+        if path is None:
+            raise FileNotFoundError(f"no training record under {runs}: run 03_train for legal entity {legal_entity} first")
     return json.loads(path.read_text())
+
+
+def _latest_training_record(runs: Path) -> Path | None:
+    records = [(json.loads(p.read_text()).get("created_at", ""), p) for p in runs.glob("*/training_runs.json")]
+    return max(records)[1] if records else None
+
+
+def write_champion_record(legal_entity: str, record: dict) -> Path:
+    """04_evaluate's record: in its pipeline run's folder, and as data/processed/<le>/champion.json
+    (the legal entity's latest champion); both written atomically."""
+    atomic_write_json(paths.handover_dir(legal_entity, record["pipeline_run_id"]) / "champion.json", record)
+    return atomic_write_json(paths.processed_dir(legal_entity) / "champion.json", record)
 
 
 def load_recommender(model_uri: str):

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from workbench.cleansing.rules import RULES, TABLES, CleansingRules
+from workbench.storage import publish_directory
 
 #: Pseudo-rules of the report: the rows read, and the rows kept (the cleansed table).
 ROWS_IN = "rows_in"
@@ -144,18 +145,25 @@ class CleansingResult:
         }
 
     def write(self, folder: Path) -> dict[str, Path]:
-        """Write the cleansed stage (docs/architecture.md) into `folder`; returns {name: path}."""
+        """Write the cleansed stage (docs/architecture.md) into `folder`; returns {name: path}.
+
+        The files are written into a staging folder and published together (`storage.publish_directory`):
+        a process killed mid-write leaves the previous complete output, never a mix or a 0-byte file.
+        """
         folder = Path(folder)
-        (folder / "quarantine").mkdir(parents=True, exist_ok=True)
-        written = {}
-        for name in ("interactions", "baskets", "catalog", "wish_lists", "customers", "stores"):
-            written[name] = folder / f"{name}.parquet"
-            getattr(self, name).write_parquet(written[name])
-        for table, frame in self.quarantine.items():
-            written[f"quarantine/{table}"] = folder / "quarantine" / f"{table}.parquet"
-            frame.write_parquet(written[f"quarantine/{table}"])
-        written["cleansing_report"] = folder / "cleansing_report.parquet"
-        self.report.write_parquet(written["cleansing_report"])
-        written["cleansing_rules"] = folder / "cleansing_rules.json"
-        written["cleansing_rules"].write_text(json.dumps(self.rules.to_dict(), indent=2) + "\n")
-        return written
+        files = {name: f"{name}.parquet" for name in ("interactions", "baskets", "catalog", "wish_lists", "customers", "stores")}
+        files.update({f"quarantine/{table}": f"quarantine/{table}.parquet" for table in self.quarantine})
+        files["cleansing_report"] = "cleansing_report.parquet"
+        files["cleansing_rules"] = "cleansing_rules.json"
+        with publish_directory(folder) as staging:
+            (staging / "quarantine").mkdir()
+            for name, file in files.items():
+                if name == "cleansing_rules":
+                    (staging / file).write_text(json.dumps(self.rules.to_dict(), indent=2) + "\n")
+                elif name == "cleansing_report":
+                    self.report.write_parquet(staging / file)
+                elif name.startswith("quarantine/"):
+                    self.quarantine[name.split("/", 1)[1]].write_parquet(staging / file)
+                else:
+                    getattr(self, name).write_parquet(staging / file)
+        return {name: folder / file for name, file in files.items()}
