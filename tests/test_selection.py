@@ -247,3 +247,21 @@ def test_search_trials_are_nested_mlflow_runs(tiny_folds, workbench_home):
 
     plt.close(plot_search({"sar": result}))
     plt.close(plot_importances({"sar": result}))
+
+
+# -- research notebooks ------------------------------------------------------------------------------
+def test_research_notebooks_are_papermill_ready():
+    from pathlib import Path
+
+    import nbformat
+    import papermill
+
+    folder = Path(__file__).resolve().parents[1] / "notebooks" / "research"
+    notebooks = sorted(folder.glob("*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        cells = nbformat.read(path, as_version=4).cells
+        assert "parameters" in cells[0].metadata.get("tags", []), path.name
+        assert all(not c.get("outputs") for c in cells if c.cell_type == "code"), f"{path.name} has outputs"
+        assert "data_file" in papermill.inspect_notebook(str(path))
+        assert "fig" in cells[-1].source  # each ends in the figure it justifies
