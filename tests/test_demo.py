@@ -241,3 +241,90 @@ def test_every_table_and_column_is_documented(demo_db):
                 assert f"`{column}`" in doc, f"docs/schema.md does not describe {table}.{column}"
     finally:
         con.close()
+
+
+# -- the default database never changes; a large retailer on demand ------------------------------------
+# Table hashes (`_table_hashes`, first 16 hex digits) of the databases generated before `products` and
+# chunked writes existed (commit b1fa35e): the session fixture's and `make demo`'s default.
+UNCHANGED = {
+    (DEMO_SEED, DEMO_SCALE): {
+        "legal_entities": "e260c162fcc16bee", "stores": "6a8b679220271c93", "product_categories": "9c0406409a80aa59",
+        "products": "56bb3918606249bd", "customers": "5283ec90bc6805dd", "sales_transactions": "b0d2850529aac853",
+        "sales_lines": "592bb89d64f35997", "wish_lists": "6f4370fb842bc3fd", "wish_list_items": "d1c3691481d8adf1",
+    },
+    (42, 1.0): {
+        "legal_entities": "e260c162fcc16bee", "stores": "6a8b679220271c93", "product_categories": "9c0406409a80aa59",
+        "products": "78f833e208a96c92", "customers": "d2de1e1f167b151a", "sales_transactions": "f97714a1b210b600",
+        "sales_lines": "a303222a971b5b33", "wish_lists": "73aa17b9f007e8db", "wish_list_items": "c2ff1540890932ac",
+    },
+}
+
+
+def _short_hashes(db) -> dict[str, str]:
+    return {table: digest[:16] for table, digest in _table_hashes(db).items()}
+
+
+def test_default_databases_are_unchanged_and_chunked_writes_change_nothing(demo_db, tmp_path, monkeypatch):
+    import workbench.datasets.demo as demo
+
+    assert _short_hashes(demo_db) == UNCHANGED[(DEMO_SEED, DEMO_SCALE)]
+    generate_demo_retailer(tmp_path / "make_demo.sqlite", progress=False)  # `make demo`'s defaults
+    assert _short_hashes(tmp_path / "make_demo.sqlite") == UNCHANGED[(42, 1.0)]
+    monkeypatch.setattr(demo, "WRITE_CHUNK", 997)  # many small chunks: the same rows in the same order
+    generate_demo_retailer(tmp_path / "chunked.sqlite", seed=DEMO_SEED, scale=DEMO_SCALE, progress=False)
+    assert _short_hashes(tmp_path / "chunked.sqlite") == UNCHANGED[(DEMO_SEED, DEMO_SCALE)]
+
+
+@pytest.fixture(scope="module")
+def large_catalog_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("large") / "large.sqlite"
+    generate_demo_retailer(path, seed=5, scale=0.3, products=6000, days=90, progress=False)
+    return path
+
+
+def test_products_sets_the_catalog_size_with_every_category_and_brand(large_catalog_db):
+    products = _query(large_catalog_db, "SELECT * FROM products")
+    assert products.height == 6000
+    assert products["id"].n_unique() == products["name"].n_unique() == 6000
+    per_category = dict(products.group_by("category_id").len().iter_rows())
+    # every category in its share of the default catalog (non-merchandise unchanged)
+    for category in CATEGORIES:
+        assert per_category[category.id] == pytest.approx(category.n_products * 6000 / 600, rel=0.03)
+    assert sum(per_category[c.id] for c in CATEGORIES) == 6000 - 9
+    assert products.filter(pl.col("product_type") == "merchandise")["brand"].null_count() == 0
+    assert products["brand"].n_unique() > 20
+
+
+def test_large_catalog_popularity_has_a_long_tail(large_catalog_db):
+    sold = _query(large_catalog_db, """
+        SELECT l.product_id, COUNT(*) AS n FROM sales_lines l JOIN products p ON p.id = l.product_id
+        WHERE l.line_type = 'sale' AND p.product_type = 'merchandise' GROUP BY l.product_id
+    """).sort("n", descending=True)
+    share_of_top_tenth = sold["n"].head(600).sum() / sold["n"].sum()
+    assert share_of_top_tenth > 0.4  # the hits
+    assert sold.height > 2000 and (sold["n"] <= 2).sum() > 500  # and a long tail sold once or twice
+
+
+def test_large_catalog_is_deterministic(large_catalog_db, tmp_path):
+    generate_demo_retailer(tmp_path / "again.sqlite", seed=5, scale=0.3, products=6000, days=90, progress=False)
+    assert _table_hashes(tmp_path / "again.sqlite") == _table_hashes(large_catalog_db)
+
+
+def test_catalog_ids_never_collide_with_the_dirts_unknown_ids():
+    catalog = make_catalog(1, products=95_000)
+    assert len(catalog.product_id) == 95_000 and len(set(catalog.product_id)) == 95_000
+    merchandise = catalog.product_id[: catalog.n_merchandise]
+    assert all(len(p) == 8 for p in merchandise)  # "P" + 7 digits; unknown products are "P9" + 4 digits
+
+
+def test_products_too_few_for_the_categories_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="products must be at least"):
+        generate_demo_retailer(tmp_path / "x.sqlite", products=20, progress=False)
+
+
+def test_cli_demo_data_takes_products(tmp_path):
+    from workbench.cli import main
+
+    path = tmp_path / "cli.sqlite"
+    assert main(["demo-data", "--products", "1200", "--scale", "0.05", "--path", str(path)]) == 0
+    assert _query(path, "SELECT COUNT(*) AS n FROM products")["n"][0] == 1200

@@ -13,6 +13,8 @@ def demo_data(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="workbench demo-data", description="Generate the demo retailer's operational database.")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies customers and transactions")
+    parser.add_argument("--products", type=int, default=None,
+                        help="catalog size, e.g. 100000 for a large retailer (default: the 600-product demo catalog)")
     parser.add_argument("--path", default=None, help="SQLite file (default data/operational/demo_retailer.sqlite)")
     parser.add_argument("--force", action="store_true", help="regenerate even if the file exists")
     args = parser.parse_args(argv)
@@ -25,7 +27,7 @@ def demo_data(argv: list[str]) -> int:
     if path.exists():
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
-    summary = generate_demo_retailer(path, seed=args.seed, scale=args.scale)
+    summary = generate_demo_retailer(path, seed=args.seed, scale=args.scale, products=args.products)
     print(f"demo database written to {path}: {summary}")
     return 0
 

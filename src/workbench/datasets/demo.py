@@ -19,8 +19,11 @@ transactions and voided lines, returns referencing earlier sales, non-merchandis
 (gift cards, shipping, services, bag fees), exact duplicate lines, unknown and null product
 ids, zero and negative prices, customers without a loyalty tier.
 
-Everything is vectorised with numpy so `scale=10` (15,000 customers, ~1M lines) stays cheap.
-Each stage draws from its own seeded generator, so the catalog does not depend on `scale`.
+Everything is vectorised with numpy so `scale=10` (15,000 customers, ~1M lines) stays cheap, and
+`products` grows the catalog (every category in proportion, Zipf popularity inside each) for a large
+retailer: 100,000 products and `scale=200` (~20M lines) are written in chunks. Each stage draws from
+its own seeded generator, so the catalog does not depend on `scale`; `products=None` is the 600-product
+catalog of `make demo`, the same database as before `products` existed.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ DIRT = {
     "no_loyalty_tier": 0.03,  # of customers
     "wish_list_unknown_product": 0.005,
 }
+# rows written to SQLite per executemany: bounds the Python tuples alive at once
+WRITE_CHUNK = 500_000
 ANONYMOUS_SHARE = 0.40  # walk-ins paying without a loyalty card
 COMPLEMENT_PROBABILITY = 0.45  # chance each complement joins a basket holding its anchor
 
@@ -232,21 +237,57 @@ def _charm_price(price: np.ndarray) -> np.ndarray:
     return np.where(price >= 5, np.floor(price) + 0.99, np.floor(price * 2) / 2 + 0.49).round(2)
 
 
-def make_catalog(seed: int = 42) -> Catalog:
-    """The demo product master; depends on `seed` only (not on scale or window)."""
+def category_sizes(products: int | None = None) -> list[int]:
+    """Merchandise products per category: the hand-set sizes (600 products with the non-merchandise
+    ones), or `products` in all, shared in the same proportions."""
+    base = [c.n_products for c in CATEGORIES]
+    if products is None:
+        return base
+    merchandise = int(products) - len(NON_MERCHANDISE)
+    if merchandise < len(CATEGORIES):
+        raise ValueError(f"products must be at least {len(CATEGORIES) + len(NON_MERCHANDISE)} (one per category "
+                         f"plus {len(NON_MERCHANDISE)} non-merchandise), got {products!r}")
+    sizes = np.maximum(1, np.floor(np.array(base) * merchandise / sum(base))).astype(int)
+    # the remainder to the categories whose share was rounded down most, the largest first
+    short = merchandise - int(sizes.sum())
+    remainder = np.array(base) * merchandise / sum(base) - sizes
+    sizes[np.lexsort((-np.array(base), -remainder))[:short]] += 1
+    return sizes.tolist()
+
+
+def _product_names(rng, cat: Category, n: int, taken: set) -> list[tuple[str, str, str]]:
+    """n (name, brand, noun) of one category, unique across the catalog (men's and women's jeans
+    would otherwise collide); past brand x variant x noun, model generations "2", "3", ..."""
+    combos = [(b, v, n) for n in cat.nouns for b in BRANDS[cat.department] for v in VARIANTS[cat.department]]
+    picked: list[tuple[str, str, str]] = []
+    generation = 1
+    while len(picked) < n:
+        suffix = "" if generation == 1 else f" {generation}"
+        for i in rng.permutation(len(combos)):
+            b, v, noun = combos[i]
+            name = f"{b} {v} {noun}{suffix}"
+            if name not in taken:
+                taken.add(name)
+                picked.append((name, b, noun))
+                if len(picked) == n:
+                    break
+        generation += 1
+    return picked
+
+
+def make_catalog(seed: int = 42, products: int | None = None) -> Catalog:
+    """The demo product master; depends on `seed` and `products` only (not on scale or window).
+    `products`: the catalog's size, non-merchandise included (None: the 600 of `make demo`)."""
     rng = _rng(seed, 1)
     names, cats, brands, nouns, prices = [], [], [], [], []
-    for ci, cat in enumerate(CATEGORIES):
-        combos = [(b, v, n) for n in cat.nouns for b in BRANDS[cat.department] for v in VARIANTS[cat.department]]
-        # Names are unique across the catalog (men's and women's jeans would otherwise collide).
-        pick = [i for i in rng.permutation(len(combos)) if "{} {} {}".format(*combos[i]) not in names][: cat.n_products]
-        for i in pick:
-            b, v, n = combos[i]
-            names.append(f"{b} {v} {n}")
-            brands.append(b)
-            nouns.append(n)
-        cats += [ci] * cat.n_products
-        prices.append(_charm_price(cat.price * rng.lognormal(0, 0.4, cat.n_products)))
+    taken: set = set()
+    for ci, (cat, size) in enumerate(zip(CATEGORIES, category_sizes(products))):
+        for name, brand, noun in _product_names(rng, cat, size, taken):
+            names.append(name)
+            brands.append(brand)
+            nouns.append(noun)
+        cats += [ci] * size
+        prices.append(_charm_price(cat.price * rng.lognormal(0, 0.4, size)))
     n_merch = len(names)
     # Zipf inside each category: a few hits, a long tail.
     popularity = np.empty(n_merch)
@@ -257,8 +298,10 @@ def make_catalog(seed: int = 42) -> Catalog:
         popularity[idx] = 1.0 / ranks**1.0
 
     category_ids = tuple(c.id for c in CATEGORIES) + tuple(c[0] for c in NON_MERCHANDISE_CATEGORIES)
-    # Shuffle merchandise ids so that the id says nothing about the category.
-    ids = np.array([f"P{i:05d}" for i in rng.permutation(n_merch) + 1], dtype=object)
+    # Shuffle merchandise ids so that the id says nothing about the category. Unknown products in the
+    # dirt are "P9" + 4 digits: past 90,000 products the ids get 7 digits, so they never collide.
+    width = 5 if n_merch < 90_000 else 7
+    ids = np.array([f"P{i:0{width}d}" for i in rng.permutation(n_merch) + 1], dtype=object)
     nm = NON_MERCHANDISE
     catalog = Catalog(
         product_id=np.concatenate([ids, np.array([p[0] for p in nm], dtype=object)]),
@@ -730,19 +773,22 @@ def generate_demo_retailer(
     *,
     seed: int = 42,
     scale: float = 1.0,
+    products: int | None = None,
     start: str = "2025-01-01",
     days: int = 365,
     progress: bool = True,
 ) -> dict:
     """Write the demo retailer's operational SQLite database to `path` (replacing it).
 
-    `scale` multiplies customers and transactions (1.0: ~1,500 customers, ~28k transactions);
-    the catalog (600 products) does not scale. Same seed, scale, start and days -> the same
+    `scale` multiplies customers and transactions (1.0: ~1,500 customers, ~28k transactions, ~100k
+    lines); `products` sets the catalog's size (None: 600 products). A large retailer: `products=100_000,
+    scale=200` (~300k customers, ~20M lines). Same seed, scale, products, start and days -> the same
     database, byte for byte in every table. Returns the row count of every table.
     """
     t0 = time.perf_counter()
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
+    category_sizes(products)  # a catalog too small for the categories fails here, before any work
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days!r}")
     try:
@@ -758,7 +804,7 @@ def generate_demo_retailer(
         bar.set_postfix_str(name)
         bar.update(1)
 
-    catalog = make_catalog(seed)
+    catalog = make_catalog(seed, products)
     step("catalog")
     customers = _make_customers(seed, scale, days, catalog)
     step("customers")
@@ -806,6 +852,7 @@ def _write(path: Path, seed, start_day, catalog: Catalog, customers: _Customers,
             con.execute(ddl)
         ins = lambda table, rows: con.executemany(  # noqa: E731
             f"INSERT INTO {table} VALUES ({','.join('?' * len(rows[0]))})", rows) if rows else None
+
         ins("legal_entities", [le[:5] for le in LEGAL_ENTITIES])
         ins("stores", [s[:7] for s in STORES])
         ins("product_categories",
@@ -824,30 +871,33 @@ def _write(path: Path, seed, start_day, catalog: Catalog, customers: _Customers,
             tier.tolist(),
             store_ids[customers.home_store].tolist(),
             _fmt_dates(start_day, customers.signup_day))))
-        cust = trips["cust"][idx]
-        ins("sales_transactions", list(zip(
-            trip_id[idx].tolist(),
-            [le_ids[e] for e in trips["entity"][idx].tolist()],
-            store_ids[trips["store"][idx]].tolist(),
-            np.where(cust >= 0, cust_ids[np.maximum(cust, 0)], None).tolist(),
-            _fmt_times(start_day, trips["sec"][idx]),
-            np.where(trips["voided"][idx], "voided", "completed").tolist(),
-            np.round(trips["total"][idx], 2).tolist())))
+        # Transactions and lines a chunk at a time: 20M lines never become one list of tuples.
+        for chunk in np.array_split(idx, max(1, -(-len(idx) // WRITE_CHUNK))):
+            cust = trips["cust"][chunk]
+            ins("sales_transactions", list(zip(
+                trip_id[chunk].tolist(),
+                [le_ids[e] for e in trips["entity"][chunk].tolist()],
+                store_ids[trips["store"][chunk]].tolist(),
+                np.where(cust >= 0, cust_ids[np.maximum(cust, 0)], None).tolist(),
+                _fmt_times(start_day, trips["sec"][chunk]),
+                np.where(trips["voided"][chunk], "voided", "completed").tolist(),
+                np.round(trips["total"][chunk], 2).tolist())))
         # Lines in receipt order so that the file reads like the till journal.
         rank = np.empty(len(trips["cust"]), dtype=np.int64)
         rank[idx] = np.arange(len(idx))
-        lo = np.lexsort((lines["line_no"], rank[lines["trip"]]))
-        ret = lines["ret_trip"][lo]
-        ins("sales_lines", list(zip(
-            trip_id[lines["trip"][lo]].tolist(),
-            lines["line_no"][lo].tolist(),
-            lines["product_id"][lo].tolist(),
-            lines["description"][lo].tolist(),
-            lines["qty"][lo].astype(float).tolist(),
-            np.round(lines["price"][lo], 2).tolist(),
-            lines["type"][lo].tolist(),
-            np.where(ret >= 0, trip_id[np.maximum(ret, 0)], None).tolist(),
-            np.where(ret >= 0, lines["ret_line"][lo], None).tolist())))
+        order = np.lexsort((lines["line_no"], rank[lines["trip"]]))
+        for lo in np.array_split(order, max(1, -(-len(order) // WRITE_CHUNK))):
+            ret = lines["ret_trip"][lo]
+            ins("sales_lines", list(zip(
+                trip_id[lines["trip"][lo]].tolist(),
+                lines["line_no"][lo].tolist(),
+                lines["product_id"][lo].tolist(),
+                lines["description"][lo].tolist(),
+                lines["qty"][lo].astype(float).tolist(),
+                np.round(lines["price"][lo], 2).tolist(),
+                lines["type"][lo].tolist(),
+                np.where(ret >= 0, trip_id[np.maximum(ret, 0)], None).tolist(),
+                np.where(ret >= 0, lines["ret_line"][lo], None).tolist())))
         w_cust, w_prod, w_added = wish
         owners = np.unique(w_cust)
         list_ids = {c: f"W{i + 1:06d}" for i, c in enumerate(owners.tolist())}
