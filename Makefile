@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8866
 SERVE_PORT ?= 5001
+LEGAL_ENTITY ?=
 TRACKING_URI := sqlite:///$(CURDIR)/mlruns/mlflow.db
 
 .PHONY: install demo test lab dashboard serve online-retail browser benchmarks clean
@@ -42,8 +43,10 @@ lab: install
 dashboard: install
 	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(PORT)
 
+# LEGAL_ENTITY=USRT serves models:/pos-recommender@champion-USRT, which no other legal entity's run
+# moves; without it, the last registered @champion (the legal entity it belongs to is printed)
 serve: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI=$(TRACKING_URI) MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false $(BIN)/mlflow models serve -m models:/pos-recommender@champion --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/python -m workbench.local_server --legal-entity "$(LEGAL_ENTITY)" --port $(SERVE_PORT)
 
 benchmarks: install
 	$(BIN)/python benchmarks/pipeline.py

@@ -1,8 +1,6 @@
 """The POS serving contract, through the real path: log a PosRecommenderModel to MLflow, load it
 with `mlflow.pyfunc.load_model` and call `predict` as the POS does."""
 
-import math
-
 import mlflow
 import numpy as np
 import pandas as pd
@@ -118,13 +116,64 @@ def test_a_malformed_request_is_a_clear_invalid_parameter_error(served, frame, m
     assert error.value.get_http_status_code() == 400
 
 
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (dict(scenario=["customer", "customer"], customer_id=["C001", "C" * 100_000]), r"request row 1: customer_id is 100,000 characters long \('CCCC.*'\); ids are at most 128$"),
+        (dict(scenario=["basket"], product_ids=[["P000", "P" * 129]]), r"request row 0: product_ids is 129 characters long .*at most 128$"),
+        (dict(scenario=["basket"], product_ids=[["P000"]], store_id=["S" * 500]), r"request row 0: store_id is 500 characters long"),
+        (dict(scenario=["basket"], product_ids=[[f"P{i}" for i in range(1001)]]), r"request row 0: product_ids holds 1,001 ids; at most 1,000"),
+        (dict(scenario=["customer"], customer_id=["C001"], k=[101]), r"request row 0: k must be a positive integer \(at most 100\), got 101"),
+    ],
+)
+def test_what_one_request_may_cost_is_bounded(served, frame, message):
+    with pytest.raises(MlflowException, match=message) as error:
+        served.predict(pd.DataFrame(frame))
+    assert error.value.get_http_status_code() == 400
+    assert len(error.value.message) < 200  # the offending value is never echoed whole
+
+
+def test_the_batch_size_is_capped_with_a_clear_error(data):
+    model = PosRecommenderModel(make_model("best_sellers").fit(data), {"legal_entity": "LE1"}, max_batch_rows=5)
+    assert len(model.predict(None, [{"scenario": "customer", "k": 1}] * 5)) == 5
+    with pytest.raises(MlflowException, match=r"the call holds 6 requests; at most 5 are answered per call") as error:
+        model.predict(None, [{"scenario": "customer", "k": 1}] * 6)
+    assert error.value.get_http_status_code() == 400
+    with pytest.raises(ValueError, match="max_batch_rows"):
+        PosRecommenderModel(None, {"legal_entity": "LE1"}, max_batch_rows=0)
+    assert PosRecommenderModel(None, {"legal_entity": "LE1"}).max_batch_rows == 10_000
+
+
+def test_a_legal_entity_champion_stays_when_another_entity_registers(store, data):
+    """Registering FRRT's champion after USRT's moves `@champion`, never `@champion-USRT`: a server
+    started for USRT (`make serve LEGAL_ENTITY=USRT`) keeps serving USRT's model."""
+    from workbench import local_server
+
+    with mlflow.start_run():
+        usrt = tracking.log_recommender(make_model("sar").fit(data), {"legal_entity": "USRT"})
+    usrt_version = tracking.register_champion(usrt)
+    with mlflow.start_run():
+        frrt = tracking.log_recommender(make_model("best_sellers").fit(data), {"legal_entity": "FRRT", "enable_pos_recommendations": False})
+    tracking.register_champion(frrt)
+    uri, settings = local_server.champion_uri("USRT")
+    assert uri == "models:/pos-recommender@champion-USRT"
+    assert settings["legal_entity"] == "USRT" and settings["version"] == usrt_version and settings["algorithm"] == "sar"
+    served = mlflow.pyfunc.load_model(uri)
+    answer = served.predict(requests(scenario=["product"], product_ids=[["P000"]], k=[3]))
+    assert answer["rank"].tolist() == [1, 2, 3]  # USRT's recommendations, on; FRRT's model is turned off
+    assert local_server.champion_uri(None)[1]["legal_entity"] == "FRRT"  # @champion: the last registered
+    assert "legal entity FRRT" in local_server.describe(*local_server.champion_uri(None))
+    with pytest.raises(SystemExit, match="No model registered as pos-recommender@champion-DERT for legal entity DERT"):
+        local_server.champion_uri("DERT")
+
+
 def test_a_turned_off_legal_entity_gets_one_row_per_request_saying_so(served_off):
     answer = served_off.predict(requests(scenario=["product", "customer"], customer_id=[None, "C001"], product_ids=[["P000"], []]))
     assert list(answer.columns) == list(OUTPUT_COLUMNS)
     assert answer["request"].tolist() == [0, 1]
     assert answer["rank"].tolist() == [0, 0]
     assert answer["product_id"].isna().all()
-    assert answer["score"].map(math.isnan).all()
+    assert answer["score"].tolist() == [None, None]  # null in JSON, never NaN
     assert (answer["reason"] == disabled_reason("LE2")).all()
     assert disabled_reason("LE2") == "POS recommendations are turned off for legal entity LE2"
     # malformed requests are still refused while turned off

@@ -1,8 +1,14 @@
 """A server process on loopback (`mlflow models serve`, Voila) for tests and benchmarks: started in
-its own process group, waited for, and stopped by its process id with everything it spawned."""
+its own process group, waited for, and stopped by its process id with everything it spawned.
+
+`python -m workbench.local_server [--legal-entity USRT] [--port 5001]` (what `make serve` runs)
+serves the champion of one legal entity, `models:/pos-recommender@champion-<legal entity>`, or
+without one the last registered `@champion`, and says first which legal entity that is.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -72,9 +78,77 @@ def running(command: list[str], port: int, *, log_path: Path, env: dict | None =
             stop(process)
 
 
+# a request running longer than this is answered 504 (MLflow's own default is 60 s)
+REQUEST_TIMEOUT_S = 30
+
+
+def serve_command(model_uri: str, port: int, host: str = "127.0.0.1", workers: int = 1) -> list[str]:
+    """`mlflow models serve` of `model_uri`. Its server (uvicorn) reads each body whole and has no
+    size limit of its own: the model bounds what a call may ask (see workbench.serving)."""
+    return [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+            "-h", host, "-p", str(port), "-w", str(workers), "-t", str(REQUEST_TIMEOUT_S)]
+
+
 def model_server(model_uri: str, port: int, *, tracking_uri: str, log_path: Path, timeout: float = 180):
     """`mlflow models serve` of `model_uri` on 127.0.0.1:`port`, ready once /ping answers."""
-    command = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
-               "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
     env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    return running(command, port, log_path=log_path, env=env, ready_path="/ping", timeout=timeout)
+    return running(serve_command(model_uri, port), port, log_path=log_path, env=env, ready_path="/ping", timeout=timeout)
+
+
+def champion_uri(legal_entity: str | None = None, name: str | None = None) -> tuple[str, dict]:
+    """(model URI, its serving settings) of the champion of `legal_entity` (its own alias,
+    `@champion-<legal entity>`, which no other legal entity's run moves), or of the last registered
+    `@champion` where none is given. A clear error where that alias does not exist."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from workbench import tracking
+
+    name = name or tracking.REGISTERED_MODEL_NAME
+    alias = tracking.legal_entity_alias(legal_entity) if legal_entity else tracking.CHAMPION_ALIAS
+    uri = f"models:/{name}@{alias}"
+    tracking.configure()
+    try:
+        version = mlflow.MlflowClient().get_model_version_by_alias(name, alias)
+        info = mlflow.models.get_model_info(uri)
+    except MlflowException as error:
+        what = f"legal entity {legal_entity}" if legal_entity else "any legal entity"
+        raise SystemExit(f"No model registered as {name}@{alias} for {what}: run `workbench run` for it first ({error.message})") from error
+    settings = dict((info.metadata or {}).get("pos_settings") or {})
+    settings["version"] = int(version.version)
+    if legal_entity and settings.get("legal_entity") not in (None, legal_entity):
+        raise SystemExit(f"{uri} holds a model of legal entity {settings['legal_entity']}, not {legal_entity}")
+    return uri, settings
+
+
+def describe(uri: str, settings: dict) -> str:
+    state = "on" if settings.get("enable_pos_recommendations", True) else "TURNED OFF"
+    return (f"{uri}: version {settings.get('version')}, legal entity {settings.get('legal_entity', 'unknown')}, "
+            f"algorithm {settings.get('algorithm', 'unknown')}, trained at {settings.get('trained_at', 'unknown')}, "
+            f"POS recommendations {state}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Serve the champion of one legal entity over HTTP (mlflow models serve).")
+    parser.add_argument("--legal-entity", default="", help="serve @champion-<legal entity>; empty: the last registered @champion")
+    parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    uri, settings = champion_uri(args.legal_entity or None)
+    print(f"Serving {describe(uri, settings)} on http://{args.host}:{args.port}", flush=True)
+    if not args.legal_entity:
+        print(f"(the last registered champion, whichever legal entity that is: `make serve LEGAL_ENTITY={settings.get('legal_entity', '<id>')}` "
+              "keeps serving that legal entity's own champion)", flush=True)
+    command = serve_command(uri, args.port, args.host, args.workers)
+    os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # mlflow runs `uvicorn` from PATH
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+
+    os.environ["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()  # the store the alias was read from
+    os.execv(command[0], command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,6 +20,11 @@ column          type                          meaning
 and answers one row per recommended item: ``request`` (row position of the request in the
 input), ``rank`` (1..k), ``product_id``, ``score`` and ``reason`` (a short sentence for the
 cashier, e.g. "bought together with 85123A", "you buy this regularly", "best seller").
+
+What one call may cost is bounded: at most ``max_batch_rows`` requests (10,000 by default), ``k``
+at most 100, ids at most 128 characters and 1,000 product ids per request; anything beyond is an
+error naming the row and the column (HTTP 400). Every answer is strict JSON: a score that is not a
+number (a turned-off legal entity's row) is null, never NaN.
 """
 
 from __future__ import annotations
@@ -48,7 +53,10 @@ from workbench.models.base import SCENARIOS, Recommender, Request
 _logger = logging.getLogger(__name__)
 
 DEFAULT_K = 10
-MAX_K = 1000
+MAX_K = 100  # a POS panel shows a handful; a list of 100 is already a report, not a request
+MAX_ID_LENGTH = 128  # a customer, product or store id; longer ones are an error, never echoed
+MAX_PRODUCTS = 1000  # product ids per request (a basket, a wish list)
+MAX_BATCH_ROWS = 10_000  # requests per call
 INPUT_COLUMNS = ("scenario", "customer_id", "product_ids", "k", "store_id")
 OUTPUT_COLUMNS = ("request", "rank", "product_id", "score", "reason")
 SETTINGS_KEYS = ("legal_entity", "enable_pos_recommendations", "algorithm", "trained_at")
@@ -88,7 +96,7 @@ def _is_null(value) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _records(model_input) -> tuple[dict[str, list], int]:
+def _records(model_input, max_rows: int | None = None) -> tuple[dict[str, list], int]:
     """Columns of the request frame as plain Python lists (no per-row pandas access)."""
     if isinstance(model_input, dict):
         model_input = [model_input]
@@ -104,6 +112,8 @@ def _records(model_input) -> tuple[dict[str, list], int]:
             f"columns given: {list(model_input.columns)}"
         )
     n = len(model_input)
+    if max_rows is not None and n > max_rows:
+        raise _invalid(f"the call holds {n:,} requests; at most {max_rows:,} are answered per call: split it")
     columns = {c: model_input[c].tolist() for c in INPUT_COLUMNS if c in model_input.columns}
     return columns, n
 
@@ -112,16 +122,29 @@ def _as_id(value, row: int, column: str) -> str | None:
     if _is_null(value):
         return None
     if isinstance(value, (str, Integral)) and not isinstance(value, bool):
-        return str(value)
-    raise _invalid(f"request row {row}: {column} must be a string or null, got {value!r}")
+        return _checked_length(str(value), row, column)
+    raise _invalid(f"request row {row}: {column} must be a string or null, got {_shown(value)}")
 
 
-def parse_requests(model_input) -> list[Request]:
+def _checked_length(value: str, row: int, column: str) -> str:
+    if len(value) > MAX_ID_LENGTH:
+        raise _invalid(f"request row {row}: {column} is {len(value):,} characters long ({_shown(value)}); ids are at most {MAX_ID_LENGTH}")
+    return value
+
+
+def _shown(value) -> str:
+    """A value as an error message quotes it: never more than a few dozen characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:32]}...{text[-5:]}"
+
+
+def parse_requests(model_input, max_rows: int | None = MAX_BATCH_ROWS) -> list[Request]:
     """Validate the request frame and turn it into model Requests.
 
-    Raises an MlflowException (INVALID_PARAMETER_VALUE, so HTTP 400) naming the first bad row.
+    Raises an MlflowException (INVALID_PARAMETER_VALUE, so HTTP 400) naming the first bad row, or
+    the call's size where it holds more than `max_rows` requests.
     """
-    columns, n = _records(model_input)
+    columns, n = _records(model_input, max_rows)
     none = [None] * n
     scenarios = columns["scenario"]
     customers = columns.get("customer_id", none)
@@ -133,7 +156,7 @@ def parse_requests(model_input) -> list[Request]:
         scenario = scenarios[row]
         if scenario not in SCENARIOS:
             raise _invalid(
-                f"request row {row}: scenario {scenario!r} is unknown; use one of {', '.join(SCENARIOS)}"
+                f"request row {row}: scenario {_shown(scenario)} is unknown; use one of {', '.join(SCENARIOS)}"
             )
         product_ids = products[row]
         if _is_null(product_ids):
@@ -143,11 +166,14 @@ def parse_requests(model_input) -> list[Request]:
         if not isinstance(product_ids, (list, tuple)):
             raise _invalid(
                 f"request row {row}: product_ids must be a list of product ids, got "
-                f"{type(product_ids).__name__} {product_ids!r}"
+                f"{type(product_ids).__name__} {_shown(product_ids)}"
             )
+        if len(product_ids) > MAX_PRODUCTS:
+            raise _invalid(f"request row {row}: product_ids holds {len(product_ids):,} ids; at most {MAX_PRODUCTS:,}")
         bad = [p for p in product_ids if _is_null(p) or not isinstance(p, (str, Integral)) or isinstance(p, bool)]
         if bad:
-            raise _invalid(f"request row {row}: product_ids must hold product id strings, got {bad[0]!r}")
+            raise _invalid(f"request row {row}: product_ids must hold product id strings, got {_shown(bad[0])}")
+        product_ids = [_checked_length(str(p), row, "product_ids") for p in product_ids]
         if scenario in ("product", "basket") and not product_ids:
             what = "the viewed product" if scenario == "product" else "the basket's items"
             raise _invalid(f"request row {row}: scenario {scenario!r} needs product_ids ({what})")
@@ -157,17 +183,26 @@ def parse_requests(model_input) -> list[Request]:
         elif isinstance(k, float) and k.is_integer():
             k = int(k)  # JSON nulls beside ints turn the column into floats
         if not isinstance(k, Integral) or isinstance(k, (bool, np.bool_)) or not 1 <= int(k) <= MAX_K:
-            raise _invalid(f"request row {row}: k must be a positive integer (at most {MAX_K}), got {k!r}")
+            raise _invalid(f"request row {row}: k must be a positive integer (at most {MAX_K}), got {_shown(k)}")
         requests.append(
             Request(
                 scenario=scenario,
                 customer_id=_as_id(customers[row], row, "customer_id"),
-                product_ids=tuple(str(p) for p in product_ids),
+                product_ids=tuple(product_ids),
                 k=int(k),
                 store_id=_as_id(stores[row], row, "store_id"),
             )
         )
     return requests
+
+
+def _json_numbers(values: np.ndarray):
+    """The scores as they are where every one is a number, else with null where one is not (JSON
+    has no NaN or infinity, and strict clients reject the answer that holds one)."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return values
+    return pd.Series([float(v) if ok else None for v, ok in zip(values, finite)], dtype="object")
 
 
 def _empty_output() -> pd.DataFrame:
@@ -201,13 +236,16 @@ class PosRecommenderModel(mlflow.pyfunc.PythonModel):
     * **Turned off**: when ``enable_pos_recommendations`` is False (the legal entity's setting, or
       the predict param ``{"enable_pos_recommendations": false}``, which overrides the setting
       for that call), requests are still validated, and each request gets exactly one row with
-      ``rank`` 0, ``product_id`` null, ``score`` NaN and ``reason``
+      ``rank`` 0, ``product_id`` null, ``score`` null (None) and ``reason``
       ``"POS recommendations are turned off for legal entity <X>"``.
     """
 
-    def __init__(self, recommender: Recommender | None = None, settings: dict | None = None):
+    def __init__(self, recommender: Recommender | None = None, settings: dict | None = None, *, max_batch_rows: int = MAX_BATCH_ROWS):
         self.recommender = recommender
         self.settings = normalize_settings(settings, recommender)
+        if not isinstance(max_batch_rows, Integral) or max_batch_rows < 1:
+            raise ValueError(f"max_batch_rows must be a positive integer, got {max_batch_rows!r}")
+        self.max_batch_rows = int(max_batch_rows)
 
     # the recommender travels as its own artifact (recommender.pkl), not inside python_model.pkl
     def __getstate__(self):
@@ -235,7 +273,7 @@ class PosRecommenderModel(mlflow.pyfunc.PythonModel):
     # `pd.DataFrame` as the type hint: MLflow infers nothing from it and validates against the
     # explicit signature (type hints cannot express optional columns)
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        requests = parse_requests(model_input)
+        requests = parse_requests(model_input, max_rows=getattr(self, "max_batch_rows", MAX_BATCH_ROWS))
         if not self.enabled(params):
             n = len(requests)
             return pd.DataFrame(
@@ -243,7 +281,8 @@ class PosRecommenderModel(mlflow.pyfunc.PythonModel):
                     "request": np.arange(n, dtype=np.int64),
                     "rank": np.zeros(n, dtype=np.int64),
                     "product_id": pd.Series([None] * n, dtype="object"),
-                    "score": np.full(n, np.nan),
+                    # null, not NaN: JSON has no NaN, and strict parsers (JSON.parse, Jackson, Go) reject it
+                    "score": pd.Series([None] * n, dtype="object"),
                     "reason": [disabled_reason(self.settings["legal_entity"])] * n,
                 }
             )
@@ -276,7 +315,7 @@ class PosRecommenderModel(mlflow.pyfunc.PythonModel):
                 "request": np.asarray(request_col, dtype=np.int64),
                 "rank": np.asarray(rank_col, dtype=np.int64),
                 "product_id": pd.Series(product_col, dtype="object"),
-                "score": np.asarray(score_col, dtype=np.float64),
+                "score": _json_numbers(np.asarray(score_col, dtype=np.float64)),
                 "reason": pd.Series(reason_col, dtype="object"),
             }
         )
