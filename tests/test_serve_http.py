@@ -32,13 +32,18 @@ def _interactions() -> pd.DataFrame:
     return frame
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON: strict parsers (JSON.parse, Jackson, Go) reject the whole answer")
+
+
 def _post(url: str, body: dict) -> tuple[int, dict]:
+    """POST the body; the answer parsed as strict JSON (NaN / Infinity refused)."""
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
+            return response.status, json.loads(response.read(), parse_constant=_reject_constant)
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+        return error.code, json.loads(error.read() or b"{}", parse_constant=_reject_constant)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +101,7 @@ def test_turned_off_by_the_params_override(server):
     )
     assert status == 200, payload
     (row,) = payload["predictions"]
-    assert row["rank"] == 0 and row["product_id"] is None
+    assert row["rank"] == 0 and row["product_id"] is None and row["score"] is None
     assert row["reason"] == "POS recommendations are turned off for legal entity LE1"
 
 
@@ -107,6 +112,10 @@ def test_turned_off_by_the_params_override(server):
         ([{"scenario": "basket", "product_ids": ["A"], "k": 5}, {"scenario": "basket", "product_ids": ["A"], "k": -2}],
          "request row 1: k must be a positive integer"),
         ([{"scenario": "basket", "product_ids": "A"}], "Expected data to be list"),
+        ([{"scenario": "customer", "customer_id": "C1"}, {"scenario": "customer", "customer_id": "C" * 100_000}],
+         "request row 1: customer_id is 100,000 characters long"),
+        ([{"scenario": "basket", "product_ids": ["A", "B" * 200]}], "request row 0: product_ids is 200 characters long"),
+        ([{"scenario": "customer", "customer_id": "C1", "k": 500}], "request row 0: k must be a positive integer (at most 100)"),
     ],
 )
 def test_a_malformed_request_is_a_400_with_the_reason(server, records, message):
@@ -116,3 +125,4 @@ def test_a_malformed_request_is_a_400_with_the_reason(server, records, message):
     # server parses the JSON answers BAD_REQUEST: both 400 with the reason
     assert payload["error_code"] in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST")
     assert message in payload["message"], payload["message"]
+    assert len(payload["message"]) < 2000  # a 100 KB id is named, never echoed (MLflow adds the frame, truncated)
