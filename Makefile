@@ -10,7 +10,7 @@ SERVE_PORT ?= 5001
 LEGAL_ENTITY ?=
 TRACKING_URI := sqlite:///$(CURDIR)/mlruns/mlflow.db
 
-.PHONY: install demo test lab dashboard serve online-retail browser benchmarks clean
+.PHONY: install demo test lab dashboard serve online-retail browser postgres benchmarks clean
 
 install: $(VENV)/.stamp-install
 
@@ -34,7 +34,13 @@ browser:
 	@command -v chromium >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+# Debian's PostgreSQL server binaries for the PostgreSQL source test (tests/postgres_server.py starts
+# and stops its own throwaway server in a temporary folder; the package's own cluster is not used).
+postgres:
+	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
+test: install browser postgres
 	$(BIN)/python -m pytest -ra
 
 lab: install

@@ -74,18 +74,22 @@ def check_tables(engine: sa.Engine, shown: str, requires: dict[str, list[str]]) 
     """Every table and column the mapping declares it needs is there, or an error naming all that are missing."""
     if not requires:
         return
+    def split(name: str) -> tuple[str | None, str]:  # "schema.table" or "table"
+        schema, _, table = name.rpartition(".")
+        return schema or None, table
+
     try:
         inspector = sa.inspect(engine)
-        tables = set(inspector.get_table_names())
+        tables = {(schema, t) for schema in {split(n)[0] for n in requires} for t in inspector.get_table_names(schema=schema)}
     except SQLAlchemyError as exc:
         raise ExtractionError(f"source {shown}: cannot read it as a database: {getattr(exc, 'orig', exc)}") from exc
     problems = []
-    missing = [t for t in requires if t not in tables]
+    missing = [t for t in requires if split(t) not in tables]
     if missing:
         problems.append(f"missing table(s) {', '.join(missing)}")
     for table, needed in requires.items():
-        if table in tables:
-            have = {c["name"] for c in inspector.get_columns(table)}
+        if split(table) in tables:
+            have = {c["name"] for c in inspector.get_columns(split(table)[1], schema=split(table)[0])}
             lacking = [c for c in needed if c not in have]
             if lacking:
                 problems.append(f"table {table} lacks column(s) {', '.join(lacking)}")
