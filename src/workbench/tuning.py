@@ -223,3 +223,15 @@ def headline_table(validations: dict[str, Validation]) -> pd.DataFrame:
     `evaluation.selection.choose_per_page` takes."""
     frames = [v.table.assign(algorithm=a) for a, v in validations.items()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["algorithm", "scenario", *metrics.CASE_METRICS])
+
+
+def log_validation(run_id: str, result: SearchResult, tuning_run_id: str | None = None, k: int = 10) -> dict[str, float]:
+    """Put the chosen trial's validation figures on an algorithm's run (`validation_*` metrics, which
+    no test-window comparison reads) with a tag naming its tuning run."""
+    client = tracking._client()
+    found = validation_metrics(result.best, k)
+    found["validation_objective"] = result.best.objective()
+    now = int(time.time() * 1000)
+    tags = [RunTag("workbench.tuning_run_id", tuning_run_id)] if tuning_run_id else []
+    client.log_batch(run_id, metrics=[Metric(key, v, now, 0) for key, v in found.items() if np.isfinite(v)], tags=tags)
+    return found
