@@ -217,3 +217,129 @@ def test_unparseable_time_is_an_error_not_a_null(workbench_home, demo_db_copy):
     _alter(demo_db_copy, "UPDATE sales_transactions SET transaction_time = 'soon' WHERE id = 'FRRT-0000002'")
     with pytest.raises(ExtractionError, match=r"column sales_lines\.transaction_time: 1 value\(s\) .* do not read as a datetime \(row \d+: 'soon'\)"):
         extract_entity_store(f"sqlite:///{demo_db_copy}", "FRRT", progress=False)
+
+
+# ----------------------------------------------------------------------------- upserts, kills, overlaps (issue 8)
+
+
+def _sorted(lines: pl.DataFrame) -> pl.DataFrame:
+    return lines.sort(list(lines.columns), nulls_last=True)
+
+
+def _from_scratch(db_url: str, out, **window) -> pl.DataFrame:
+    extract_entity_store(db_url, "USRT", out_dir=out, incremental=False, progress=False, **window)
+    return read_sales_lines("USRT", out_dir=out)
+
+
+def test_incremental_runs_pick_up_late_lines_voids_updates_and_deletions(workbench_home, demo_db_copy, tmp_path):
+    url = f"sqlite:///{demo_db_copy}"
+    extract_entity_store(url, "USRT", progress=False)
+    mark = read_watermark("USRT")["transaction_time"]
+    recent = [r[0] for r in sqlite3.connect(demo_db_copy).execute(
+        "SELECT id FROM sales_transactions WHERE legal_entity_id = 'USRT' AND transaction_time > datetime(?, '-2 days') "
+        "AND status = 'completed' ORDER BY id LIMIT 5", (mark,))]
+    late, voided, updated, shrunk, deleted = recent
+    _alter(
+        demo_db_copy,
+        # a line added to a receipt after it was extracted
+        f"INSERT INTO sales_lines (transaction_id, line_number, product_id, description, quantity, unit_price, line_type) "
+        f"VALUES ('{late}', 99, 'P00001', 'late line', 1, 9.5, 'sale')",
+        f"UPDATE sales_transactions SET status = 'voided' WHERE id = '{voided}'",       # voided afterwards
+        f"UPDATE sales_lines SET quantity = quantity + 2 WHERE transaction_id = '{updated}'",  # corrected
+        f"DELETE FROM sales_lines WHERE transaction_id = '{shrunk}' AND line_number = 1",     # a line taken back
+        f"DELETE FROM sales_lines WHERE transaction_id = '{deleted}'",                        # a receipt removed
+        f"DELETE FROM sales_transactions WHERE id = '{deleted}'",
+        # a new receipt after the watermark
+        "INSERT INTO sales_transactions (id, legal_entity_id, store_id, customer_id, transaction_time, status) "
+        "VALUES ('USRT-9999999', 'USRT', (SELECT store_id FROM sales_transactions WHERE id = 'USRT-0000001'), NULL, "
+        "'2026-01-01 10:00:00', 'completed')",
+        "INSERT INTO sales_lines (transaction_id, line_number, product_id, description, quantity, unit_price, line_type) "
+        "VALUES ('USRT-9999999', 1, 'P00002', 'new', 1, 3.0, 'sale')",
+    )
+    summary = extract_entity_store(url, "USRT", progress=False)
+    assert summary["read_window"]["start"] is not None  # only the lookback was read
+    assert summary["new_transactions"] == 1 and summary["removed_transactions"] == 1
+    assert summary["replaced_transactions"] == 4
+    got = read_sales_lines("USRT")
+    assert _sorted(got).equals(_sorted(_from_scratch(url, tmp_path / "scratch")))
+    assert got.filter(pl.col("transaction_id") == voided)["transaction_type"].unique().to_list() == ["void"]
+    # nothing changed since: the next run rewrites nothing and adds no part
+    parts = read_watermark("USRT")["parts"]
+    again = extract_entity_store(url, "USRT", progress=False)
+    assert again["part"] is None and again["replaced_transactions"] == again["new_transactions"] == 0
+    assert read_watermark("USRT")["parts"] == parts
+
+
+_WORKER = """
+import os, signal, sys, time
+import polars as pl
+from workbench import storage
+from workbench.datasets import store
+from workbench.datasets.extract import extract_entity_store
+
+url, start, end, die_at = sys.argv[1:5]
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if die_at == "part":  # half-way through writing the new part
+    real = pl.DataFrame.write_parquet
+    def write_parquet(self, path, *a, **k):
+        if str(path).rsplit("/", 1)[-1].startswith("part-"):
+            open(path, "wb").write(b"PAR1 half a part")
+            die()
+        return real(self, path, *a, **k)
+    pl.DataFrame.write_parquet = write_parquet
+elif die_at == "watermark":  # between the part and the watermark
+    real_text = store.Path.write_text
+    def write_text(self, text, *a, **k):
+        if self.name == "watermark.json":
+            real_text(self, text[: len(text) // 2])
+            die()
+        return real_text(self, text, *a, **k)
+    store.Path.write_text = write_text
+elif die_at == "publish":  # with everything staged, just before the atomic swap
+    storage._swap = lambda *a, **k: die()
+elif die_at == "slow":  # a delayed part listing, so that two runs overlap
+    real_parts = store._part_files
+    store._part_files = lambda root: (time.sleep(1.5), real_parts(root))[1]
+extract_entity_store(url, "USRT", start=start, end=end, progress=False)
+"""
+
+
+def _worker(url: str, start: str, end: str, die_at: str = "") -> "subprocess.Popen":
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", _WORKER, url, start, end, die_at or "none"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.parametrize("die_at", ["part", "watermark", "publish"])
+def test_a_killed_extraction_leaves_the_store_as_it_was(workbench_home, demo_db_url, tmp_path, die_at):
+    import signal
+
+    extract_entity_store(demo_db_url, "USRT", end="2025-07-01", progress=False)
+    before, mark = read_sales_lines("USRT"), read_watermark("USRT")
+    proc = _worker(demo_db_url, "2025-06-01", "2025-10-01", die_at)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == -signal.SIGKILL, output
+    assert read_watermark("USRT") == mark  # the watermark is whole and still matches the parts
+    assert read_sales_lines("USRT").equals(before)
+    # the next run completes the work: the store is what one extraction of the whole span gives
+    extract_entity_store(demo_db_url, "USRT", start="2025-06-01", end="2025-10-01", progress=False)
+    assert _sorted(read_sales_lines("USRT")).equals(_sorted(_from_scratch(demo_db_url, tmp_path / "s", end="2025-10-01")))
+    assert [h["window"]["end"] for h in read_watermark("USRT")["history"]] == ["2025-07-01 00:00:00", "2025-10-01 00:00:00"]
+    leftovers = [p.name for p in paths.raw_dir("USRT").parent.iterdir() if "staging" in p.name]
+    assert leftovers == []  # the dead writer's staging folder went with the next publication
+
+
+def test_overlapping_extractions_neither_duplicate_lines_nor_lose_history(workbench_home, demo_db_url, tmp_path):
+    runs = [_worker(demo_db_url, "2025-01-01", "2025-07-01", "slow"), _worker(demo_db_url, "2025-06-01", "2025-10-01", "slow")]
+    for proc in runs:
+        output = proc.communicate(timeout=180)[0]
+        assert proc.returncode == 0, output
+    lines = read_sales_lines("USRT")
+    scratch = _from_scratch(demo_db_url, tmp_path / "s", start="2025-01-01", end="2025-10-01")
+    assert lines.height == scratch.height and _sorted(lines).equals(_sorted(scratch))
+    assert len(read_watermark("USRT")["history"]) == 2

@@ -107,3 +107,20 @@ def test_mapping_errors_name_the_file_entity_and_column(tmp_path):
         load_mapping(bad)
     with pytest.raises(MappingError, match="not found.*shipped mappings"):
         load_mapping("no_such_mapping")
+
+
+# ----------------------------------------------------------------------------- file encodings (issue 8)
+
+
+def test_a_file_in_another_encoding_fails_naming_file_and_offset_then_reads_with_its_encoding(tmp_path):
+    from test_online_retail import ROWS, _csv_text
+
+    text = _csv_text(ROWS[:2] + [("536399", "21000", "CAFÉ CRÈME MUG", 2, "2010-12-05 10:00:00", 1.25, "12583", "France")])
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(text.encode("latin-1"))
+    offset = text.encode("latin-1").index("É".encode("latin-1"))
+    with pytest.raises(ex.ExtractionError, match=rf"latin1\.csv: byte offset {offset} \(line 4\) is not valid utf-8.*encoding: latin-1"):
+        read_online_retail(path)
+    tables = read_online_retail(path, encoding="latin-1")
+    assert "CAFÉ CRÈME MUG" in tables["sales_lines"]["description"].to_list()
+    assert tables["sales_lines"]["description"].str.contains("\ufffd").sum() == 0  # never a replacement character

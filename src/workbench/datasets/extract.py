@@ -85,10 +85,14 @@ def extract_source(
     lookback_days: float | None = DEFAULT_LOOKBACK_DAYS,
     out_dir: str | os.PathLike | None = None,
     contracts: bool = True,
+    encoding: str | None = None,
     progress: bool = True,
 ) -> dict:
     """Extract one legal entity through `mapping` (a shipped mapping's name, a YAML path, or a dict)
-    into its entity store; returns the run's summary (rows per table, new and replaced lines, watermark)."""
+    into its entity store; returns the run's summary (rows per table, new and replaced lines, watermark).
+
+    `encoding` overrides the text encoding of every file the mapping reads (default: the mapping's,
+    UTF-8 unless it says otherwise); a file that is not valid in it is an error naming the byte offset."""
     paths.check_legal_entity(legal_entity)
     lo, hi = parse_window(start, end)
     if lookback_days is not None and (isinstance(lookback_days, bool) or not float(lookback_days) >= 0):
@@ -105,7 +109,7 @@ def extract_source(
     read_lo = lo
     if lo is None and previous and previous.get("transaction_time") and lookback_days is not None:
         read_lo = datetime.fromisoformat(previous["transaction_time"]) - timedelta(days=float(lookback_days))
-    read = read_source(m, src, legal_entity, (read_lo, hi), progress=progress)
+    read = read_source(m, src, legal_entity, (read_lo, hi), progress=progress, encoding=encoding)
 
     lines = read["sales_lines"]
     if lines.height == 0 and (previous is None or lo is not None or hi is not None):
@@ -131,7 +135,8 @@ def extract_source(
 # --------------------------------------------------------------------------- reading through a mapping
 
 
-def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, None), *, progress: bool = False) -> dict:
+def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, None), *, progress: bool = False,
+                encoding: str | None = None) -> dict:
     """The entity-store tables (sales lines of the window; whole dimensions) and the legal entity's settings."""
     raw: dict[str, pl.DataFrame] = {}
     pushed = False
@@ -163,10 +168,10 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
             if entity.derive_from:
                 continue
             pattern = entity.files.replace("{source}", src)
-            key = (pattern, entity.format, entity.encoding, entity.separator)
+            key = (pattern, entity.format, encoding or entity.encoding, entity.separator)
             if key not in cache:
                 cache[key] = sources.read_files(pattern, m.where(f"entity {name}"), fmt=entity.format,
-                                                encoding=entity.encoding, separator=entity.separator)
+                                                encoding=encoding or entity.encoding, separator=entity.separator)
             raw[name] = cache[key]
             lacking = [c for c in m.requires.get(name, ()) if c not in raw[name].columns]
             if lacking:

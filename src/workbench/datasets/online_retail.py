@@ -16,9 +16,9 @@ from workbench.datasets.mapping import load_mapping
 MAPPING = "online_retail"
 
 
-def read_online_retail(path: str | os.PathLike) -> dict[str, pl.DataFrame]:
+def read_online_retail(path: str | os.PathLike, encoding: str | None = None) -> dict[str, pl.DataFrame]:
     """The file as entity-store tables: sales_lines (every row), products, customers, stores, wish_lists."""
-    tables = read_source(load_mapping(MAPPING), str(Path(path)), "online_retail")
+    tables = read_source(load_mapping(MAPPING), str(Path(path)), "online_retail", encoding=encoding)
     return {name: tables[name] for name in ("sales_lines", "products", "customers", "stores", "wish_lists")}
 
 
