@@ -7,6 +7,7 @@ from workbench.models.factorization import ALS, BPR
 from workbench.models.item_to_item import EASE, SAR, ItemKNN
 from workbench.models.popularity import BestSellers, Trending
 from workbench.models.repeat import RepeatPurchases
+from workbench.models.routing import Routing
 
 MODELS = {
     "best_sellers": BestSellers,
@@ -18,6 +19,8 @@ MODELS = {
     "als": ALS,
     "bpr": BPR,
     "champion": Champion,
+    # the per-page champion 04_evaluate registers: each POS page served by its validation winner
+    "routing": Routing,
 }
 
 
