@@ -124,3 +124,45 @@ def test_a_file_in_another_encoding_fails_naming_file_and_offset_then_reads_with
     tables = read_online_retail(path, encoding="latin-1")
     assert "CAFÉ CRÈME MUG" in tables["sales_lines"]["description"].to_list()
     assert tables["sales_lines"]["description"].str.contains("\ufffd").sum() == 0  # never a replacement character
+
+
+# ----------------------------------------------------------------------------- data contracts
+
+
+def test_a_wrong_mapping_fails_its_contract_naming_entity_column_rule_and_rows(workbench_home, demo_db_url):
+    import yaml
+
+    from workbench.datasets.contracts import ContractError
+
+    good = ex.extract_source("demo", "USRT", source=demo_db_url, progress=False)
+    report = {(r["entity"], r["column"], r["rule"]): r for r in good["contracts"]}
+    assert all(r["status"] == "ok" for r in good["contracts"])
+    assert report[("sales_lines", "customer_id", "in_customers")]["rows"] == 0
+    assert 0 < report[("sales_lines", "product_id", "in_products")]["rows"]  # the demo's dirt, tolerated
+    before = read_tables("USRT")
+
+    wrong = yaml.safe_load(load_mapping("demo").text)
+    wrong["entities"]["customers"]["columns"]["customer_id"] = "name"  # the customer's name mapped as its id
+    with pytest.raises(ContractError) as err:
+        ex.extract_source(wrong, "USRT", source=demo_db_url, progress=False)
+    message = str(err.value)
+    assert "nothing was written" in message
+    assert "sales_lines.customer_id rule in_customers (is one of customers)" in message
+    assert "wish_lists.customer_id rule in_customers" in message
+    assert "row 0 (transaction_id 'USRT-" in message and "customer_id = 'C0" in message
+    assert_same_store(read_tables("USRT"), before)  # the published store is untouched
+
+
+def test_an_optional_entity_the_retailer_lacks_is_an_empty_table(workbench_home, tmp_path):
+    from test_online_retail import ROWS, _csv_text
+
+    path = tmp_path / "baskets.csv"
+    path.write_text("basket,sku,sku_name,sold,units,price\n" + "\n".join(
+        f"{r[0]},{r[1]},{r[2] or ''},{r[4][8:10]}/{r[4][5:7]}/{r[4][:4]} {r[4][11:16]},{r[3]},{r[5]}" for r in ROWS) + "\n")
+    summary = ex.extract_source(paths.code_root() / "tests" / "sources" / "anonymous_baskets.yml", "ANON",
+                                source=str(path), progress=False)
+    tables = read_tables("ANON")
+    assert summary["rows"]["customers"] == summary["rows"]["stores"] == summary["rows"]["wish_lists"] == 0
+    assert tables["sales_lines"]["customer_id"].null_count() == len(ROWS) and tables["sales_lines"].height == len(ROWS)
+    assert tables["products"].height == len({r[1] for r in ROWS})
+    assert tables["sales_lines"]["transaction_time"].min().isoformat() == "2010-12-01T08:26:00"

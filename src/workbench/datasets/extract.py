@@ -122,7 +122,7 @@ def extract_source(
         from workbench.datasets.contracts import check_store
 
         def validate(store):
-            check_store(store, where=m.where(f"legal entity {legal_entity}"))
+            return check_store(store, where=m.where(f"legal entity {legal_entity}"))
     summary = write_entity_store(
         legal_entity, sales_lines=lines, legal_entity_info=read["legal_entity"], source=shown, identity=identity,
         window=(lo, hi), read_window=(read_lo, hi), incremental=incremental, out_dir=out_dir, validate=validate,

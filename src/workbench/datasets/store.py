@@ -232,8 +232,8 @@ def write_entity_store(
     move the watermark, and publish the new version of the store atomically (see the module doc).
 
     `sales_lines` holds every line the source has in the read window. `validate(tables)`, when
-    given, is called on the store as it will be published (a data contract); raising there
-    publishes nothing.
+    given, is called on the store as it will be published (a data contract; what it returns is the
+    summary's `contracts`); raising there publishes nothing.
     """
     paths.check_legal_entity(legal_entity)
     root = store_dir(legal_entity, out_dir)
@@ -299,8 +299,7 @@ def write_entity_store(
             parts = _part_files(stage)
             kept_lines = pl.scan_parquet(parts).collect() if parts else pl.DataFrame(schema=SALES_LINES_SCHEMA)
             store["sales_lines"] = kept_lines
-            if validate is not None:
-                validate(store)
+            contract = validate(store) if validate is not None else None
             for name, df in dims.items():
                 df.write_parquet(stage / f"{name}.parquet")
             (stage / "legal_entity.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -339,6 +338,7 @@ def write_entity_store(
         "part": part_name,
         "watermark": mark,
         "rows": {name: df.height for name, df in store.items()},
+        "contracts": contract,
     }
 
 
