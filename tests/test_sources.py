@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 import sqlite3
 
 import polars as pl
@@ -166,3 +167,39 @@ def test_an_optional_entity_the_retailer_lacks_is_an_empty_table(workbench_home,
     assert tables["sales_lines"]["customer_id"].null_count() == len(ROWS) and tables["sales_lines"].height == len(ROWS)
     assert tables["products"].height == len({r[1] for r in ROWS})
     assert tables["sales_lines"]["transaction_time"].min().isoformat() == "2010-12-01T08:26:00"
+
+
+# ----------------------------------------------------------------------------- the Recommendations API format
+
+
+def test_recommendations_api_files_round_trip(workbench_home, demo_db_url, tmp_path):
+    from workbench.datasets.exchange import export_recommendations_api
+
+    ex.extract_entity_store(demo_db_url, "FRRT", progress=False)
+    folder = tmp_path / "rec_api"
+    summary = export_recommendations_api("FRRT", folder)
+    assert (folder / "catalog.csv").read_text().count("\n") == summary["products"]
+    original = read_tables("FRRT")
+    # events that are not purchases are not sales; a usage line without an event is one
+    with open(folder / "usage.csv", "a") as usage:
+        usage.write("C000001,P00001,2025/06/01T10:00:00,Click\nC000001,P00002,2025/06/01T10:00:00\n")
+    imported = ex.extract_source("recommendations_api", "FRRT_REC", source=str(folder), progress=False)
+    assert imported["rows"]["sales_lines"] == summary["usage_lines"] + 1
+    got = read_tables("FRRT_REC")
+
+    sold = (original["sales_lines"].filter((pl.col("transaction_type") == "sale") & (pl.col("quantity") > 0)
+                                           & pl.col("customer_id").is_not_null() & pl.col("product_id").is_not_null())
+            .select("customer_id", "product_id", pl.col("transaction_time").dt.truncate("1s")))
+    appended = (pl.col("customer_id") == "C000001") & (pl.col("product_id") == "P00002") & (
+        pl.col("transaction_time") == datetime(2025, 6, 1, 10))
+    assert got["sales_lines"].filter(appended).height == 1
+    back = got["sales_lines"].filter(~appended).select("customer_id", "product_id", "transaction_time")
+    assert back.sort(back.columns).equals(sold.sort(sold.columns))
+    # a basket is one customer's purchases at one moment; prices and names come from the catalog
+    assert got["sales_lines"]["transaction_id"].n_unique() == got["sales_lines"].select("customer_id", "transaction_time").n_unique()
+    want = original["products"].filter(pl.col("product_id").is_not_null()).unique("product_id", keep="first", maintain_order=True)
+    assert got["products"].select("product_id", "price", "product_type").equals(want.select("product_id", "price", "product_type"))
+    assert got["products"]["category"].equals(want["category"])
+    line = got["sales_lines"].row(0, named=True)
+    assert line["unit_price"] == want.filter(pl.col("product_id") == line["product_id"])["price"].item()
+    assert set(got["customers"]["customer_id"]) == set(got["sales_lines"]["customer_id"])

@@ -168,10 +168,11 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
             if entity.derive_from:
                 continue
             pattern = entity.files.replace("{source}", src)
-            key = (pattern, entity.format, encoding or entity.encoding, entity.separator)
+            options = dict(fmt=entity.format, encoding=encoding or entity.encoding, separator=entity.separator,
+                           header=entity.header, quote=entity.quote)
+            key = (pattern, *options.values())
             if key not in cache:
-                cache[key] = sources.read_files(pattern, m.where(f"entity {name}"), fmt=entity.format,
-                                                encoding=encoding or entity.encoding, separator=entity.separator)
+                cache[key] = sources.read_files(pattern, m.where(f"entity {name}"), **options)
             raw[name] = cache[key]
             lacking = [c for c in m.requires.get(name, ()) if c not in raw[name].columns]
             if lacking:
@@ -217,6 +218,13 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
             continue
         frame = conform_entity(tables[name], name, where)
         out[name] = apply_sort(frame, m.entities[name]).select(list(DIMENSIONS[name]))
+    if tables.get("products") is not None:  # a line without its own price or text takes its product's
+        fill = {"unit_price": "price", "description": "name"}
+        missing = {c: p for c, p in fill.items() if c not in lines.columns}
+        if missing and "product_id" in lines.columns:
+            catalog = out["products"].filter(pl.col("product_id").is_not_null()).unique("product_id", keep="first")
+            lines = lines.join(catalog.select("product_id", *[pl.col(p).alias(c) for c, p in missing.items()]),
+                               on="product_id", how="left", maintain_order="left")
     if "channel" not in lines.columns:
         channels = out["stores"].filter(pl.col("store_id").is_not_null()).unique("store_id", keep="first").select("store_id", "channel")
         lines = lines.join(channels, on="store_id", how="left", maintain_order="left") if "store_id" in lines.columns else lines

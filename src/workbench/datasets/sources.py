@@ -162,7 +162,8 @@ def decode(data: bytes, path: Path, encoding: str) -> bytes:
     return data if codecs.lookup(encoding).name == "utf-8" and not data.startswith(codecs.BOM_UTF8) else text.encode()
 
 
-def read_file(path: Path, *, fmt: str | None = None, encoding: str = "utf-8", separator: str = ",") -> pl.DataFrame:
+def read_file(path: Path, *, fmt: str | None = None, encoding: str = "utf-8", separator: str = ",", header: bool = True,
+              quote: str | None = '"') -> pl.DataFrame:
     """One file as a frame. CSV and spreadsheets come as text columns, so a bad value is reported by
     the mapping with its column and row rather than guessed at here."""
     fmt = _format_of(path, fmt)
@@ -181,7 +182,8 @@ def read_file(path: Path, *, fmt: str | None = None, encoding: str = "utf-8", se
         data = decode(data, path, encoding)
         if fmt == "jsonl":
             return pl.read_ndjson(io.BytesIO(data))
-        return pl.read_csv(io.BytesIO(data), infer_schema=False, separator=separator)
+        df = pl.read_csv(io.BytesIO(data), infer_schema=False, separator=separator, has_header=header, quote_char=quote)
+        return df if header else df.rename({c: f"column_{i}" for i, c in enumerate(df.columns, start=1)})
     except ExtractionError:
         raise
     except Exception as exc:  # polars, gzip, zip and openpyxl each raise their own kinds
@@ -194,6 +196,6 @@ def read_files(pattern: str, what: str, **options) -> pl.DataFrame:
     for path in expand(pattern, what):
         df = read_file(path, **options)
         df = df.rename({c: c.strip().lstrip("\ufeff") for c in df.columns})
-        header = 2 if _format_of(path, options.get("fmt")) in ("csv", "xlsx") else 1
+        header = 2 if _format_of(path, options.get("fmt")) in ("csv", "xlsx") and options.get("header", True) else 1
         frames.append(df.with_columns(__file=pl.lit(path.name), __line=pl.int_range(pl.len(), dtype=pl.Int64) + header))
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
