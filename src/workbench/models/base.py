@@ -269,8 +269,9 @@ def select_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     single requests a selector-matrix product costs more in scipy overhead than the work itself."""
     rows = np.asarray(rows, dtype=np.int64)
     known = rows >= 0
-    starts = np.where(known, matrix.indptr[np.maximum(rows, 0)], 0)
-    lengths = np.where(known, matrix.indptr[np.maximum(rows, 0) + 1], 0) - starts
+    last = len(matrix.indptr) - 1  # clipped: a matrix without rows (a retailer without customer ids) has no row 0
+    starts = np.where(known, matrix.indptr[np.clip(rows, 0, last)], 0)
+    lengths = np.where(known, matrix.indptr[np.clip(rows + 1, 0, last)], 0) - starts
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
     # positions of the selected entries: each row's start, then +1 along the row
