@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from datetime import datetime
 import sqlite3
 
@@ -203,3 +204,61 @@ def test_recommendations_api_files_round_trip(workbench_home, demo_db_url, tmp_p
     line = got["sales_lines"].row(0, named=True)
     assert line["unit_price"] == want.filter(pl.col("product_id") == line["product_id"])["price"].item()
     assert set(got["customers"]["customer_id"]) == set(got["sales_lines"]["customer_id"])
+
+
+DYNAMICS_DDL = """
+CREATE TABLE CompanyInfo (DATAAREAID TEXT, NAME TEXT, CURRENCYCODE TEXT);
+CREATE TABLE RetailTransactionTable (TRANSACTIONID TEXT, STORE TEXT, CUSTACCOUNT TEXT, TRANSDATE TEXT, TRANSTIME INTEGER,
+                                     TYPE INTEGER, ENTRYSTATUS INTEGER, DATAAREAID TEXT);
+CREATE TABLE RetailTransactionSalesTrans (TRANSACTIONID TEXT, LINENUM REAL, ITEMID TEXT, QTY REAL, PRICE REAL,
+                                          TRANSACTIONSTATUS INTEGER, DATAAREAID TEXT);
+CREATE TABLE EcoResProduct (RECID INTEGER, DISPLAYPRODUCTNUMBER TEXT, PRICE REAL, PRODUCTTYPE INTEGER);
+CREATE TABLE EcoResProductTranslation (PRODUCT INTEGER, NAME TEXT, LANGUAGEID TEXT);
+CREATE TABLE EcoResProductCategory (PRODUCT INTEGER, CATEGORY INTEGER);
+CREATE TABLE EcoResCategory (RECID INTEGER, NAME TEXT);
+CREATE TABLE CustTable (ACCOUNTNUM TEXT, PARTY INTEGER, CUSTGROUP TEXT, DATAAREAID TEXT);
+CREATE TABLE DirPartyTable (RECID INTEGER, NAME TEXT);
+CREATE TABLE RetailStoreTable (STORENUMBER TEXT, NAME TEXT, CITY TEXT, COUNTRYREGIONID TEXT, DATAAREAID TEXT);
+INSERT INTO CompanyInfo VALUES ('usrt', 'Contoso US', 'USD'), ('frrt', 'Contoso FR', 'EUR');
+INSERT INTO RetailTransactionTable VALUES
+  ('R1', 'S1', 'C-1', '2025-03-01 00:00:00', 36000, 2, 0, 'usrt'),
+  ('R2', 'S1', '',    '2025-03-02 00:00:00', 50400, 2, 1, 'usrt'),
+  ('R3', 'S1', 'C-1', '2025-03-03 00:00:00', 3600,  2, 0, 'usrt'),
+  ('R4', 'S1', 'C-1', '2025-03-03 00:00:00', 7200,  19, 0, 'usrt'),
+  ('R5', 'S9', 'C-9', '2025-03-03 00:00:00', 7200,  2, 0, 'frrt');
+INSERT INTO RetailTransactionSalesTrans VALUES
+  ('R1', 1, 'I-100', -2, 4.5, 0, 'usrt'), ('R1', 2, 'I-200', -1, 9.0, 0, 'usrt'), ('R1', 3, 'I-300', -1, 20, 1, 'usrt'),
+  ('R2', 1, 'I-100', -1, 4.5, 0, 'usrt'), ('R3', 1, 'I-200', 1, 9.0, 0, 'usrt'), ('R4', 1, 'I-100', -5, 0, 0, 'usrt'),
+  ('R5', 1, 'I-100', -1, 4.5, 0, 'frrt');
+INSERT INTO EcoResProduct VALUES (11, 'I-100', 4.5, 1), (12, 'I-200', 9.0, 1), (13, 'I-300', 20.0, 2);
+INSERT INTO EcoResProductTranslation VALUES (11, 'Mug', 'en-us'), (11, 'Tasse', 'fr'), (12, 'Teapot', 'en-us'),
+  (13, 'Warranty', 'en-us');
+INSERT INTO EcoResProductCategory VALUES (11, 7), (12, 7), (13, 8);
+INSERT INTO EcoResCategory VALUES (7, 'Kitchen'), (8, 'Services');
+INSERT INTO CustTable VALUES ('C-1', 501, 'Gold', 'usrt'), ('C-9', 509, 'Std', 'frrt');
+INSERT INTO DirPartyTable VALUES (501, 'Ada Lovelace'), (509, 'Blaise Pascal');
+INSERT INTO RetailStoreTable VALUES ('S1', 'Seattle', 'Seattle', 'USA', 'usrt'), ('S9', 'Paris', 'Paris', 'FRA', 'frrt');
+"""
+
+
+def test_the_documented_dynamics_example_runs(workbench_home, tmp_path):
+    db = tmp_path / "channel.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(DYNAMICS_DDL)
+    summary = ex.extract_source("dynamics_example", "usrt", source=f"sqlite:///{db}", progress=False)
+    t = read_tables("usrt")
+    lines = t["sales_lines"].sort("transaction_id", "line_number")
+    assert summary["rows"]["sales_lines"] == 5  # R4 is not a sales receipt, R5 another legal entity
+    assert lines["quantity"].to_list() == [2.0, 1.0, 1.0, 1.0, -1.0]
+    assert lines["transaction_type"].to_list() == ["sale", "sale", "void", "void", "return"]
+    assert lines["customer_id"].to_list() == ["C-1", "C-1", "C-1", None, "C-1"]
+    assert lines["transaction_time"].dt.strftime("%Y-%m-%d %H:%M").to_list()[:1] == ["2025-03-01 10:00"]
+    assert t["products"].select("product_id", "name", "category", "product_type").rows() == [
+        ("I-100", "Mug", "Kitchen", "merchandise"), ("I-200", "Teapot", "Kitchen", "merchandise"),
+        ("I-300", "Warranty", "Services", "service")]
+    assert t["customers"].rows() == [("C-1", "Ada Lovelace", "Gold", None, None)]
+    assert json.loads((paths.raw_dir("usrt") / "legal_entity.json").read_text())["currency"] == "USD"
+    # the window is exact although the database filters by day (R2 is at 14:00 on its day)
+    ex.extract_source("dynamics_example", "usrt", source=f"sqlite:///{db}", start="2025-03-02 13:00", end="2025-03-03",
+                      incremental=False, progress=False)
+    assert read_tables("usrt")["sales_lines"]["transaction_id"].unique().to_list() == ["R2"]

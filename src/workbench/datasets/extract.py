@@ -229,10 +229,10 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
         channels = out["stores"].filter(pl.col("store_id").is_not_null()).unique("store_id", keep="first").select("store_id", "channel")
         lines = lines.join(channels, on="store_id", how="left", maintain_order="left") if "store_id" in lines.columns else lines
     lines = conform_entity(lines, "sales_lines", where)
-    if not pushed:
-        if lines.height and window != (None, None):
-            span = (lines["transaction_time"].min(), lines["transaction_time"].max())
-        lines = lines.filter(in_window("transaction_time", *window))
+    if not pushed and lines.height and window != (None, None):
+        span = (lines["transaction_time"].min(), lines["transaction_time"].max())
+    # exact, also where the database was asked for a coarser window (a date column, say)
+    lines = lines.filter(in_window("transaction_time", *window))
     out["sales_lines"] = apply_sort(lines, m.entities["sales_lines"]).select(list(SALES_LINES_SCHEMA))
     out["legal_entity"] = info
     out["_span"] = span
@@ -259,8 +259,10 @@ def _sql_entity(conn, engine, entity: EntityMapping, legal_entity: str, window, 
     if lo is not None or hi is not None:
         col = f"w.{prep.quote(entity.window)}"
         conds = ([f"{col} >= :window_start"] if lo is not None else []) + ([f"{col} < :window_end"] if hi is not None else [])
-        query = f"SELECT * FROM ({query}) w WHERE {' AND '.join(conds)}"
+        query = f"SELECT * FROM (\n{query}\n) w WHERE {' AND '.join(conds)}"
         if lo is not None:
+            # a date column holds the day: the window's first day, from its start (the exact cut comes later)
+            lo = lo.replace(hour=0, minute=0, second=0, microsecond=0) if entity.window_by_day else lo
             params["window_start"] = sources.bound(engine, lo)
         if hi is not None:
             params["window_end"] = sources.bound(engine, hi)
@@ -276,7 +278,7 @@ def _sql_entity(conn, engine, entity: EntityMapping, legal_entity: str, window, 
 def _sql_span(conn, entity: EntityMapping, legal_entity: str):
     query = entity.query.strip().rstrip(";") if entity.query else f"SELECT * FROM {entity.table}"
     col = f"w.{entity.window}"
-    row = conn.execute(sa.text(f"SELECT min({col}), max({col}) FROM ({query}) w"),
+    row = conn.execute(sa.text(f"SELECT min({col}), max({col}) FROM (\n{query}\n) w"),
                        _bind(query, {"legal_entity": legal_entity})).first()
     return tuple(row) if row else None
 

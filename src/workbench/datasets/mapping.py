@@ -76,6 +76,7 @@ class EntityMapping:
     where: str | None = None       # SQL condition on a `table` source
     rows: str | None = None        # SQL condition (polars) on the source's rows, any source
     window: str | None = None      # the source column the window is pushed down to (SQL sources)
+    window_by_day: bool = False    # that column holds a date: the database is asked for whole days
     derive_from: str | None = None
     group_by: str | None = None
     sort: tuple[str, ...] = ()
@@ -164,7 +165,7 @@ def _entity(name: str, spec: dict, where: str, kind: str) -> EntityMapping:
     if not isinstance(spec, dict):
         raise MappingError(f"{where}: expected a mapping, got {spec!r}")
     _known(spec, ("table", "query", "files", "format", "encoding", "separator", "header", "quote", "where", "rows",
-                  "window", "from", "group_by", "sort", "columns"), where)
+                  "window", "window_by_day", "from", "group_by", "sort", "columns"), where)
     sources = [k for k in ("table", "query", "files", "from") if spec.get(k)]
     if len(sources) != 1:
         raise MappingError(f"{where}: give exactly one of table, query, files or from (got {sources or 'none'})")
@@ -190,7 +191,8 @@ def _entity(name: str, spec: dict, where: str, kind: str) -> EntityMapping:
         name=name, columns=columns, table=spec.get("table"), query=spec.get("query"), files=spec.get("files"),
         format=spec.get("format"), encoding=spec.get("encoding", "utf-8"), separator=spec.get("separator", ","),
         header=bool(spec.get("header", True)), quote=spec.get("quote", '"'),
-        where=spec.get("where"), rows=spec.get("rows"), window=spec.get("window"), derive_from=spec.get("from"),
+        where=spec.get("where"), rows=spec.get("rows"), window=spec.get("window"),
+        window_by_day=bool(spec.get("window_by_day", False)), derive_from=spec.get("from"),
         group_by=spec.get("group_by"), sort=tuple([sort] if isinstance(sort, str) else sort),
     )
 
