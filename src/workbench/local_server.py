@@ -78,21 +78,21 @@ def running(command: list[str], port: int, *, log_path: Path, env: dict | None =
             stop(process)
 
 
-# a request running longer than this is answered 504 (MLflow's own default is 60 s)
-REQUEST_TIMEOUT_S = 30
-
-
-def serve_command(model_uri: str, port: int, host: str = "127.0.0.1", workers: int = 1) -> list[str]:
+def serve_command(model_uri: str, port: int, host: str = "127.0.0.1", workers: int = 1, request_timeout_s: int | None = None) -> list[str]:
     """`mlflow models serve` of `model_uri`. Its server (uvicorn) reads each body whole and has no
-    size limit of its own: the model bounds what a call may ask (see workbench.serving)."""
-    return [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
-            "-h", host, "-p", str(port), "-w", str(workers), "-t", str(REQUEST_TIMEOUT_S)]
+    size limit of its own: the model bounds what a call may ask (see workbench.serving).
+    `request_timeout_s`: past it a call is answered 504 (MLflow's default: 60 s)."""
+    command = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+               "-h", host, "-p", str(port), "-w", str(workers)]
+    return command + (["-t", str(int(request_timeout_s))] if request_timeout_s else [])
 
 
-def model_server(model_uri: str, port: int, *, tracking_uri: str, log_path: Path, timeout: float = 180):
+def model_server(model_uri: str, port: int, *, tracking_uri: str, log_path: Path, timeout: float = 180,
+                 request_timeout_s: int | None = None):
     """`mlflow models serve` of `model_uri` on 127.0.0.1:`port`, ready once /ping answers."""
     env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    return running(serve_command(model_uri, port), port, log_path=log_path, env=env, ready_path="/ping", timeout=timeout)
+    command = serve_command(model_uri, port, request_timeout_s=request_timeout_s)
+    return running(command, port, log_path=log_path, env=env, ready_path="/ping", timeout=timeout)
 
 
 def champion_uri(legal_entity: str | None = None, name: str | None = None) -> tuple[str, dict]:
