@@ -45,7 +45,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     """Call `write(tmp_path)` and rename the result over `path`; on any failure nothing changes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -58,6 +58,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    for left in path.parent.glob(f".{path.name}.*-*.tmp"):  # temporaries of writers that were killed
+        pid = left.name[len(f".{path.name}.") :].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            left.unlink(missing_ok=True)
     return path
 
 
