@@ -262,3 +262,37 @@ def test_the_documented_dynamics_example_runs(workbench_home, tmp_path):
     ex.extract_source("dynamics_example", "usrt", source=f"sqlite:///{db}", start="2025-03-02 13:00", end="2025-03-03",
                       incremental=False, progress=False)
     assert read_tables("usrt")["sales_lines"]["transaction_id"].unique().to_list() == ["R2"]
+
+
+def test_orders_and_order_lines_with_day_offsets(workbench_home, tmp_path):
+    """An orders file (days since the customer's previous order, no timestamps) and its order lines."""
+    (tmp_path / "orders.csv").write_text(
+        "order_id,user_id,order_number,days_since_prior_order,hour\n"
+        "o1,u1,1,,9\no2,u1,2,7.0,10\no3,u2,1,,8\no4,u1,3,2.5,11\n")
+    (tmp_path / "order_lines.csv").write_text(
+        "order_id,product_id,add_to_cart_order,price\no1,p1,1,2.0\no1,p2,2,3.0\no2,p1,1,2.0\no3,p2,1,3.0\no4,p3,1,1.5\n")
+    mapping = {
+        "name": "orders", "kind": "files", "source": str(tmp_path),
+        "legal_entity": {"name": "Orders retailer", "currency": "USD", "pos_recommendations_enabled": True},
+        "entities": {
+            "sales_lines": {"files": "{source}/order_lines.csv", "columns": {
+                "transaction_id": "order_id", "line_number": {"column": "add_to_cart_order", "cast": "int"},
+                "product_id": "product_id", "quantity": {"constant": 1.0}, "unit_price": "price"}},
+            "transactions": {"files": "{source}/orders.csv", "columns": {
+                "transaction_id": "order_id", "customer_id": "user_id",
+                "_n": {"column": "order_number", "cast": "int"},  # ordered as numbers, not text
+                "_day": {"days_since_previous": "days_since_prior_order", "per": "user_id", "order_by": "_n",
+                         "origin": "2024-01-01"},
+                "transaction_time": {"polars": 'pl.col("_day") + pl.duration(hours=pl.col("hour").cast(pl.Int64))'}}},
+            "products": {"from": "sales_lines", "group_by": "product_id", "columns": {
+                "product_id": "product_id", "price": {"agg": "median", "of": "unit_price"},
+                "product_type": {"constant": "merchandise"}}},
+            "customers": {"from": "sales_lines", "group_by": "customer_id", "columns": {"customer_id": "customer_id"}},
+        },
+    }
+    ex.extract_source(mapping, "ORD", progress=False)
+    lines = read_tables("ORD")["sales_lines"].sort("transaction_id", "line_number")
+    times = dict(zip(lines["transaction_id"], lines["transaction_time"].dt.strftime("%Y-%m-%d %H:%M")))
+    assert times == {"o1": "2024-01-01 09:00", "o2": "2024-01-08 10:00", "o3": "2024-01-01 08:00", "o4": "2024-01-10 23:00"}
+    assert lines["customer_id"].to_list() == ["u1", "u1", "u1", "u2", "u1"]
+    assert read_tables("ORD")["customers"]["customer_id"].to_list() == ["u1", "u2"]

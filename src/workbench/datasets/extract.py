@@ -189,7 +189,8 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
         tx = conform_entity(work["transactions"], "transactions", where).drop("__row", "__file", "__line", strict=False)
         tx = tx.unique("transaction_id", keep="first", maintain_order=True)
         mapped = set(m.entities["sales_lines"].columns)
-        take = [c for c in tx.columns if c != "transaction_id" and c not in mapped]
+        take = [c for c in m.entities["transactions"].columns
+                if c in tx.columns and c != "transaction_id" and c not in mapped]
         lines = lines.drop([c for c in take if c in lines.columns]).join(tx.select("transaction_id", *take),
                                                                           on="transaction_id", how="left", maintain_order="left")
     if "transaction_type" not in lines.columns:
