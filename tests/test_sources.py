@@ -296,3 +296,12 @@ def test_orders_and_order_lines_with_day_offsets(workbench_home, tmp_path):
     assert times == {"o1": "2024-01-01 09:00", "o2": "2024-01-08 10:00", "o3": "2024-01-01 08:00", "o4": "2024-01-10 23:00"}
     assert lines["customer_id"].to_list() == ["u1", "u1", "u1", "u2", "u1"]
     assert read_tables("ORD")["customers"]["customer_id"].to_list() == ["u1", "u2"]
+
+
+def test_the_source_url_may_come_from_the_environment(workbench_home, demo_db_url, monkeypatch):
+    monkeypatch.setenv("POS_DB_URL", demo_db_url)
+    summary = ex.extract_source("demo", "FRRT", source="${ENV:POS_DB_URL}", progress=False)
+    assert summary["source"] == demo_db_url and summary["rows"]["sales_lines"] > 0
+    monkeypatch.delenv("POS_DB_URL")
+    with pytest.raises(ValueError, match="POS_DB_URL"):
+        ex.extract_source("demo", "FRRT", source="${ENV:POS_DB_URL}", progress=False)

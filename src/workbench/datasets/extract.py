@@ -21,7 +21,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from workbench import paths
+from workbench import paths, secrets
 from workbench.datasets import sources
 from workbench.datasets.mapping import (
     EntityMapping,
@@ -65,8 +65,9 @@ def default_source_url() -> str:
 
 
 def source_of(mapping: SourceMapping, source: str | None) -> str:
-    """The run's source: the parameter, else the mapping's default (for sql, "" = the demo database)."""
-    value = source or mapping.source
+    """The run's source: the parameter, else the mapping's default (for sql, "" = the demo database);
+    `${ENV:NAME}` reads it from that environment variable, so a password need not be written anywhere."""
+    value = secrets.resolve(source or mapping.source, "source")  # `${ENV:NAME}`: the URL from the environment
     if mapping.kind == "sql":
         return value or default_source_url()
     if not value and any(e.files and "{source}" in e.files for e in mapping.entities.values()):

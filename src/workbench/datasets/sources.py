@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from tqdm.auto import tqdm
 
-from workbench import paths
+from workbench import paths, secrets
 from workbench.datasets.schema import TIME_FORMAT
 from workbench.datasets.store import ExtractionError
 
@@ -29,14 +29,7 @@ FORMATS = ("csv", "parquet", "jsonl", "xlsx")
 
 def redact(url: str) -> str:
     """A source as it may be recorded (watermark, summaries, messages): no password."""
-    try:
-        from workbench.secrets import redact_url
-    except ImportError:  # pragma: no cover - the module arrives with issue 8's secrets work
-        try:
-            return sa.make_url(url).render_as_string(hide_password=True)
-        except ArgumentError:
-            return url
-    return redact_url(url)
+    return secrets.redact_url(url)
 
 
 # --------------------------------------------------------------------------- SQL
