@@ -207,6 +207,7 @@ def run_dataset(name: str, interactions: pl.DataFrame, wish_lists, split: str, *
         "plan": plan.as_dict(),
         "n_trials": n_trials,
         "budget_s": budget_s,
+        "seed": seed,
         "tuning_s": round(tuning_s, 1),
         "trials": {a: len(r.trials) for a, r in searches.items()},
         "best_params": {a: r.best_params for a, r in searches.items()},
@@ -238,6 +239,13 @@ def _before(wish_lists, split_ts):
     from workbench.evaluation import wish_lists_before
 
     return wish_lists_before(wish_lists, split_ts)
+
+
+def _key(result: dict) -> str:
+    """or-<split> or demo-<legal entity>: how the command line names a dataset."""
+    if "key" in result:
+        return result["key"]
+    return f"or-{result['split']}" if result["dataset"] == "Online Retail" else "demo-" + result["dataset"].rsplit(" ", 1)[-1]
 
 
 # -- reports ---------------------------------------------------------------------------------------------
@@ -294,7 +302,8 @@ def markdown(results: list[dict], pending: list[str]) -> str:
             f"## {r['dataset']}, split {r['split']}",
             "",
             f"Validation: {r['plan']['window_days']}-day windows {', '.join(w['start'][:10] + '..' + w['end'][:10] for w in r['plan']['windows'])}",
-            f"({r['plan']['reason']}). Tuning: {r['tuning_s']:.0f} s, trials per algorithm {r['trials']}.",
+            f"({r['plan']['reason']}). Tuning: {r['tuning_s']:.0f} s (budget {r['budget_s']:.0f} s, at most {r['n_trials']} trials each),",
+            f"trials per algorithm {r['trials']}. Run {r.get('run_at', '?')} on a shared 2-core machine.",
             f"Routes chosen on validation: {r['routes']}. Test cases: {r['cases']}. Whole dataset: {r['total_s']:.0f} s.",
             "",
             "| algorithm | " + " | ".join(f"validation {HEADLINE_LABELS[p]}" for p in PAGES) + " | tuned settings |",
@@ -338,8 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(wanted) - set(every))
     if unknown:
         parser.error(f"unknown dataset(s) {unknown}; known: {every}")
-    results, pending = [], [d for d in every if d not in wanted]
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # datasets run before and not again are kept (each with its own settings and date of run)
+    previous = json.loads((RESULTS / "quality.json").read_text()).get("datasets", []) if (RESULTS / "quality.json").exists() else []
+    results = [r for r in previous if _key(r) in every and _key(r) not in wanted]
+    pending = [d for d in every if d not in wanted and d not in {_key(r) for r in results}]
     online_retail = demo = None
     for dataset in wanted:
         if dataset.startswith("or-"):
@@ -355,11 +367,14 @@ def main(argv: list[str] | None = None) -> int:
             frame, wish = demo[entity]
             last = pd.Timestamp(frame["time"].max()).normalize() + pd.Timedelta(days=1)
             split, name = str((last - pd.Timedelta(days=TEST_DAYS)).date()), f"demo retailer {entity}"
-        results.append(run_dataset(name, frame, wish, split, n_trials=args.trials, budget_s=args.budget, seed=args.seed))
-        report = {"datasets": results, "not_run": pending + [d for d in wanted if d not in (dataset,) and wanted.index(d) > wanted.index(dataset)],
-                  "trials": args.trials, "budget_s": args.budget, "seed": args.seed}
+        result = run_dataset(name, frame, wish, split, n_trials=args.trials, budget_s=args.budget, seed=args.seed)
+        result["key"], result["run_at"] = dataset, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        results.append(result)
+        results.sort(key=lambda r: every.index(_key(r)))
+        not_run = pending + [d for d in wanted[wanted.index(dataset) + 1 :]]
+        report = {"datasets": results, "not_run": not_run}
         (RESULTS / "quality.json").write_text(json.dumps(report, indent=2, default=str))
-        (RESULTS / "quality.md").write_text(markdown(results, report["not_run"]))
+        (RESULTS / "quality.md").write_text(markdown(results, not_run))
         update_readme(results)
         print("\n".join(summary_table(results[-1:])), flush=True)
     return 0

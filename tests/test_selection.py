@@ -265,3 +265,18 @@ def test_research_notebooks_are_papermill_ready():
         assert all(not c.get("outputs") for c in cells if c.cell_type == "code"), f"{path.name} has outputs"
         assert "data_file" in papermill.inspect_notebook(str(path))
         assert "fig" in cells[-1].source  # each ends in the figure it justifies
+
+
+def test_readme_quality_table_is_the_benchmarks():
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("quality_benchmark", root / "benchmarks" / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    readme = (root / "README.md").read_text()
+    block = readme.split(quality.README_BEGIN, 1)[1].split(quality.README_END, 1)[0].strip("\n")
+    results = json.loads((root / "benchmarks" / "results" / "quality.json").read_text()).get("datasets", [])
+    assert block == "\n".join(quality.summary_table(results))

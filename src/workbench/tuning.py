@@ -138,9 +138,15 @@ def tune_all(
     k: int = 10,
     catalog=None,
     progress=None,
+    untuned: Iterable[str] = (),
 ) -> dict[str, tuple[SearchResult, str]]:
     """Tune each algorithm in turn within `n_trials` each and `budget_s` overall: each gets an even
-    share of what is left (an algorithm that finishes early leaves its time to the next)."""
+    share of what is left (an algorithm that finishes early leaves its time to the next). The
+    `untuned` ones are only validated at their given settings (one trial)."""
+    untuned = set(untuned)
+    unknown = sorted(untuned - set(algorithms))
+    if unknown:
+        raise ValueError(f"untuned algorithm(s) {unknown} are not among the algorithms {list(algorithms)}")
     results, started = {}, time.perf_counter()
     for i, algorithm in enumerate(algorithms):
         left = None if budget_s is None else max(budget_s - (time.perf_counter() - started), 0.0)
@@ -149,7 +155,7 @@ def tune_all(
             progress.set_postfix_str(f"{algorithm} ({'no limit' if share is None else f'{share:.0f} s'})")
         results[algorithm] = tune_and_log(
             algorithm, folds, parent_run_id=parent_run_id, legal_entity=legal_entity, plan=plan,
-            fixed=(fixed or {}).get(algorithm), n_trials=n_trials, timeout_s=share, seed=seed, k=k, catalog=catalog,
+            fixed=(fixed or {}).get(algorithm), n_trials=1 if algorithm in untuned else n_trials, timeout_s=share, seed=seed, k=k, catalog=catalog,
         )
         if progress is not None:
             progress.update(1)
