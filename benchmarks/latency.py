@@ -5,21 +5,30 @@
   budget p50 <= 5 ms, p99 <= 20 ms;
 * over HTTP: `mlflow models serve --env-manager local` on 127.0.0.1, the same requests posted one by
   one to /invocations as {"dataframe_records": [...]}; budget p99 <= 50 ms.
+* concurrent, over HTTP: 1, 4 and 16 clients (`--clients`), each on its own keep-alive connection,
+  sending single requests of all three pages at once to the same server (`make serve`'s one
+  worker); throughput, p50, p99, errors and wrong answers (an answer that differs from the one the
+  same request got from a lone client before). The 1-client numbers are the same-run baseline.
+  Budget: no error and no wrong answer at any level, p99 <= 50 ms at 4 clients.
 
 The model comes from the current tracking store (`workbench.paths.tracking_uri()`, so run it after
 `make demo` / `workbench run`). `--synthetic N` instead registers `--algorithm` (default: the
 champion blend) fitted on a generated retailer with N products in a throw-away WORKBENCH_HOME (to
-measure before any pipeline ran).
+measure before any pipeline ran); `--online-retail` registers the champion fitted on all of the real
+Online Retail file (../shared, cleansed as EVALUATION.md says) in a throw-away WORKBENCH_HOME.
 Requests use real ids of the model: random products, baskets of 1-5 products, known customers.
 Results: benchmarks/results/latency.{json,md}.
 
-    python benchmarks/latency.py [--requests 1000] [--warmup 50] [--no-http] [--synthetic 3000]
+    python benchmarks/latency.py [--requests 1000] [--warmup 50] [--no-http] [--synthetic 3000 | --online-retail]
+                                 [--clients 1,4,16] [--concurrent-requests 1200] [--concurrent-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import threading
 import os
 import platform
 import sys
@@ -36,6 +45,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 BUDGET = {"in_process": {"p50_ms": 5.0, "p99_ms": 20.0}, "http": {"p99_ms": 50.0}}
+CONCURRENT_BUDGET = {"clients": 4, "p99_ms": 50.0}  # and no error, no wrong answer at any level
 
 
 def synthetic_champion(n_items: int, algorithm: str = "champion", seed: int = 0) -> None:
@@ -68,6 +78,26 @@ def synthetic_champion(n_items: int, algorithm: str = "champion", seed: int = 0)
     with mlflow.start_run(run_name="latency-synthetic"):
         uri = tracking.log_recommender(model, {"legal_entity": "SYNTHETIC"})
     tracking.register_champion(uri, description=f"synthetic {algorithm}, {n_items} products (latency benchmark)")
+
+
+def online_retail_champion() -> None:
+    """Register the champion fitted on all of Online Retail (EVALUATION.md's cleansing) in the current store."""
+    import mlflow
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from quality import DATA, load_online_retail
+
+    from workbench import tracking
+    from workbench.models import TrainingData, make_model
+
+    started = time.perf_counter()
+    frame = load_online_retail(DATA)
+    model = make_model("champion").fit(TrainingData.from_interactions(frame))
+    print(f"champion fitted on {frame.height:,} Online Retail lines in {time.perf_counter() - started:.0f} s")
+    tracking.configure()
+    with mlflow.start_run(run_name="latency-online-retail"):
+        uri = tracking.log_recommender(model, {"legal_entity": "online_retail"})
+    tracking.register_champion(uri, description="champion on all of Online Retail (latency benchmark)")
 
 
 def build_requests(recommender, n: int, seed: int = 0) -> dict[str, list[dict]]:
@@ -140,28 +170,94 @@ def in_process(model, requests: dict[str, list[dict]], warmup: int) -> dict:
     return time_each("in process", frames, model.predict, warmup)
 
 
-def over_http(tracking_uri: str, name: str, requests: dict[str, list[dict]], warmup: int) -> dict:
-    from workbench import local_server
+def over_http(base: str, requests: dict[str, list[dict]], warmup: int) -> dict:
+    results = {}
+    for scenario, records in requests.items():
+        bodies = [json.dumps({"dataframe_records": [r]}).encode() for r in records]
+        timings = []
+        for i, body in enumerate(bodies[:warmup] + bodies):
+            request = urllib.request.Request(f"{base}/invocations", data=body, headers={"Content-Type": "application/json"})
+            started = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
+                if response.status != 200:
+                    raise SystemExit(f"HTTP {response.status} for {body!r}")
+            if i >= warmup:
+                timings.append(time.perf_counter() - started)
+        results[scenario] = summarize(timings)
+        print(f"over HTTP  {scenario:>8}: {results[scenario]}")
+    return results
 
-    with tempfile.NamedTemporaryFile(suffix=".log") as log, local_server.model_server(
-        f"models:/{name}@champion", local_server.free_port(), tracking_uri=tracking_uri, log_path=Path(log.name)
-    ) as base:
-        results = {}
-        for scenario, records in requests.items():
-            bodies = [json.dumps({"dataframe_records": [r]}).encode() for r in records]
-            timings = []
-            for i, body in enumerate(bodies[:warmup] + bodies):
-                request = urllib.request.Request(f"{base}/invocations", data=body, headers={"Content-Type": "application/json"})
+
+def concurrent_http(base: str, requests: dict[str, list[dict]], levels: list[int], per_level: int, seed: int = 0) -> dict:
+    """Single requests of all three pages from 1, 4, 16... clients at once (see the docstring)."""
+    host, port = base.removeprefix("http://").split(":")
+    pool = [r for triple in zip(*requests.values()) for r in triple]  # product, basket, customer, product...
+    bodies = [json.dumps({"dataframe_records": [r]}).encode() for r in pool]
+    headers = {"Content-Type": "application/json"}
+
+    def post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes]:
+        connection.request("POST", "/invocations", body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+
+    # the answers of a lone client: what every concurrent answer must equal
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    expected = []
+    for body in bodies:
+        status, answer = post(connection, body)
+        if status != 200:
+            raise SystemExit(f"HTTP {status} for {body!r}: {answer[:300]!r}")
+        expected.append(json.loads(answer))
+    connection.close()
+
+    results = {}
+    rng = np.random.default_rng(seed)
+    for clients in levels:
+        order = rng.permutation(np.arange(per_level) % len(pool))
+        shares = np.array_split(order, clients)
+        timings: list[list[float]] = [[] for _ in range(clients)]
+        errors, wrong = [0] * clients, [0] * clients
+        start = threading.Barrier(clients + 1)
+
+        def client(c: int) -> None:
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
+            post(connection, bodies[int(shares[c][0])])  # connect and warm up, untimed
+            start.wait()
+            for i in shares[c]:
                 started = time.perf_counter()
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    response.read()
-                    if response.status != 200:
-                        raise SystemExit(f"HTTP {response.status} for {body!r}")
-                if i >= warmup:
-                    timings.append(time.perf_counter() - started)
-            results[scenario] = summarize(timings)
-            print(f"over HTTP  {scenario:>8}: {results[scenario]}")
-        return results
+                try:
+                    status, answer = post(connection, bodies[i])
+                except (OSError, http.client.HTTPException):
+                    errors[c] += 1
+                    connection.close()
+                    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+                    continue
+                timings[c].append(time.perf_counter() - started)
+                if status != 200:
+                    errors[c] += 1
+                elif json.loads(answer) != expected[i]:
+                    wrong[c] += 1
+            connection.close()
+
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+        for thread in threads:
+            thread.start()
+        start.wait()
+        began = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - began
+        stats = summarize([t for ts in timings for t in ts])
+        stats.update(clients=clients, requests=int(per_level), seconds=round(wall, 3), throughput_rps=round(per_level / wall, 1),
+                     errors=int(sum(errors)), wrong_answers=int(sum(wrong)))
+        results[str(clients)] = stats
+        print(f"concurrent {clients:>3} clients: {stats}")
+    base_level = results[str(levels[0])]
+    for stats in results.values():
+        stats["p99_vs_baseline"] = round(stats["p99_ms"] / max(base_level["p99_ms"], 1e-9), 2)
+        stats["throughput_vs_baseline"] = round(stats["throughput_rps"] / max(base_level["throughput_rps"], 1e-9), 2)
+    return {"levels": results, "distinct_requests": len(pool), "baseline_clients": levels[0]}
 
 
 def verdict(results: dict) -> list[str]:
@@ -171,19 +267,26 @@ def verdict(results: dict) -> list[str]:
             for key, limit in budget.items():
                 ok = stats[key] <= limit
                 lines.append(f"{'ok  ' if ok else 'OVER'} {where} {scenario} {key} {stats[key]:.2f} ms (budget {limit:g} ms)")
+    for clients, stats in results.get("concurrent", {}).get("levels", {}).items():
+        for key in ("errors", "wrong_answers"):
+            lines.append(f"{'ok  ' if stats[key] == 0 else 'FAIL'} concurrent {clients} clients {key} {stats[key]} (budget 0)")
+        if int(clients) == CONCURRENT_BUDGET["clients"]:
+            ok = stats["p99_ms"] <= CONCURRENT_BUDGET["p99_ms"]
+            lines.append(f"{'ok  ' if ok else 'OVER'} concurrent {clients} clients p99_ms {stats['p99_ms']:.2f} ms (budget {CONCURRENT_BUDGET['p99_ms']:g} ms)")
     return lines
 
 
-def write_results(record: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latency.json").write_text(json.dumps(record, indent=2))
+def write_results(record: dict, results: Path = RESULTS) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "latency.json").write_text(json.dumps(record, indent=2))
     champion = record["champion"]
     lines = [
         "# Serving latency of the champion",
         "",
         f"Measured {record['measured_at']} on {record['machine']} (Python {record['python']}, {os.cpu_count()} CPUs), "
         f"model `{champion['name']}` version {champion['version']} ({champion['algorithm']}, legal entity "
-        f"{champion['legal_entity']}, {record['n_items']:,} products){' - synthetic' if record['synthetic'] else ''}.",
+        f"{champion['legal_entity']}, {record['n_items']:,} products){' - synthetic' if record['synthetic'] else ''}"
+        f"{' - fitted on all of Online Retail by this benchmark' if record.get('online_retail_fit') else ''}.",
         f"One request per call, k = 10; {record['requests']:,} timed requests per scenario after {record['warmup']} warm-up calls.",
         "",
         "| path | scenario | p50 ms | p90 ms | p99 ms | max ms | budget |",
@@ -201,8 +304,19 @@ def write_results(record: dict) -> None:
             served = record["in_process"][scenario]
             lines.append(f"| {scenario} | {base['p50_ms']:.2f} | {base['p99_ms']:.2f} | {served['p50_ms']:.2f} | "
                          f"{served['p50_ms'] / max(base['p50_ms'], 1e-9):.1f} |")
+    if "concurrent" in record:
+        levels = record["concurrent"]["levels"]
+        lines += ["", f"Concurrent clients over HTTP (one `mlflow models serve` worker, as `make serve`): single requests of the three "
+                  f"pages, {next(iter(levels.values()))['requests']:,} per level drawn from {record['concurrent']['distinct_requests']} "
+                  "distinct requests, each client on its own keep-alive connection. A wrong answer differs from the answer the "
+                  f"same request got from a lone client; the {record['concurrent']['baseline_clients']}-client row is the baseline.", "",
+                  "| clients | throughput req/s | p50 ms | p99 ms | max ms | errors | wrong answers | p99 / baseline | throughput / baseline |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for clients, stats in levels.items():
+            lines.append(f"| {clients} | {stats['throughput_rps']:.0f} | {stats['p50_ms']:.2f} | {stats['p99_ms']:.2f} | {stats['max_ms']:.2f} | "
+                         f"{stats['errors']} | {stats['wrong_answers']} | {stats['p99_vs_baseline']:.2f} | {stats['throughput_vs_baseline']:.2f} |")
     lines += ["", "```", *record["verdict"], "```", ""]
-    (RESULTS / "latency.md").write_text("\n".join(lines))
+    (results / "latency.md").write_text("\n".join(lines))
 
 
 def main(argv=None) -> int:
@@ -213,10 +327,16 @@ def main(argv=None) -> int:
     parser.add_argument("--no-http", action="store_true", help="in process only")
     parser.add_argument("--synthetic", type=int, metavar="N_ITEMS", help="register a model on N generated products in a tmp store")
     parser.add_argument("--algorithm", default="champion", help="the algorithm of --synthetic")
+    parser.add_argument("--online-retail", action="store_true", help="register the champion fitted on Online Retail in a tmp store")
+    parser.add_argument("--clients", default="1,4,16", help="client counts of the concurrent section (first: the baseline)")
+    parser.add_argument("--concurrent-requests", type=int, default=1200, help="requests per client count")
+    parser.add_argument("--concurrent-only", action="store_true", help="only the concurrent section")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where latency.md/json go")
     args = parser.parse_args(argv)
+    levels = [int(c) for c in args.clients.split(",") if c.strip()]
 
     scratch = None
-    if args.synthetic:
+    if args.synthetic or args.online_retail:
         scratch = tempfile.TemporaryDirectory(prefix="latency-")
         os.environ["WORKBENCH_HOME"] = scratch.name
         os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -226,6 +346,8 @@ def main(argv=None) -> int:
         uri = tracking.configure()
         if args.synthetic:
             synthetic_champion(args.synthetic, args.algorithm)
+        elif args.online_retail:
+            online_retail_champion()
         try:
             info = tracking.champion_info(args.name)
             model = tracking.load_champion(args.name)
@@ -240,20 +362,30 @@ def main(argv=None) -> int:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "synthetic": bool(args.synthetic),
+            "online_retail_fit": bool(args.online_retail),
             "champion": {k: info.get(k) for k in ("name", "version", "algorithm", "legal_entity", "run_id", "trained_at")},
             "n_items": int(recommender.n_items),
             "requests": args.requests,
             "warmup": args.warmup,
             "budget": BUDGET,
-            "baseline_recommend": bare_recommend(recommender, requests, args.warmup),
-            "in_process": in_process(model, requests, args.warmup),
+            "concurrent_budget": CONCURRENT_BUDGET,
         }
+        if not args.concurrent_only:
+            record["baseline_recommend"] = bare_recommend(recommender, requests, args.warmup)
+            record["in_process"] = in_process(model, requests, args.warmup)
         if not args.no_http:
-            record["http"] = over_http(uri, args.name, requests, args.warmup)
+            from workbench import local_server
+
+            with tempfile.NamedTemporaryFile(suffix=".log") as log, local_server.model_server(
+                f"models:/{args.name}@champion", local_server.free_port(), tracking_uri=uri, log_path=Path(log.name)
+            ) as base:
+                if not args.concurrent_only:
+                    record["http"] = over_http(base, requests, args.warmup)
+                record["concurrent"] = concurrent_http(base, requests, levels, args.concurrent_requests)
         record["verdict"] = verdict(record)
         print("\n".join(record["verdict"]))
-        write_results(record)
-        print(f"written to {RESULTS / 'latency.md'} and latency.json")
+        write_results(record, args.results)
+        print(f"written to {args.results / 'latency.md'} and latency.json")
         return 0
     finally:
         if scratch is not None:
