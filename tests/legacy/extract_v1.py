@@ -24,12 +24,33 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from tqdm.auto import tqdm
 
 from workbench import paths
-from workbench.datasets.schema import (
-    LINE_TYPE_TO_TRANSACTION_TYPE,
-    REQUIRED_COLUMNS,
-    TIME_FORMAT,
-    TRANSACTION_STATUS_VOIDED,
-)
+from workbench.datasets.schema import TIME_FORMAT
+
+# as workbench.datasets.schema defined them before source mappings
+# What extraction needs from each table; anything else in the source is ignored, so a
+# retailer's database may carry more columns than the demo.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "legal_entities": ("id", "name", "currency", "pos_recommendations_enabled"),
+    "stores": ("id", "legal_entity_id", "name", "channel", "city", "country"),
+    "product_categories": ("id", "name"),
+    "products": ("id", "name", "category_id", "list_price", "product_type"),
+    "customers": ("id", "legal_entity_id", "name", "loyalty_tier", "home_store_id", "signup_date"),
+    "sales_transactions": ("id", "legal_entity_id", "store_id", "customer_id", "transaction_time", "status"),
+    "sales_lines": ("transaction_id", "line_number", "product_id", "description", "quantity", "unit_price", "line_type"),
+    "wish_lists": ("id", "customer_id"),
+    "wish_list_items": ("wish_list_id", "product_id", "added_at"),
+}
+
+# Operational vocabulary -> entity-store transaction_type. A voided header voids every line,
+# whatever the line says; a line type not listed here is carried over as-is (lowercased)
+# so cleansing, not extraction, decides what to do with it.
+TRANSACTION_STATUS_VOIDED = "voided"
+LINE_TYPE_TO_TRANSACTION_TYPE: dict[str, str] = {
+    "sale": "sale",
+    "return": "return",
+    "void": "void",
+}
+
 
 SALES_LINES_SCHEMA: dict[str, pl.DataType] = {
     "transaction_id": pl.String(),

@@ -1,7 +1,7 @@
-"""The operational database of the demo retailer: DDL and the columns extraction relies on.
+"""The operational database of the demo retailer: its DDL.
 
-The demo generator writes these tables and extraction reads them, so both import from here;
-`docs/schema.md` explains every column in the retailer's words.
+The demo generator writes these tables; extraction reads them through the `demo` source mapping
+(configs/sources/demo.yml); `docs/schema.md` explains every column in the retailer's words.
 """
 
 from __future__ import annotations
@@ -100,28 +100,7 @@ INDEXES: tuple[str, ...] = (
     "CREATE INDEX ix_wish_list_items_list ON wish_list_items (wish_list_id)",
 )
 
-# What extraction needs from each table; anything else in the source is ignored, so a
-# retailer's database may carry more columns than the demo.
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "legal_entities": ("id", "name", "currency", "pos_recommendations_enabled"),
-    "stores": ("id", "legal_entity_id", "name", "channel", "city", "country"),
-    "product_categories": ("id", "name"),
-    "products": ("id", "name", "category_id", "list_price", "product_type"),
-    "customers": ("id", "legal_entity_id", "name", "loyalty_tier", "home_store_id", "signup_date"),
-    "sales_transactions": ("id", "legal_entity_id", "store_id", "customer_id", "transaction_time", "status"),
-    "sales_lines": ("transaction_id", "line_number", "product_id", "description", "quantity", "unit_price", "line_type"),
-    "wish_lists": ("id", "customer_id"),
-    "wish_list_items": ("wish_list_id", "product_id", "added_at"),
-}
-
-# Operational vocabulary -> entity-store transaction_type. A voided header voids every line,
-# whatever the line says; a line type not listed here is carried over as-is (lowercased)
-# so cleansing, not extraction, decides what to do with it.
-TRANSACTION_STATUS_VOIDED = "voided"
-LINE_TYPE_TO_TRANSACTION_TYPE: dict[str, str] = {
-    "sale": "sale",
-    "return": "return",
-    "void": "void",
-}
+# What extraction reads from these tables, and how their statuses and line types become the entity
+# store's transaction_type, is the demo source mapping's: configs/sources/demo.yml.
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
