@@ -343,3 +343,11 @@ def test_overlapping_extractions_neither_duplicate_lines_nor_lose_history(workbe
     scratch = _from_scratch(demo_db_url, tmp_path / "s", start="2025-01-01", end="2025-10-01")
     assert lines.height == scratch.height and _sorted(lines).equals(_sorted(scratch))
     assert len(read_watermark("USRT")["history"]) == 2
+
+
+def test_an_end_before_the_lookback_reads_the_whole_window(workbench_home, demo_db, demo_db_url):
+    extract_entity_store(demo_db_url, "USRT", progress=False)
+    again = extract_entity_store(demo_db_url, "USRT", end="2025-08-01", progress=False)
+    assert again["read_window"] == {"start": None, "end": "2025-08-01 00:00:00"}
+    assert again["window_lines"] == _source_lines(demo_db, "USRT", end="2025-08-01") and again["part"] is None
+    assert read_sales_lines("USRT").height == _source_lines(demo_db, "USRT")

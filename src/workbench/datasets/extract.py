@@ -110,6 +110,8 @@ def extract_source(
     read_lo = lo
     if lo is None and previous and previous.get("transaction_time") and lookback_days is not None:
         read_lo = datetime.fromisoformat(previous["transaction_time"]) - timedelta(days=float(lookback_days))
+        if hi is not None and read_lo >= hi:  # a window ending before the lookback: read all of it
+            read_lo = None
     read = read_source(m, src, legal_entity, (read_lo, hi), progress=progress, encoding=encoding)
 
     lines = read["sales_lines"]
