@@ -7,7 +7,7 @@ import json
 import shutil
 import sqlite3
 from datetime import datetime
-import sqlite3
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -305,3 +305,86 @@ def test_the_source_url_may_come_from_the_environment(workbench_home, demo_db_ur
     monkeypatch.delenv("POS_DB_URL")
     with pytest.raises(ValueError, match="POS_DB_URL"):
         ex.extract_source("demo", "FRRT", source="${ENV:POS_DB_URL}", progress=False)
+
+
+# ----------------------------------------------------------------------------- a retailer without customers, end to end
+
+
+@pytest.mark.e2e
+def test_a_retailer_without_customers_gets_all_three_pos_pages(demo_db, tmp_path):
+    """Baskets without customer ids, stores or wish lists, through a mapping and the whole pipeline
+    (03_train used to fail with IndexError on the empty customer matrix)."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    import mlflow
+    import pandas as pd
+
+    rows = sqlite3.connect(demo_db).execute(
+        "SELECT l.transaction_id, l.product_id, l.description, t.transaction_time, l.quantity, l.unit_price "
+        "FROM sales_lines l JOIN sales_transactions t ON t.id = l.transaction_id "
+        "WHERE t.legal_entity_id = 'USRT' AND t.status = 'completed' AND l.line_type = 'sale'").fetchall()
+    export = tmp_path / "baskets.csv"
+    with open(export, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["basket", "sku", "sku_name", "sold", "units", "price"])
+        out.writerows((b, s, n, f"{t[8:10]}/{t[5:7]}/{t[:4]} {t[11:16]}", q, p) for b, s, n, t, q, p in rows)
+    config = tmp_path / "anonymous.yml"
+    config.write_text(
+        "stages: [extract, cleanse, train, evaluate]\nparameters:\n  legal_entity: ANON\n"
+        f"  source_mapping: {paths.code_root() / 'tests' / 'sources' / 'anonymous_baskets.yml'}\n  source: {export}\n"
+        "  algorithms: [best_sellers, repeat, sar]\n  tune: false\n  validation_windows: 1\n  bootstrap_resamples: 100\n")
+    home = tmp_path / "home"
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([str(Path(sys.executable).parent / "workbench"), "run", "-c", str(config), "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    assert pl.read_parquet(home / "data" / "raw" / "ANON" / "customers.parquet").height == 0
+
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        model = mlflow.pyfunc.load_model("models:/pos-recommender@champion-ANON")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    product = rows[0][1]
+    answers = model.predict(pd.DataFrame({
+        "scenario": ["product", "basket", "customer"], "customer_id": [None, None, "C000001"],
+        "product_ids": [[product], [product], []], "k": [5, 5, 5]}))
+    for page in range(3):
+        mine = answers[answers["request"] == page]
+        assert len(mine) == 5 and mine["product_id"].notna().all(), (page, mine)
+
+
+def test_basket_sequences_in_json_lines(workbench_home, tmp_path):
+    """One JSON object per basket with its items as a list, and days instead of timestamps."""
+    (tmp_path / "baskets.jsonl").write_text(
+        '{"basket": 1, "household": "h1", "day": 3, "items": ["milk", "bread"], "store": "s1"}\n'
+        '{"basket": 2, "household": "h2", "day": 4, "items": ["milk"], "store": "s2"}\n'
+        '{"basket": 3, "household": null, "day": 4, "items": ["eggs", "milk", "tea"], "store": "s1"}\n')
+    mapping = {
+        "name": "basket_json", "kind": "files", "source": str(tmp_path / "baskets.jsonl"),
+        "legal_entity": {"name": "Grocer", "currency": "EUR", "pos_recommendations_enabled": True},
+        "entities": {
+            "sales_lines": {"files": "{source}", "explode": "items", "columns": {
+                "transaction_id": {"column": "basket", "cast": "id"}, "customer_id": "household",
+                "product_id": "items", "store_id": "store", "quantity": {"constant": 1.0}, "unit_price": {"constant": 1.0},
+                "transaction_time": {"polars": 'pl.datetime(2024, 1, 1) + pl.duration(days=pl.col("day"))'}}},
+            "products": {"from": "sales_lines", "group_by": "product_id", "columns": {
+                "product_id": "product_id", "product_type": {"constant": "merchandise"}}},
+            "stores": {"from": "sales_lines", "group_by": "store_id", "columns": {
+                "store_id": "store_id", "channel": {"constant": "store"}}},
+        },
+    }
+    summary = ex.extract_source(mapping, "GROCER", progress=False)
+    lines = read_tables("GROCER")["sales_lines"].sort("transaction_id", "line_number")
+    assert summary["rows"]["sales_lines"] == 6 and lines["line_number"].to_list() == [1, 2, 1, 1, 2, 3]
+    assert lines["product_id"].to_list() == ["milk", "bread", "milk", "eggs", "milk", "tea"]
+    assert lines["channel"].unique().to_list() == ["store"]  # from the stores entity
+    assert read_tables("GROCER")["products"]["product_id"].to_list() == ["bread", "eggs", "milk", "tea"]

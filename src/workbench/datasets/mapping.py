@@ -72,6 +72,7 @@ class EntityMapping:
     encoding: str = "utf-8"
     separator: str = ","
     header: bool = True            # False: the file has no header row; its columns are column_1, column_2, ...
+    explode: str | None = None     # a list column (a basket's items in JSON): one row per element
     quote: str | None = '"'
     where: str | None = None       # SQL condition on a `table` source
     rows: str | None = None        # SQL condition (polars) on the source's rows, any source
@@ -164,8 +165,8 @@ def _entity(name: str, spec: dict, where: str, kind: str) -> EntityMapping:
     where = f"{where}, entity {name}"
     if not isinstance(spec, dict):
         raise MappingError(f"{where}: expected a mapping, got {spec!r}")
-    _known(spec, ("table", "query", "files", "format", "encoding", "separator", "header", "quote", "where", "rows",
-                  "window", "window_by_day", "from", "group_by", "sort", "columns"), where)
+    _known(spec, ("table", "query", "files", "format", "encoding", "separator", "header", "quote", "explode", "where",
+                  "rows", "window", "window_by_day", "from", "group_by", "sort", "columns"), where)
     sources = [k for k in ("table", "query", "files", "from") if spec.get(k)]
     if len(sources) != 1:
         raise MappingError(f"{where}: give exactly one of table, query, files or from (got {sources or 'none'})")
@@ -190,7 +191,7 @@ def _entity(name: str, spec: dict, where: str, kind: str) -> EntityMapping:
     return EntityMapping(
         name=name, columns=columns, table=spec.get("table"), query=spec.get("query"), files=spec.get("files"),
         format=spec.get("format"), encoding=spec.get("encoding", "utf-8"), separator=spec.get("separator", ","),
-        header=bool(spec.get("header", True)), quote=spec.get("quote", '"'),
+        header=bool(spec.get("header", True)), quote=spec.get("quote", '"'), explode=spec.get("explode"),
         where=spec.get("where"), rows=spec.get("rows"), window=spec.get("window"),
         window_by_day=bool(spec.get("window_by_day", False)), derive_from=spec.get("from"),
         group_by=spec.get("group_by"), sort=tuple([sort] if isinstance(sort, str) else sort),
@@ -336,6 +337,10 @@ def evaluate(frame: pl.DataFrame, entity: EntityMapping, where: str) -> pl.DataF
     A value the mapping cannot convert (text that is no number, no date in the given formats) and a
     `required` column left null are errors naming the entity, the column, the rule and rows."""
     schema = ENTITY_SCHEMAS[entity.name]
+    if entity.explode:
+        if entity.explode not in frame.columns:
+            raise ExtractionError(f"{where}: entity {entity.name}: explode: the source has no column {entity.explode!r}")
+        frame = frame.explode(entity.explode)
     if "__row" not in frame.columns:
         frame = frame.with_row_index("__row")
     if entity.rows:
