@@ -172,6 +172,8 @@ def test_runs_left_running_by_a_dead_process_are_marked_killed(home):
         "from workbench import tracking; import mlflow\n"
         "p = tracking.start_pipeline_run('LE9')\n"
         "tracking.configure(); mlflow.start_run(run_name='sar', parent_run_id=p, tags={'legal_entity': 'LE9', **tracking.owner_tags()})\n"
+        # a run made without owner tags (as the tuning runs are) under the dead pipeline run: it died with it
+        "mlflow.MlflowClient().create_run(tracking.experiment_id(), run_name='sar-tuning', tags={'legal_entity': 'LE9', 'mlflow.parentRunId': p})\n"
         "print(p, flush=True)\n"
         "import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -181,12 +183,14 @@ def test_runs_left_running_by_a_dead_process_are_marked_killed(home):
     alive = tracking.start_pipeline_run("LE9")  # owned by this (live) process: left alone
     other = tracking.start_pipeline_run("LE8")  # another legal entity: left alone
     client = mlflow.MlflowClient()
+    unowned = client.create_run(tracking.experiment_id(), tags={"legal_entity": "LE9"}).info.run_id  # owner unknown: left alone
     settled = tracking.settle_orphaned_runs("LE9")
-    assert len(settled) == 2 and pipeline in {s["run_id"] for s in settled}
+    assert len(settled) == 3 and pipeline in {s["run_id"] for s in settled}
+    assert {s["run_name"] for s in settled} >= {"sar", "sar-tuning"}
     for s in settled:
         assert client.get_run(s["run_id"]).info.status == "KILLED"
-        assert s["owner_pid"] and s["owner_pid"] != str(__import__("os").getpid())
-    assert client.get_run(alive).info.status == "RUNNING" and client.get_run(other).info.status == "RUNNING"
+        assert s["owner_pid"] != str(__import__("os").getpid())
+    assert {client.get_run(r).info.status for r in (alive, other, unowned)} == {"RUNNING"}
     assert tracking.settle_orphaned_runs("LE9") == []
 
 

@@ -119,7 +119,8 @@ def end_pipeline_run(run_id: str, status: str = "FINISHED") -> None:
 def settle_orphaned_runs(legal_entity: str) -> list[dict[str, Any]]:
     """Mark KILLED the runs of `legal_entity` still RUNNING whose owning process is gone (a run
     killed mid-stage never ends its runs); returns what was marked (run id, name, kind, owner,
-    run folder). Runs whose owner lives, or cannot be checked (another host, no owner tags), stay."""
+    run folder). Runs whose owner lives, or cannot be checked (another host, no owner tags, unless
+    nested under a run found dead), stay."""
     from workbench.locks import owner_alive
 
     client = _client()
@@ -128,20 +129,28 @@ def settle_orphaned_runs(legal_entity: str) -> list[dict[str, Any]]:
         filter_string=f"attributes.status = 'RUNNING' and tags.legal_entity = '{legal_entity}'",
         max_results=1000,
     )
-    settled = []
+    settled: list[dict[str, Any]] = []
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    for run in running:
-        tags = run.data.tags
-        owner = {key: tags.get(tag) for key, tag in OWNER_TAGS.items()}
-        if owner_alive(owner) is not False:
-            continue
-        client.set_tag(run.info.run_id, "workbench.killed_detected_at", now)
-        client.set_terminated(run.info.run_id, status="KILLED")
-        settled.append({
-            "run_id": run.info.run_id, "run_name": run.info.run_name, "kind": tags.get(KIND_TAG),
-            "owner_pid": owner["pid"], "owner_host": owner["host"], "run_dir": tags.get("workbench.run_dir"),
-            "status": "KILLED",
-        })
+    dead: set[str] = set()
+    changed = True
+    while changed:  # a run without owner tags nested under a dead run died with it (tuning runs, trials)
+        changed = False
+        for run in running:
+            tags = run.data.tags
+            if run.info.run_id in dead:
+                continue
+            owner = {key: tags.get(tag) for key, tag in OWNER_TAGS.items()}
+            alive = owner_alive(owner)
+            if alive is False or (alive is None and not owner["pid"] and tags.get("mlflow.parentRunId") in dead):
+                dead.add(run.info.run_id)
+                changed = True
+                client.set_tag(run.info.run_id, "workbench.killed_detected_at", now)
+                client.set_terminated(run.info.run_id, status="KILLED")
+                settled.append({
+                    "run_id": run.info.run_id, "run_name": run.info.run_name, "kind": tags.get(KIND_TAG),
+                    "owner_pid": owner["pid"], "owner_host": owner["host"], "run_dir": tags.get("workbench.run_dir"),
+                    "status": "KILLED",
+                })
     return settled
 
 
