@@ -359,7 +359,9 @@ def test_a_retailer_without_customers_gets_all_three_pos_pages(demo_db, tmp_path
         "product_ids": [[product], [product], []], "k": [5, 5, 5]}))
     for page in range(3):
         mine = answers[answers["request"] == page]
-        assert len(mine) == 5 and mine["product_id"].notna().all(), (page, mine)
+        assert len(mine) == 5 and mine["product_id"].notna().all() and product not in set(mine["product_id"]), (page, mine)
+    customer_page = answers[answers["request"] == 2]
+    assert customer_page["reason"].str.startswith("best seller").all(), customer_page
 
 
 def test_basket_sequences_in_json_lines(workbench_home, tmp_path):
