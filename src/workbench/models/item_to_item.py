@@ -17,14 +17,16 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.models.base import Recommender, Request
+from workbench.models.base import Recommender, Request, freeze
 from workbench.models.data import TrainingData
 
 # Catalogs up to this size keep exact item-item models (dense EASE: ~16 bytes x items^2 while fitting,
 # 1 GB at 8,000 items); larger ones keep each item's top neighbours, sparse. A parameter of every model.
 DENSE_ITEM_LIMIT = 8_000
-# neighbours kept per item on a large catalog (SAR's co-occurrences, EASE's regression support)
-LARGE_CATALOG_NEIGHBOURS = 100
+# co-purchased products SAR keeps per product on a large catalog (its basket and customer pages sum
+# many small similarities: on Online Retail 100 lost 4-12%, 1,000 1-4%)
+LARGE_CATALOG_NEIGHBOURS = 500
+# regressors of each product in the sparse EASE of a large catalog
 EASE_NEIGHBOURS = 64
 # co-occurrence entries one chunk of item rows may produce before it is pruned (~12 bytes each)
 CHUNK_ENTRIES = 8_000_000
@@ -68,6 +70,7 @@ class ItemToItem(Recommender):
         if self.binary_history and not self.params.get("half_life_days"):
             history.data[:] = 1.0
         self.affinity_history = _row_max_normalise(history)
+        freeze(self.similarity, self.affinity_history)  # scoring only reads them
 
     def _similarity(self, data: TrainingData):
         raise NotImplementedError
@@ -93,7 +96,9 @@ class ItemToItem(Recommender):
     def score(self, requests: list[Request]) -> np.ndarray:
         if not len(requests):
             return np.zeros((0, self.n_items), np.float32)
-        affinity = self.affinity(requests)
+        batch = self.batch(requests)
+        affinity = self.affinity(batch)
+        batch.memo["affinity"] = affinity  # the call's own: explain_in_batch reads it back
         if len(requests) <= SCORE_BLOCK:
             return _dense_rows(affinity @ self.similarity)
         # blocks of requests: the sparse product of a large batch never exists in full
@@ -113,9 +118,16 @@ class ItemToItem(Recommender):
         return inputs[best], block[best, np.arange(len(items))]
 
     def explain(self, request, items, scores_row):
-        # the request's own affinity row, rebuilt (one sparse row): the shared model keeps no
-        # per-request state, so concurrent callers never read each other's rows
-        sources, shares = self.contributions(self.affinity([request]), items)
+        return self._reasons(self.affinity([request]), items)
+
+    def explain_in_batch(self, batch, r, items, scores_row):
+        # the affinity rows of this call's scoring pass, from the call's batch (never from the
+        # shared model, so concurrent callers never read each other's rows)
+        affinity = batch.memo.get("affinity") if hasattr(batch, "memo") else None
+        return self._reasons(affinity[r] if affinity is not None else self.affinity([batch[r]]), items)
+
+    def _reasons(self, affinity_row: sp.csr_matrix, items: np.ndarray) -> list[str]:
+        sources, shares = self.contributions(affinity_row, items)
         reasons = []
         for item, source, share in zip(items, sources, shares):
             if source < 0 or share <= 0:
@@ -153,7 +165,7 @@ def _row_ranges(work: np.ndarray, budget: float = CHUNK_ENTRIES):
         start = end
 
 
-def item_rows(n_items: int, work: np.ndarray, make_rows, keep: int | None, budget: float = CHUNK_ENTRIES) -> sp.csr_matrix:
+def item_rows(n_items: int, work: np.ndarray, make_rows, keep: int | None, budget: float = CHUNK_ENTRIES, dtype=np.float32) -> sp.csr_matrix:
     """items x items, built a chunk of rows at a time: `make_rows(start, end)` gives rows start..end
     (CSR, all columns), each chunk cut to its rows' `keep` largest entries (None: all kept), so only
     one chunk's full co-occurrences exist at once."""
@@ -162,8 +174,8 @@ def item_rows(n_items: int, work: np.ndarray, make_rows, keep: int | None, budge
         rows = make_rows(start, end).tocsr()
         parts.append(rows if keep is None else top_k_per_row(rows, keep))
     if not parts:
-        return sp.csr_matrix((0, n_items), dtype=np.float32)
-    return sp.vstack(parts, format="csr").astype(np.float32, copy=False)
+        return sp.csr_matrix((0, n_items), dtype=dtype)
+    return sp.vstack(parts, format="csr").astype(dtype, copy=False)
 
 
 def _self_products(by_item: sp.csr_matrix) -> np.ndarray:
@@ -318,9 +330,7 @@ def top_k_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     kept = np.sort(order[(np.arange(matrix.nnz) - matrix.indptr[rows]) < k])
     indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.minimum(lengths, k), out=indptr[1:])
-    return sp.csr_matrix(
-        (matrix.data[kept].astype(np.float32, copy=False), matrix.indices[kept], indptr), shape=matrix.shape
-    )
+    return sp.csr_matrix((matrix.data[kept], matrix.indices[kept], indptr), shape=matrix.shape)
 
 
 class EASE(ItemToItem):
@@ -387,30 +397,42 @@ def ease_weights(
     return weights.astype(np.float32)
 
 
-def sparse_ease_weights(users: sp.csr_matrix, lambda_: float, neighbours: int = EASE_NEIGHBOURS, targets_per_solve: int = 32) -> sp.csr_matrix:
+def sparse_ease_weights(
+    users: sp.csr_matrix, lambda_: float, neighbours: int = EASE_NEIGHBOURS, *, kept_per_item: int | None = None,
+    rank_by: str = "cosine", targets_per_solve: int = 32,
+) -> sp.csr_matrix:
     """EASE one target at a time: column j of B = I - P / diag(P) is the ridge regression of item j
     on every other item, b = (G[-j, -j] + lambda I)^-1 G[-j, j] with G = X'X. Restricting the
-    regressors to j's `neighbours` most co-purchased items makes it sparse (EASE's own weights on
-    items never bought with j, which it gives through their correlations, are left out). The Gram matrix is never whole: a chunk of item rows at a time,
-    each row cut to its 2 x `neighbours` largest entries and made symmetric again (an entry kept on
-    either side is exact), so memory grows with items x neighbours."""
+    regressors to j's `neighbours` nearest items (by cosine, so a niche item strongly tied to j is
+    not crowded out by best sellers) makes it sparse; EASE's weights on items never bought with j,
+    which it gives only through their correlations, are left out.
+
+    The Gram matrix is never whole: it is built a chunk of item rows at a time and each row cut to its
+    `kept_per_item` nearest items (default 8 x `neighbours`), then made symmetric again (an entry
+    kept on either side is exact). Its entries among a target's regressors must be nearly complete,
+    or the regression is no longer positive definite and small lambdas blow up: at 2 x neighbours,
+    lambda 50 lost 90% of its quality on Online Retail; at 8 x none. Memory grows with items x
+    kept_per_item."""
     users = users.tocsr().astype(np.float32)
     n_items = users.shape[1]
     by_item = users.T.tocsr()
     self_products = _self_products(by_item).astype(np.float64)
+    scale = np.sqrt(np.maximum(self_products, 1e-12)) if rank_by == "cosine" else np.ones(n_items)
+    kept_per_item = 8 * neighbours if kept_per_item is None else kept_per_item
 
     def off_diagonal(start: int, end: int) -> sp.csr_matrix:
-        rows = (by_item[start:end] @ users).tocsr()
+        rows = (by_item[start:end] @ users).tocsr().astype(np.float64)
         row_items = start + np.repeat(np.arange(end - start), np.diff(rows.indptr))
         rows.data[rows.indices == row_items] = 0.0  # an item is never its own regressor
+        rows.data /= scale[row_items] * scale[rows.indices]  # ranked by cosine (or raw count)
         rows.eliminate_zeros()
         return rows
 
-    gram = item_rows(n_items, _product_work(by_item, users), off_diagonal, 2 * neighbours)
-    gram = gram.maximum(gram.T).tocsr()
-    gram.sort_indices()
-    nearest = top_k_per_row(gram, neighbours)
-    # each target's regressors, padded with -1 to `neighbours` columns
+    nearness = item_rows(n_items, _product_work(by_item, users), off_diagonal, kept_per_item, dtype=np.float64)
+    nearness = nearness.maximum(nearness.T).tocsr()
+    nearness.sort_indices()
+    nearest = top_k_per_row(nearness, neighbours)
+    # each target's regressors, padded with -1 to `neighbours` columns, and their co-purchases with it
     counts = np.diff(nearest.indptr)
     width = max(int(counts.max()) if n_items else 0, 1)
     target_of = np.repeat(np.arange(n_items), counts)
@@ -418,7 +440,7 @@ def sparse_ease_weights(users: sp.csr_matrix, lambda_: float, neighbours: int = 
     regressors = np.full((n_items, width), -1, dtype=np.int64)
     regressors[target_of, slot] = nearest.indices
     with_target = np.zeros((n_items, width), dtype=np.float64)
-    with_target[target_of, slot] = nearest.data
+    with_target[target_of, slot] = nearest.data * scale[target_of] * scale[nearest.indices]
 
     sources, targets, values = [], [], []
     for start in range(0, n_items, targets_per_solve):
@@ -427,7 +449,7 @@ def sparse_ease_weights(users: sp.csr_matrix, lambda_: float, neighbours: int = 
         if not present.any():
             continue
         union, position = np.unique(block_regressors[present], return_inverse=True)
-        among = gram[union][:, union].toarray().astype(np.float64)
+        among = nearness[union][:, union].toarray() * np.outer(scale[union], scale[union])
         among[np.diag_indices_from(among)] = self_products[union] + lambda_
         where = np.zeros(block_regressors.shape, dtype=np.int64)
         where[present] = position
