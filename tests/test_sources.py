@@ -390,3 +390,22 @@ def test_basket_sequences_in_json_lines(workbench_home, tmp_path):
     assert lines["product_id"].to_list() == ["milk", "bread", "milk", "eggs", "milk", "tea"]
     assert lines["channel"].unique().to_list() == ["store"]  # from the stores entity
     assert read_tables("GROCER")["products"]["product_id"].to_list() == ["bread", "eggs", "milk", "tea"]
+
+
+def test_local_times_casts_and_lookups(workbench_home, tmp_path):
+    from workbench.datasets.mapping import EntityMapping, evaluate
+
+    frame = pl.DataFrame({"t": ["2025-07-01 10:00", "2025-01-15 10:00"], "flag": ["yes", "0"], "code": ["post", "x1"],
+                          "n": ["3", "4"]})
+    entity = EntityMapping(name="sales_lines", columns={
+        "transaction_time": {"column": "t", "format": "%Y-%m-%d %H:%M", "timezone": "Europe/Paris"},
+        "_flag": {"column": "flag", "cast": "bool"},
+        "line_number": {"column": "n", "cast": "int"},
+        "transaction_type": {"lookup": {"of": "code", "upper": True, "values": {"POST": "fee"}, "default": "sale"}},
+    })
+    out = evaluate(frame, entity, "test")
+    assert out["transaction_time"].dt.strftime("%H:%M").to_list() == ["08:00", "09:00"]  # CEST, CET -> UTC
+    assert out["_flag"].to_list() == [True, False] and out["line_number"].to_list() == [3, 4]
+    assert out["transaction_type"].to_list() == ["fee", "sale"]
+    with pytest.raises(ex.ExtractionError, match=r"column sales_lines\.line_number: 1 value\(s\) of column 'n' do not read as int \(row 2: 'four'\)"):
+        evaluate(frame.with_columns(n=pl.Series(["3", "four"])), entity, "test")
