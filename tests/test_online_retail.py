@@ -210,3 +210,14 @@ def test_real_online_retail_file(online_retail_file, workbench_home):
 
     summary = extract_online_retail(online_retail_file)
     assert summary["rows"]["sales_lines"] == 541_909 == read_sales_lines("online_retail").height
+
+
+def test_the_same_file_spelt_another_way_is_the_same_source(workbench_home, tiny_csv, monkeypatch):
+    extract_online_retail(tiny_csv)
+    monkeypatch.chdir(tiny_csv.parent)
+    relative = __import__("os").path.relpath(tiny_csv, paths.code_root())
+    assert extract_online_retail(relative)["new_lines"] == 0  # not refused as another source
+    other = tiny_csv.with_name("other.csv")
+    other.write_bytes(tiny_csv.read_bytes())
+    with pytest.raises(ExtractionError, match="refusing to mix"):
+        extract_online_retail(other)

@@ -101,7 +101,8 @@ def extract_source(
     m = mapping if isinstance(mapping, SourceMapping) else load_mapping(mapping)
     src = source_of(m, source)
     shown = sources.redact(src)
-    identity = {"mapping": m.name, "source": shown}
+    # a file source is the same however it is spelt (relative to the checkout or absolute)
+    identity = {"mapping": m.name, "source": shown if m.kind == "sql" else str(paths.resolve(src))}
 
     previous = read_watermark(legal_entity, out_dir=out_dir) if incremental else None
     recorded = (previous or {}).get("source_identity")
