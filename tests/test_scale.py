@@ -106,7 +106,10 @@ def test_the_cap_stops_a_dense_items_by_items_matrix():
     assert result["memory_error"]
 
 
-SCALABLE = ["best_sellers", "trending", "repeat", "sar", "item_knn", "ease", "als", "bpr"]
+# The champion without its tuning pass: its signals (two EASE models, co-purchase, similar baskets) are
+# what grows with the catalog; the tuning's blend of 15 signals x 500 cases x items float32 (1 GiB at
+# 40k products) does not fit this cap and is the champion's own to bound (models/champion/tuning.py).
+SCALABLE = ["best_sellers", "trending", "repeat", "sar", "item_knn", "ease", "als", "bpr", "champion"]
 
 
 @pytest.mark.parametrize("name", SCALABLE)
