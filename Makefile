@@ -54,7 +54,7 @@ dashboard: install
 serve: install
 	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/python -m workbench.local_server --legal-entity "$(LEGAL_ENTITY)" --port $(SERVE_PORT)
 
-benchmarks: install
+benchmarks: install postgres
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/latency.py
