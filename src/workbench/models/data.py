@@ -166,14 +166,13 @@ class TrainingData:
         return str(self.item_ids[i])
 
     def _wish_list_matrix(self, wish_lists: pl.DataFrame) -> sp.csr_matrix:
-        rows, cols = [], []
-        for customer_id, product_id in wish_lists.select("customer_id", "product_id").iter_rows():
-            c, i = self.customer_index.get(str(customer_id)), self.item_index.get(str(product_id))
-            if c is not None and i is not None:
-                rows.append(c)
-                cols.append(i)
-        values = np.ones(len(rows), dtype=np.float32)
-        matrix = sp.csr_matrix((values, (rows, cols)), shape=(self.n_customers, self.n_items))
+        """customers x items, 1 where the customer wishes for the product (unknown ones left out)."""
+        pairs = wish_lists.select(pl.col("customer_id").cast(pl.String), pl.col("product_id").cast(pl.String)).drop_nulls()
+        rows = _positions(self.customer_ids, pairs["customer_id"].to_numpy())
+        cols = _positions(self.item_ids, pairs["product_id"].to_numpy())
+        known = (rows >= 0) & (cols >= 0)
+        values = np.ones(int(known.sum()), dtype=np.float32)
+        matrix = sp.csr_matrix((values, (rows[known], cols[known])), shape=(self.n_customers, self.n_items))
         matrix.data[:] = 1.0
         return matrix
 
@@ -208,3 +207,12 @@ class TrainingData:
         if store_id is not None:
             weights = weights * (self.basket_store[self.basket] == store_id)
         return np.bincount(self.item, weights=weights, minlength=self.n_items).astype(np.float32)
+
+
+def _positions(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of each value in `sorted_ids` (the sorted id arrays of TrainingData), -1 where absent."""
+    if len(sorted_ids) == 0 or len(values) == 0:
+        return np.full(len(values), -1, dtype=np.int64)
+    values = np.asarray(values, dtype=object)
+    at = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
+    return np.where(sorted_ids[at] == values, at, -1).astype(np.int64)
