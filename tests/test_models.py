@@ -410,3 +410,22 @@ def test_champion_refit_forgets_the_previous_fit():
     model.fit(TrainingData.from_interactions(seasonal_shop(seed=2)))
     fresh = fitted("champion", seasonal_shop(seed=2), validation_days=20, max_tuning_cases=200)
     np.testing.assert_array_equal(model.score(requests), fresh.score(requests))
+
+
+def test_champion_takes_sparse_item_item_matrices():
+    """On a large catalog the EASE weights come sparse (models.item_to_item): the champion scores
+    from them as from the dense ones, up to float rounding, and recommends the same."""
+    import copy
+
+    import scipy.sparse as sp
+
+    from workbench.models.champion.state import _replace
+
+    model = fitted("champion", seasonal_shop(), validation_days=20, max_tuning_cases=200)
+    assert isinstance(model.state.basket_similarity, np.ndarray)
+    sparse = copy.copy(model)
+    sparse.state = _replace(model.state, basket_similarity=sp.csr_matrix(model.state.basket_similarity),
+                            customer_similarity=sp.csr_matrix(model.state.customer_similarity))
+    requests = [Request("customer", "c3", ("Q1",)), Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",)), Request("product", "c5", ("P3",))]
+    np.testing.assert_allclose(sparse.score(requests), model.score(requests), rtol=1e-4, atol=1e-6)
+    assert [r.reasons for r in sparse.recommend(requests, k=5)] == [r.reasons for r in model.recommend(requests, k=5)]

@@ -131,8 +131,15 @@ class Recommender:
         return self.explain(batch[r], items, scores_row)
 
     # -- the POS list --------------------------------------------------------------------------
-    # rows scored at once by `recommend`: a 10,000-row batch costs chunk x items floats at a time
-    chunk_rows = 256
+    # floats of one chunk's (rows x items) score matrix: what a call holds at a time, however big the
+    # batch; a model holding several such matrices per row (the champion's signals) sets fewer
+    chunk_floats = 4_000_000
+
+    @property
+    def chunk_rows(self) -> int:
+        """Requests scored at once by `recommend`: 256, fewer on a catalog so large that 256 rows of
+        scores would pass `chunk_floats`."""
+        return max(1, min(256, self.chunk_floats // max(self.n_items, 1)))
 
     def recommend(self, requests: Sequence[Request], k: int | None = None) -> list[Recommendations]:
         """The POS list of every request. Each request is answered as if it came alone (a model's

@@ -21,6 +21,8 @@ class Champion(Recommender):
     model, so one fitted champion serves any number of threads."""
 
     name = "champion"
+    # a chunk holds about 40 (rows x items) float matrices (signals, their parts in the blend, raws)
+    chunk_floats = 1_000_000
 
     def __init__(
         self,
