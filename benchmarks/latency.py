@@ -44,6 +44,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+README_BEGIN, README_END = "<!-- latency:begin -->", "<!-- latency:end -->"
 BUDGET = {"in_process": {"p50_ms": 5.0, "p99_ms": 20.0}, "http": {"p99_ms": 50.0}}
 CONCURRENT_BUDGET = {"clients": 4, "p99_ms": 50.0}  # and no error, no wrong answer at any level
 
@@ -315,8 +317,64 @@ def write_results(record: dict, results: Path = RESULTS) -> None:
         for clients, stats in levels.items():
             lines.append(f"| {clients} | {stats['throughput_rps']:.0f} | {stats['p50_ms']:.2f} | {stats['p99_ms']:.2f} | {stats['max_ms']:.2f} | "
                          f"{stats['errors']} | {stats['wrong_answers']} | {stats['p99_vs_baseline']:.2f} | {stats['throughput_vs_baseline']:.2f} |")
-    lines += ["", "```", *record["verdict"], "```", ""]
+    load = record.get("load_average", {})
+    lines += ["", f"Load average (1 min) at the start {load.get('start')}, at the end {load.get('end')}.",
+              "", "```", *record["verdict"], "```", ""]
     (results / "latency.md").write_text("\n".join(lines))
+
+
+def readme_block(record: dict) -> list[str]:
+    """The README's latency tables, from the record (copied between the README's latency markers)."""
+    champion = record["champion"]
+    load = record.get("load_average") or {}
+    shared = (f" (load average {load['start']:.1f} at the start, {load['end']:.1f} at the end: other work shared the machine)"
+              if "start" in load and "end" in load else "")
+    lines = [
+        f"The registered {champion['algorithm']} of legal entity {champion['legal_entity']} ({record['n_items']:,} products"
+        f"{', fitted on all of Online Retail by the benchmark' if record.get('online_retail_fit') else ''}"
+        f"{', synthetic' if record.get('synthetic') else ''}), measured {record['measured_at'][:10]} on {record['cpus']} CPUs"
+        f"{shared}. One request per call, k = 10.",
+        "",
+    ]
+    if "in_process" in record:
+        lines += [f"Single requests, {record['requests']:,} timed calls per page after {record['warmup']} warm-up calls; the baseline is "
+                  "the same model's bare `recommend`, measured in the same run.", "",
+                  "| page | bare model p50 ms | pyfunc p50 ms | pyfunc p99 ms | HTTP p99 ms | targets: p50 ≤ 5, p99 ≤ 20, HTTP p99 ≤ 50 |",
+                  "| --- | ---: | ---: | ---: | ---: | --- |"]
+        for scenario, served in record["in_process"].items():
+            http = record.get("http", {}).get(scenario)
+            met = served["p50_ms"] <= BUDGET["in_process"]["p50_ms"] and served["p99_ms"] <= BUDGET["in_process"]["p99_ms"] and (
+                http is None or http["p99_ms"] <= BUDGET["http"]["p99_ms"])
+            lines.append(f"| {scenario} | {record['baseline_recommend'][scenario]['p50_ms']:.2f} | {served['p50_ms']:.2f} | {served['p99_ms']:.2f} | "
+                         f"{http['p99_ms'] if http else float('nan'):.2f} | {'met' if met else 'not met'} |")
+        lines.append("")
+    if "concurrent" in record:
+        levels = record["concurrent"]["levels"]
+        lines += [f"Concurrent clients over HTTP (`make serve`'s one worker), single requests of the three pages, "
+                  f"{next(iter(levels.values()))['requests']:,} per client count; a wrong answer differs from what a lone client got "
+                  f"for the same request. The {record['concurrent']['baseline_clients']}-client row is the baseline. Targets: no error and no "
+                  f"wrong answer; p99 ≤ {CONCURRENT_BUDGET['p99_ms']:g} ms at {CONCURRENT_BUDGET['clients']} clients.", "",
+                  "| clients | throughput req/s | p50 ms | p99 ms | errors | wrong answers | p99 / baseline | throughput / baseline |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for clients, stats in levels.items():
+            lines.append(f"| {clients} | {stats['throughput_rps']:.0f} | {stats['p50_ms']:.2f} | {stats['p99_ms']:.2f} | {stats['errors']} | "
+                         f"{stats['wrong_answers']} | {stats['p99_vs_baseline']:.2f} | {stats['throughput_vs_baseline']:.2f} |")
+        lines.append("")
+    verdict_lines = record["verdict"]
+    missed = [line[5:] for line in verdict_lines if not line.startswith("ok")]
+    lines.append(f"{len(verdict_lines) - len(missed)} of {len(verdict_lines)} targets met" + (f"; missed: {'; '.join(missed)}." if missed else "."))
+    return lines
+
+
+def update_readme(record: dict) -> None:
+    """Copy the tables into README.md between the latency markers (nothing else changes)."""
+    text = README.read_text() if README.exists() else ""
+    if README_BEGIN not in text or README_END not in text:
+        print(f"README.md has no {README_BEGIN} ... {README_END} markers: not updated")
+        return
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    README.write_text(head + "\n".join([README_BEGIN, *readme_block(record), README_END]) + tail)
 
 
 def main(argv=None) -> int:
@@ -369,6 +427,7 @@ def main(argv=None) -> int:
             "warmup": args.warmup,
             "budget": BUDGET,
             "concurrent_budget": CONCURRENT_BUDGET,
+            "load_average": {"start": round(os.getloadavg()[0], 2)},
         }
         if not args.concurrent_only:
             record["baseline_recommend"] = bare_recommend(recommender, requests, args.warmup)
@@ -382,10 +441,13 @@ def main(argv=None) -> int:
                 if not args.concurrent_only:
                     record["http"] = over_http(base, requests, args.warmup)
                 record["concurrent"] = concurrent_http(base, requests, levels, args.concurrent_requests)
+        record["load_average"]["end"] = round(os.getloadavg()[0], 2)
         record["verdict"] = verdict(record)
         print("\n".join(record["verdict"]))
         write_results(record, args.results)
         print(f"written to {args.results / 'latency.md'} and latency.json")
+        if args.results == RESULTS and not args.concurrent_only:
+            update_readme(record)
         return 0
     finally:
         if scratch is not None:
