@@ -419,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="workbench run", description=__doc__)
     parser.add_argument("-c", "--config", type=Path, help="YAML file with parameters:, stages:, kernel:")
-    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="a notebook parameter, typed as its notebook declares it; ${ENV:NAME} reads a variable")
     parser.add_argument("-s", "--stages", help="comma-separated stages to run (default: all), e.g. extract,cleanse")
     parser.add_argument("--run-dir", type=Path, help="where executed notebooks go (default data/runs/<stamp>-<entity>)")
     parser.add_argument("--no-progress", action="store_true", help="no cell progress bars (for cron logs)")
