@@ -83,6 +83,10 @@ class Recommender:
     def _fit(self, data: TrainingData) -> None:
         raise NotImplementedError
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        freeze(*(state.get(name) for name in ("history", "best_sellers", "item_baskets")))  # unpickled arrays come back writeable
+
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
