@@ -301,7 +301,7 @@ def markdown(results: list[dict], pending: list[str]) -> str:
         lines += [
             f"## {r['dataset']}, split {r['split']}",
             "",
-            f"Validation: {r['plan']['window_days']}-day windows {', '.join(w['start'][:10] + '..' + w['end'][:10] for w in r['plan']['windows'])}",
+            f"Validation: {r['plan']['window_days']}-day windows {', '.join('[' + w['start'][:10] + ', ' + w['end'][:10] + ')' for w in r['plan']['windows'])}",
             f"({r['plan']['reason']}). Tuning: {r['tuning_s']:.0f} s (budget {r['budget_s']:.0f} s, at most {r['n_trials']} trials each),",
             f"trials per algorithm {r['trials']}. Run {r.get('run_at', '?')} on a shared 2-core machine.",
             f"Routes chosen on validation: {r['routes']}. Test cases: {r['cases']}. Whole dataset: {r['total_s']:.0f} s.",
