@@ -126,3 +126,16 @@ def test_a_malformed_request_is_a_400_with_the_reason(server, records, message):
     assert payload["error_code"] in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST")
     assert message in payload["message"], payload["message"]
     assert len(payload["message"]) < 2000  # a 100 KB id is named, never echoed (MLflow adds the frame, truncated)
+
+
+def test_make_serve_serves_one_legal_entity_and_says_so(server, tmp_path):
+    """What `make serve LEGAL_ENTITY=LE1` runs: the legal entity's own alias, named before serving."""
+    import sys
+
+    port, log = local_server.free_port(), tmp_path / "serve_le1.log"
+    command = [sys.executable, "-m", "workbench.local_server", "--legal-entity", "LE1", "--port", str(port)]
+    with local_server.running(command, port, log_path=log, env={"MLFLOW_TRACKING_URI": tracking.configure()}, ready_path="/ping") as base:
+        status, payload = _post(f"{base}/invocations", {"dataframe_records": [{"scenario": "product", "product_ids": ["A"], "k": 2}]})
+        assert status == 200 and [row["product_id"] for row in payload["predictions"]][0] == "B"
+    first = log.read_text().splitlines()[0]
+    assert first.startswith("Serving models:/pos-recommender@champion-LE1: version 1, legal entity LE1, algorithm sar"), first
