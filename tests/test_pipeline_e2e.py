@@ -158,7 +158,7 @@ def test_same_inputs_give_the_same_champion_metrics(demo_home):
 def test_a_legal_entity_with_recommendations_off_gets_none(demo_home):
     # FRRT has "POS recommendations" turned off in the demo retailer's operational database
     workbench(demo_home, "run", "--config", str(ROOT / "configs" / "demo.yml"), "-p", "legal_entity=FRRT",
-              "-p", "algorithms=[best_sellers, repeat, sar]", "--no-progress")
+              "-p", "algorithms=[best_sellers, repeat, sar]", "-p", "untuned_algorithms=[]", "--no-progress")
     answer = served_model(demo_home, "champion-FRRT").predict(
         pd.DataFrame({"scenario": ["customer", "basket"], "customer_id": [None, None], "product_ids": [[], ["P00001"]], "k": [5, 5]}))
     assert list(answer["rank"]) == [0, 0] and answer["product_id"].isna().all()
