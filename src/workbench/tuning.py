@@ -53,10 +53,11 @@ def _params(values: dict) -> list[Param]:
 
 
 def _trial_logger(client, experiment_id: str, tuning_run_id: str, algorithm: str, legal_entity: str, k: int):
+    owner = tracking.owner_tags()  # who to ask whether the run is still alive (a killed run's are settled)
     def log(trial: Trial) -> None:
         tags = {"mlflow.parentRunId": tuning_run_id, tracking.KIND_TAG: "trial", "legal_entity": legal_entity,
                 tracking.SETTINGS_TAGS["algorithm"]: algorithm, "workbench.window": "validation",
-                "workbench.trial_state": trial.state}
+                "workbench.trial_state": trial.state, **owner}
         run = client.create_run(experiment_id, run_name=f"{algorithm}-trial-{trial.number}", tags=tags)
         found = {"seconds": trial.seconds}
         if trial.validation is not None:
@@ -92,7 +93,7 @@ def tune_and_log(
     client = tracking._client()
     experiment = tracking.experiment_id()
     tags = {"mlflow.parentRunId": parent_run_id, tracking.KIND_TAG: "tuning", "legal_entity": legal_entity,
-            tracking.SETTINGS_TAGS["algorithm"]: algorithm}
+            tracking.SETTINGS_TAGS["algorithm"]: algorithm, **tracking.owner_tags()}
     run = client.create_run(experiment, run_name=f"{algorithm}-tuning", tags=tags)
     space = {name: repr(spec) for name, spec in SEARCH_SPACES.get(algorithm, {}).items()}
     client.log_batch(
