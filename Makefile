@@ -10,7 +10,7 @@ SERVE_PORT ?= 5001
 LEGAL_ENTITY ?=
 TRACKING_URI := sqlite:///$(CURDIR)/mlruns/mlflow.db
 
-.PHONY: install demo test lab dashboard serve online-retail browser postgres benchmarks clean
+.PHONY: screenshots install demo test lab dashboard serve online-retail browser postgres benchmarks clean
 
 install: $(VENV)/.stamp-install
 
@@ -42,6 +42,10 @@ postgres:
 
 test: install browser postgres
 	$(BIN)/python -m pytest -ra
+
+# The README's dashboard screenshots, retaken by the browser test (make test writes them to a scratch folder).
+screenshots: install browser
+	WORKBENCH_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_dashboard.py
 
 lab: install
 	$(BIN)/jupyter lab notebooks/
