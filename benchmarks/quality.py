@@ -322,16 +322,9 @@ def markdown(results: list[dict], pending: list[str]) -> str:
 
 def update_readme(results: list[dict]) -> None:
     """Copy the summary table into README.md between the quality markers (nothing else changes)."""
-    if not README.exists():
-        return
-    text = README.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        print(f"README.md has no {README_BEGIN} ... {README_END} markers: not updated")
-        return
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    block = "\n".join([README_BEGIN, *summary_table(results), README_END])
-    README.write_text(head + block + tail)
+    from readme_block import replace_block  # benchmarks/ is on the path of a benchmark run
+
+    replace_block(README, README_BEGIN, README_END, summary_table(results))
 
 
 def main(argv: list[str] | None = None) -> int:

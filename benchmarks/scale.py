@@ -402,20 +402,14 @@ def quality_verdict(quality_rows: list[dict]) -> str:
 
 def update_readme(results: dict) -> None:
     """Copy the targets table and the quality verdict into README.md between the scale markers."""
-    if not README.exists():
-        return
-    text = README.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        print(f"README.md has no {README_BEGIN} ... {README_END} markers: not updated")
-        return
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    block = [README_BEGIN, *targets_table(results)]
+    from readme_block import replace_block  # benchmarks/ is on the path of a benchmark run
+
+    block = targets_table(results)
     if results.get("quality"):
         block += ["", quality_verdict(results["quality"])]
     if results.get("not_run"):
         block += ["", results["not_run"]]
-    README.write_text(head + "\n".join(block + [README_END]) + tail)
+    replace_block(README, README_BEGIN, README_END, block)
 
 
 def write(results: dict) -> None:
