@@ -5,8 +5,8 @@ k, a POS panel can be short) and `truth` (one collection of relevant item ids pe
 the mean over the cases. Gains are binary: an item was bought or it was not. `per_case` gives the
 value of each case, for bootstrap intervals over cases.
 
-`HEADLINE` is the one definition of what each POS page is judged on; everything that names a
-page's headline figure (tracking, notebooks, benchmarks, the dashboard) takes it from here.
+`HEADLINE` is the one definition of what each POS page is judged on (in `workbench.models.cases`,
+re-exported here); everything that names a page's headline figure takes it from there or here.
 """
 
 from __future__ import annotations
@@ -15,23 +15,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-# scenario -> the metric its POS page is judged on (../shared/EVALUATION.md)
-HEADLINE = {"customer": "ndcg", "customer_new_items": "ndcg", "basket": "hr", "product": "hr"}
-HEADLINE_LABELS = {
-    "customer": "customer NDCG@10",
-    "customer_new_items": "new-items NDCG@10",
-    "basket": "basket HR@10",
-    "product": "product HR@10",
-}
+# defined one layer down (models' own validation windows tune for them too), re-exported here
+from workbench.models.cases import HEADLINE, HEADLINE_LABELS, headline  # noqa: F401
+
 # the ranking metrics with a value per case (coverage and novelty are properties of the lists)
 CASE_METRICS = ("precision", "recall", "ndcg", "map", "hr")
-
-
-def headline(scenario: str) -> str:
-    """The metric the scenario's POS page is judged on."""
-    if scenario not in HEADLINE:
-        raise ValueError(f"scenario {scenario!r} has no headline metric; known: {sorted(HEADLINE)}")
-    return HEADLINE[scenario]
 
 
 def hits_matrix(recommended: Sequence[Sequence], truth: Sequence[Iterable], k: int = 10) -> np.ndarray:

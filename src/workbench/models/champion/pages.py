@@ -4,6 +4,7 @@ the defaults found on validation windows (see benchmarks/results/quality.md)."""
 from __future__ import annotations
 
 from workbench.models.base import Request
+from workbench.models.cases import headline
 
 COMPONENTS = (
     "repeat",  # the customer's own re-buys, recency-weighted
@@ -35,8 +36,11 @@ REASONS = {
     "wish_list": "on your wish list",
     "wish_category": "in your wish list's category",
 }
-# the metric each page is tuned for, as in EVALUATION.md's targets
-TUNING_METRIC = {"customer": "ndcg", "customer_new_items": "ndcg", "basket": "hr", "product": "hr", "product_customer": "hr"}
+# the POS page whose headline metric each tuning page is judged on: a product page with a customer
+# attached is still the product page
+SCENARIO_OF_PAGE = {"customer": "customer", "customer_new_items": "customer_new_items", "basket": "basket", "product": "product", "product_customer": "product"}
+# the metric each page is tuned for: a lookup into the one definition, `workbench.models.cases.HEADLINE`
+TUNING_METRIC = {page: headline(SCENARIO_OF_PAGE[page]) for page in PAGES}
 GRID = (0.0, 0.03, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5)
 
 # the weights the coordinate search found on Online Retail (a good start anywhere)
