@@ -2,10 +2,12 @@
 
 `SEARCH_SPACES` is the documented data of what is searched: per algorithm, per constructor
 argument, the range and why. The first trial is always the algorithm's defaults (a starting point,
-not an answer); then a seeded TPE sampler proposes, until `n_trials` or `timeout_s` is spent. Each
+not an answer); then a seeded TPE sampler proposes, until `n_trials` ran or the next trial would
+not fit in what is left of `timeout_s` at the pace of the slowest trial so far (`Search.run`). Each
 trial fits on every fold's history and scores that fold's cases, nothing after the split. The
 objective is `Validation.objective` (geometric mean of the pages' headline metrics). `on_trial` is
 called after each trial (the tracking layer logs it as an MLflow run; this module logs nothing).
+`search_all` runs every algorithm's search within one wall-time budget.
 
 With a `timeout_s`, how many trials fit in it depends on the machine; for runs that must repeat
 bit for bit, give `n_trials` alone.
@@ -119,6 +121,8 @@ class SearchResult:
     best: Validation
     trials: list[Trial] = field(default_factory=list)
     study: Any = None
+    wall_s: float = 0.0  # wall time of the whole search, every trial and the sampler between them
+    stopped: str = "trials"  # "trials": all of n_trials ran; "budget": the next would not have fit
 
     def trials_table(self) -> pd.DataFrame:
         """One row per trial: number, objective, seconds, state, the headline metrics, the params."""
@@ -178,6 +182,98 @@ def _starting_point(algorithm: str, space: dict) -> dict:
     return start
 
 
+class Search:
+    """One algorithm's search on `folds`, which can be continued: `run` adds trials within a trial
+    count and a wall time. `fixed` (given by the user) are not searched. The defaults are trial 0
+    and always run; an algorithm without a search space runs only that. `n_trials` is the most
+    the search will hold in all (it also sizes the sampler's random start)."""
+
+    def __init__(
+        self,
+        algorithm: str,
+        folds: list[Fold],
+        *,
+        fixed: dict | None = None,
+        n_trials: int = 20,
+        seed: int = 0,
+        k: int = 10,
+        catalog=None,
+        on_trial: Callable[[Trial], None] | None = None,
+    ):
+        import optuna
+
+        self.algorithm, self.folds, self.k, self.catalog, self.on_trial = algorithm, folds, k, catalog, on_trial
+        self.fixed = dict(fixed or {})
+        self.space = search_space(algorithm, self.fixed)
+        self.n_trials = max(int(n_trials), 1) if self.space else 1
+        self.trials: list[Trial] = []
+        self.wall_s = 0.0
+        self.stopped = ""
+        logging.getLogger("optuna").setLevel(logging.WARNING)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, max(int(n_trials) // 3, 2)))
+        self.study = optuna.create_study(direction="maximize", sampler=sampler, study_name=f"{algorithm}-validation")
+        self.study.enqueue_trial(_starting_point(algorithm, self.space), skip_if_exists=True)
+
+    def _objective(self, trial) -> float:
+        import optuna
+
+        params = {**self.fixed, **{name: _suggest(trial, name, spec) for name, spec in self.space.items()}}
+        started = time.perf_counter()
+        try:
+            result = validate(self.algorithm, self.folds, params, k=self.k, catalog=self.catalog)
+        except Exception as error:  # a bad corner of the space fails the trial, not the search
+            if trial.number == 0:
+                raise
+            record = Trial(trial.number, params, None, float("nan"), time.perf_counter() - started, "FAIL", repr(error))
+            self._record(record)
+            raise optuna.TrialPruned(repr(error)) from error
+        value = result.objective()
+        trial.set_user_attr("headline", result.headline())
+        self._record(Trial(trial.number, params, result, value, time.perf_counter() - started))
+        return value if math.isfinite(value) else 0.0
+
+    def _record(self, trial: Trial) -> None:
+        self.trials.append(trial)
+        if self.on_trial:
+            self.on_trial(trial)
+
+    @property
+    def done(self) -> bool:
+        """Whether the search holds all the trials it may."""
+        return len(self.trials) >= self.n_trials
+
+    def run(self, timeout_s: float | None = None, *, up_to: int | None = None) -> "Search":
+        """Run trials until the search holds `up_to` (default `n_trials`) or the next would not fit
+        in `timeout_s` seconds from this call: the defaults (trial 0) always run, without them there
+        is nothing to choose from; after them no trial starts when the time left is less than the
+        slowest trial of this algorithm so far (a trial's time is known only once it ran)."""
+        started = time.perf_counter()
+        wanted = min(self.n_trials, self.n_trials if up_to is None else int(up_to))
+        try:
+            if not self.trials:
+                self.study.optimize(self._objective, n_trials=1)
+            while len(self.trials) < wanted:
+                if timeout_s is not None:
+                    left = float(timeout_s) - (time.perf_counter() - started)
+                    if left < max(t.seconds for t in self.trials):
+                        self.stopped = "budget"
+                        break
+                self.study.optimize(self._objective, n_trials=1)
+            else:
+                self.stopped = "trials" if self.done else self.stopped
+        finally:
+            self.wall_s += time.perf_counter() - started
+        return self
+
+    def result(self) -> SearchResult:
+        done = [t for t in self.trials if t.state == "COMPLETE"]
+        if not done:
+            raise RuntimeError(f"{self.algorithm}: no trial ran; call run() first")
+        best = max(done, key=lambda t: (t.objective, -t.number))
+        return SearchResult(self.algorithm, best.params, best.validation, list(self.trials), self.study,
+                            wall_s=self.wall_s, stopped=self.stopped or "trials")
+
+
 def search(
     algorithm: str,
     folds: list[Fold],
@@ -190,47 +286,46 @@ def search(
     catalog=None,
     on_trial: Callable[[Trial], None] | None = None,
 ) -> SearchResult:
-    """Search `algorithm`'s hyperparameters on `folds`; `fixed` (given by the user) are not searched.
-    The defaults are trial 0 and always run; an algorithm without a search space runs only that."""
-    import optuna
+    """Search `algorithm`'s hyperparameters on `folds` within `n_trials` and `timeout_s` (see
+    `Search.run`: the defaults always run; no later trial starts that the time left could not hold
+    at the pace of the slowest one so far)."""
+    found = Search(algorithm, folds, fixed=fixed, n_trials=n_trials, seed=seed, k=k, catalog=catalog, on_trial=on_trial)
+    return found.run(timeout_s).result()
 
-    fixed = dict(fixed or {})
-    space = search_space(algorithm, fixed)
-    trials: list[Trial] = []
 
-    def objective(trial) -> float:
-        params = {**fixed, **{name: _suggest(trial, name, spec) for name, spec in space.items()}}
-        started = time.perf_counter()
-        try:
-            result = validate(algorithm, folds, params, k=k, catalog=catalog)
-        except Exception as error:  # a bad corner of the space fails the trial, not the search
-            if trial.number == 0:
-                raise
-            record = Trial(trial.number, params, None, float("nan"), time.perf_counter() - started, "FAIL", repr(error))
-            trials.append(record)
-            if on_trial:
-                on_trial(record)
-            raise optuna.TrialPruned(repr(error)) from error
-        value = result.objective()
-        record = Trial(trial.number, params, result, value, time.perf_counter() - started)
-        trial.set_user_attr("headline", result.headline())
-        trials.append(record)
-        if on_trial:
-            on_trial(record)
-        return value if math.isfinite(value) else 0.0
+def search_all(
+    algorithms: list[str],
+    folds: list[Fold],
+    *,
+    n_trials: int = 20,
+    budget_s: float | None = None,
+    seed: int = 0,
+    k: int = 10,
+    catalog=None,
+    fixed: dict[str, dict] | None = None,
+    untuned: tuple | list | set = (),
+    on_trial: Callable[[str, Trial], None] | None = None,
+) -> dict[str, SearchResult]:
+    """Every algorithm's search within one wall-time budget `budget_s` for all of them.
 
-    logging.getLogger("optuna").setLevel(logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, max(n_trials // 3, 2)))
-    study = optuna.create_study(direction="maximize", sampler=sampler, study_name=f"{algorithm}-validation")
-    study.enqueue_trial(_starting_point(algorithm, space), skip_if_exists=True)
-    # the defaults always run, whatever the budget: without them there is nothing to choose from
-    study.optimize(objective, n_trials=1)
-    remaining = max(int(n_trials) - 1, 0) if space else 0
-    if remaining:
-        spent = sum(t.seconds for t in trials)
-        left = None if timeout_s is None else max(float(timeout_s) - spent, 0.0)
-        if left is None or left > 0:
-            study.optimize(objective, n_trials=remaining, timeout=left)
-    done = [t for t in trials if t.state == "COMPLETE"]
-    best = max(done, key=lambda t: (t.objective, -t.number))
-    return SearchResult(algorithm, best.params, best.validation, trials, study)
+    First each algorithm's defaults (trial 0; always run: they are what the choice falls back on),
+    then further trials, each algorithm in turn given an even share of the time left (what one
+    does not use goes to the next), and within its share no trial starts when the time left is less
+    than that algorithm's slowest trial so far. The champion's trials are fits with its own
+    validation-window tuning, and count like any other. Where the defaults alone take the whole
+    budget, no further trial runs and `SearchResult.stopped` says "budget". `untuned` ones only run
+    their given settings."""
+    started = time.perf_counter()
+    untuned = set(untuned)
+    searches = {
+        a: Search(a, folds, fixed=(fixed or {}).get(a), n_trials=1 if a in untuned else n_trials, seed=seed, k=k,
+                  catalog=catalog, on_trial=(lambda t, a=a: on_trial(a, t)) if on_trial else None)
+        for a in algorithms
+    }
+    for found in searches.values():
+        found.run(up_to=1)
+    more = [a for a, found in searches.items() if not found.done]
+    for i, algorithm in enumerate(more):
+        left = None if budget_s is None else max(float(budget_s) - (time.perf_counter() - started), 0.0)
+        searches[algorithm].run(None if left is None else left / (len(more) - i))
+    return {a: found.result() for a, found in searches.items()}

@@ -1,0 +1,52 @@
+"""The wall-time budget of the hyperparameter search holds: no trial starts that the time left could
+not hold at the pace of the slowest trial so far, and every algorithm's defaults still run."""
+
+import pytest
+from helpers import tiny_interactions
+
+from workbench.evaluation import folds, plan_validation
+from workbench.evaluation.search import Search, search, search_all
+
+
+@pytest.fixture(scope="module")
+def tiny_folds():
+    data = tiny_interactions(n_baskets=600)
+    plan = plan_validation(data, "2024-04-10", min_cases=20, min_customer_cases=5)
+    return folds(data, plan)
+
+
+def test_no_trial_starts_when_the_time_left_is_less_than_the_slowest_so_far(tiny_folds):
+    found = Search("ease", tiny_folds, n_trials=5, seed=0).run(up_to=2)
+    assert len(found.trials) == 2 and not found.done
+    slowest = max(t.seconds for t in found.trials)
+    found.run(timeout_s=0.99 * slowest)
+    assert len(found.trials) == 2 and found.stopped == "budget"
+    found.run(timeout_s=1000 * slowest + 60)
+    assert len(found.trials) == 5 and found.stopped == "trials"
+    result = found.result()
+    assert result.wall_s >= sum(t.seconds for t in result.trials)
+    assert [t.number for t in result.trials] == [0, 1, 2, 3, 4]
+
+
+def test_continuing_a_search_proposes_what_one_run_would(tiny_folds):
+    in_steps = Search("sar", tiny_folds, n_trials=4, seed=3).run(up_to=1).run(up_to=2).run().result()
+    at_once = search("sar", tiny_folds, n_trials=4, seed=3)
+    assert [t.params for t in in_steps.trials] == [t.params for t in at_once.trials]
+
+
+def test_search_all_runs_every_default_and_nothing_more_without_budget(tiny_folds):
+    seen = []
+    results = search_all(["best_sellers", "repeat", "ease"], tiny_folds, n_trials=4, budget_s=0.0, seed=0,
+                         on_trial=lambda algorithm, trial: seen.append((algorithm, trial.number)))
+    assert {a: len(r.trials) for a, r in results.items()} == {"best_sellers": 1, "repeat": 1, "ease": 1}
+    assert {r.stopped for r in results.values()} == {"budget"}
+    # the defaults first, all of them, before any further trial
+    assert seen == [("best_sellers", 0), ("repeat", 0), ("ease", 0)]
+
+
+def test_search_all_without_a_time_limit_runs_every_trial(tiny_folds):
+    results = search_all(["best_sellers", "ease"], tiny_folds, n_trials=3, budget_s=None, seed=0, untuned={"ease"})
+    # best_sellers has two settings to try (per store or not); ease is untuned: its given settings only
+    assert len(results["best_sellers"].trials) == 3 and results["best_sellers"].stopped == "trials"
+    assert len(results["ease"].trials) == 1
+    assert all(r.wall_s > 0 for r in results.values())
