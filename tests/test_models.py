@@ -403,6 +403,26 @@ def test_champion_rankers_score_as_predict_proba():
         np.testing.assert_array_equal(_chance(ranker, features), ranker.predict_proba(features)[:, 1])
 
 
+def test_champion_walks_a_requests_trees_on_one_thread(monkeypatch):
+    # a POS request's trees on two OpenMP threads wait at every tree's barrier for a core that a
+    # concurrent request holds (p99 from ~15 ms to hundreds on a busy 2-core server)
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    from workbench.models.champion import ranker as champion_ranker
+
+    model = fitted("champion", seasonal_shop(), validation_days=20, max_tuning_cases=200)
+    _, _, features = model.candidate_features([Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",))])
+    threads, predict = [], TreePredictor.predict
+    monkeypatch.setattr(TreePredictor, "predict", lambda self, X, *args: threads.append(args[-1]) or predict(self, X, *args))
+    monkeypatch.setattr(champion_ranker, "_openmp_threads", lambda: 2)
+    ranker = next(iter(model.rankers.values()))
+    champion_ranker._chance(ranker, features)
+    assert threads and set(threads) == {1}
+    threads.clear()
+    champion_ranker._chance(ranker, np.repeat(features, champion_ranker.PARALLEL_ROWS // len(features) + 1, axis=0))
+    assert set(threads) == {2}  # an offline batch of many candidates still uses every core
+
+
 def test_champion_refit_forgets_the_previous_fit():
     requests = [Request("basket", "c3", ("P0", "P1")), Request("customer", "c4")]
     model = fitted("champion", seasonal_shop(seed=1), validation_days=20, max_tuning_cases=200)

@@ -78,6 +78,12 @@ def running(command: list[str], port: int, *, log_path: Path, env: dict | None =
             stop(process)
 
 
+def default_workers() -> int:
+    """One server process per core: scoring is CPU-bound Python, so threads of one process share one
+    core (the GIL) and only processes add throughput; each process holds its own copy of the model."""
+    return max(os.cpu_count() or 1, 1)
+
+
 def serve_command(model_uri: str, port: int, host: str = "127.0.0.1", workers: int = 1, request_timeout_s: int | None = None) -> list[str]:
     """`mlflow models serve` of `model_uri`. Its server (uvicorn) reads each body whole and has no
     size limit of its own: the model bounds what a call may ask (see workbench.serving).
@@ -88,10 +94,10 @@ def serve_command(model_uri: str, port: int, host: str = "127.0.0.1", workers: i
 
 
 def model_server(model_uri: str, port: int, *, tracking_uri: str, log_path: Path, timeout: float = 180,
-                 request_timeout_s: int | None = None):
-    """`mlflow models serve` of `model_uri` on 127.0.0.1:`port`, ready once /ping answers."""
+                 request_timeout_s: int | None = None, workers: int = 1):
+    """`mlflow models serve` of `model_uri` on 127.0.0.1:`port` with `workers` processes, ready once /ping answers."""
     env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    command = serve_command(model_uri, port, request_timeout_s=request_timeout_s)
+    command = serve_command(model_uri, port, request_timeout_s=request_timeout_s, workers=workers)
     return running(command, port, log_path=log_path, env=env, ready_path="/ping", timeout=timeout)
 
 
@@ -133,14 +139,16 @@ def main(argv=None) -> int:
     parser.add_argument("--legal-entity", default="", help="serve @champion-<legal entity>; empty: the last registered @champion")
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0, help="server processes; 0: one per core")
     args = parser.parse_args(argv)
     uri, settings = champion_uri(args.legal_entity or None)
     print(f"Serving {describe(uri, settings)} on http://{args.host}:{args.port}", flush=True)
     if not args.legal_entity:
         print(f"(the last registered champion, whichever legal entity that is: `make serve LEGAL_ENTITY={settings.get('legal_entity', '<id>')}` "
               "keeps serving that legal entity's own champion)", flush=True)
-    command = serve_command(uri, args.port, args.host, args.workers)
+    workers = args.workers or default_workers()
+    print(f"{workers} worker process(es), each with its own copy of the model", flush=True)
+    command = serve_command(uri, args.port, args.host, workers)
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # mlflow runs `uvicorn` from PATH
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow

@@ -52,14 +52,22 @@ def rerank(state, batch: Batch, signals: Signals, scores: np.ndarray) -> np.ndar
     return final
 
 
+# below this many candidate rows the trees are walked on one thread (see _chance)
+PARALLEL_ROWS = 20_000
+
+
+def _openmp_threads() -> int:
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    return _openmp_effective_n_threads()
+
+
 def _chance(ranker, features: np.ndarray) -> np.ndarray:
     """`ranker.predict_proba(features)[:, 1]` of a fitted HistGradientBoostingClassifier, bit for bit,
     without the per-call input validation and per-tree partials that cost a fifth of the trees' time
     on a single POS request. Reads sklearn internals (pinned in pyproject.toml; a test compares both
     paths), and falls back to `predict_proba` where they differ."""
     try:
-        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
-
         predictors, baseline, loss = ranker._predictors, ranker._baseline_prediction, ranker._loss
         known_categories, feature_map = ranker._bin_mapper.make_known_categories_bitsets()
     except (AttributeError, ImportError):
@@ -67,7 +75,10 @@ def _chance(ranker, features: np.ndarray) -> np.ndarray:
     if ranker.n_trees_per_iteration_ != 1 or features.ndim != 2 or features.shape[1] != ranker.n_features_in_:
         return ranker.predict_proba(features)[:, 1]
     features = np.ascontiguousarray(features, dtype=np.float64)
-    threads = _openmp_effective_n_threads()
+    # A POS request's few hundred candidates run on one thread: each tree's OpenMP region would
+    # otherwise wait at its barrier for a second core that concurrent requests (or other worker
+    # processes) hold, and a request's p99 grows from ~15 ms to hundreds (benchmarks/latency.py).
+    threads = 1 if len(features) < PARALLEL_ROWS else _openmp_threads()
     raw = np.zeros((len(features), 1), dtype=baseline.dtype, order="F")
     raw += baseline
     column = raw[:, 0]
