@@ -453,6 +453,63 @@ def test_cleanse_entity_store_writes_the_interim_contract(home):
     assert r.seconds is not None and r.seconds < 5
 
 
+def messy_days(days: int = 6) -> list[dict]:
+    """Lines over several days with every kind of dirt, some transactions spanning midnight."""
+    rows = []
+    for d in range(days):
+        at = d * 24 * 60
+        late = at + 14 * 60 if d % 2 == 0 else at + 100  # T0 is 10:00: even days ring a receipt up across midnight
+        rows += [
+            line(f"{d}01", "P1", minutes=at), line(f"{d}01", "P2", minutes=at), line(f"{d}01", "P2", minutes=at),
+            line(f"{d}01", "P2", qty=3, minutes=at), line(f"{d}02", "P3", customer="K2", minutes=at + 60),
+            line(f"{d}02", "P1", customer="K2", minutes=at + 60), line(f"{d}03", "P1", qty=-1, minutes=at + 61),
+            line(f"C{d}04", "P4", minutes=at + 62), line(f"{d}05", "FEE1", minutes=at + 63),
+            line(f"{d}05", "NOPE", minutes=at + 63), line(f"{d}06", "P5", price=0.0, minutes=at + 64),
+            line(f"{d}07", None, minutes=at + 65), line(f"{d}08", "P6", customer="K3", minutes=at + 66),
+            line(f"{d}09", "P2", customer=None, minutes=at + 67), line(f"{d}09", "P3", customer=None, minutes=at + 67),
+            # one receipt, one product, rung up at two times (across midnight on even days): never cut
+            line(f"{d}10", "P4", customer="K1", minutes=late - 1), line(f"{d}10", "P4", customer="K1", minutes=late + 1),
+            line(f"{d}11", "P5", minutes=at + 70) | {"transaction_time": None},
+        ]
+    rows.append(line("999", "P1", minutes=10 * 24 * 60) | {"transaction_time": datetime(2099, 1, 1)})
+    return rows
+
+
+@pytest.mark.parametrize("rules", [CleansingRules(), CleansingRules(min_item_support=3, max_basket_size=3,
+                                                                      min_customer_baskets=3)])
+def test_cleansing_the_store_in_batches_equals_cleansing_it_whole(home, rules):
+    """Out of core (batches of whole days, as few as 5 lines) gives the in-memory result row for row."""
+    t = tables(messy_days(), wish_lists=[{"customer_id": "K1", "product_id": "P4", "added_at": T0}])
+    write_entity_store("LE3", t, parts=3)
+    whole = cleanse(t, rules, as_of=datetime(2030, 1, 1))
+    assert whole.rule_counts("sales_lines")["merged_duplicate_product_line"] > 0
+    assert whole.rule_counts("sales_lines")["missing_value"] == 6 and whole.rule_counts("sales_lines")["future_time"] == 1
+    raw = paths.raw_dir("LE3")
+    (raw / "watermark.json").write_text('{"extracted_at": "2030-01-01 00:00:00"}')
+    for batch_lines in (5, 40, 10_000):
+        batched = cleanse_entity_store("LE3", rules, batch_lines=batch_lines)
+        for name in ("interactions", "baskets", "catalog", "customers", "stores", "wish_lists", "report"):
+            assert getattr(batched, name).equals(getattr(whole, name)), (batch_lines, name)
+        for table in TABLES:
+            assert batched.quarantine[table].equals(whole.quarantine[table]), (batch_lines, table)
+        written = paths.interim_dir("LE3")
+        assert pl.read_parquet(written / "quarantine" / "sales_lines.parquet").equals(whole.quarantine["sales_lines"])
+        assert pl.read_parquet(written / "interactions.parquet").equals(whole.interactions)
+
+
+def test_batches_are_whole_days_that_no_transaction_spans():
+    from workbench.cleansing.batches import time_ranges
+
+    t = tables(messy_days(4))
+    ranges = time_ranges(t["sales_lines"].lazy(), 5)
+    cuts = [hi for _, hi in ranges[:-1]]
+    assert ranges[0][0] is None and ranges[-1][1] is None and len(ranges) >= 2
+    assert all(c == datetime(c.year, c.month, c.day) for c in cuts)
+    # the receipts rung up across midnight keep every day start they span from being a cut
+    # the receipts rung up across midnight (days 0 and 2) keep the day starts after them from being cuts
+    assert cuts == [datetime(2024, 3, 3), datetime(2099, 1, 1)]
+
+
 def test_cleanse_entity_store_errors_name_the_file_column_and_legal_entity(home):
     with pytest.raises(FileNotFoundError, match="'NOPE' has no entity store"):
         cleanse_entity_store("NOPE")

@@ -13,16 +13,20 @@ documented in `workbench.cleansing.rules` and `CleansingResult`.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from workbench import paths
 from workbench.datasets.extract import read_watermark
+from workbench.cleansing.batches import BATCH_LINES, cleanse_lines_in_batches
 from workbench.cleansing.dimensions import cleanse_customers, cleanse_products, cleanse_stores, cleanse_wish_lists
-from workbench.cleansing.frames import REQUIRED_COLUMNS, CleansingInputError, conform
+from workbench.cleansing.frames import REQUIRED_COLUMNS, CleansingInputError, conform, conform_lazy
 from workbench.cleansing.result import (
     KEPT_TABLE, ROWS_IN, ROWS_KEPT, CleansingResult, ReconciliationError, build_report,
 )
@@ -58,15 +62,28 @@ def cleanse(
     if raw["sales_lines"].height == 0:
         raise CleansingInputError("there are no sales lines to cleanse", "sales_lines")
 
-    products = cleanse_products(raw["products"], rules)
-    products_quarantine = products.quarantine(raw["products"])
-    customers = cleanse_customers(raw["customers"])
-    stores = cleanse_stores(raw["stores"])
-
+    products, products_quarantine, customers, stores = _dimensions(raw, rules)
     sales, interactions = cleanse_sales_lines(
         raw["sales_lines"], rules, raw["products"], products_quarantine, products.rest["product_id"], as_of
     )
     n_baskets = interactions.group_by("product_id").agg(pl.col("basket_id").n_unique().alias("n_baskets"))
+    result = _result(raw, rules, products, products_quarantine, customers, stores, n_baskets,
+                     rows_in=sales.rows_in, counts=sales.counts, interactions=interactions,
+                     baskets=baskets_of(interactions), quarantine=sales.quarantine(raw["sales_lines"]))
+    result.check_reconciles()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _dimensions(raw: dict[str, pl.DataFrame], rules: CleansingRules):
+    """The products (splitter and quarantine), customers and stores cleansed: the sales-line rules need them."""
+    products = cleanse_products(raw["products"], rules)
+    return products, products.quarantine(raw["products"]), cleanse_customers(raw["customers"]), cleanse_stores(raw["stores"])
+
+
+def _result(raw, rules, products, products_quarantine, customers, stores, n_baskets: pl.DataFrame, *, rows_in: int,
+            counts: dict[str, int], interactions, baskets, quarantine) -> CleansingResult:
+    """The result around the cleansed sales lines (frames, or parquet files): catalog, wish lists and report."""
     catalog = (
         products.rest.select(_CATALOG_COLUMNS)
         .join(n_baskets, on="product_id", how="left", maintain_order="left")
@@ -74,9 +91,7 @@ def cleanse(
     )
     customers_kept = customers.rest
     wish_lists = cleanse_wish_lists(raw["wish_lists"], customers_kept["customer_id"], catalog["product_id"])
-
-    splitters = {"sales_lines": sales, "products": products, "customers": customers, "stores": stores,
-                 "wish_lists": wish_lists}
+    splitters = {"products": products, "customers": customers, "stores": stores, "wish_lists": wish_lists}
     kept = {
         "interactions": interactions,
         "catalog": catalog,
@@ -84,25 +99,89 @@ def cleanse(
         "stores": stores.rest,
         "wish_lists": wish_lists.rest.select("customer_id", "product_id", "added_at"),
     }
+    n_interactions = interactions.height if isinstance(interactions, pl.DataFrame) else \
+        pl.scan_parquet(interactions).select(pl.len()).collect().item()
     report = build_report(
-        rows_in={t: s.rows_in for t, s in splitters.items()},
-        counts={t: s.counts for t, s in splitters.items()},
-        kept={t: kept[KEPT_TABLE[t]].height for t in TABLES},
+        rows_in={"sales_lines": rows_in, **{t: s.rows_in for t, s in splitters.items()}},
+        counts={"sales_lines": counts, **{t: s.counts for t, s in splitters.items()}},
+        kept={t: n_interactions if t == "sales_lines" else kept[KEPT_TABLE[t]].height for t in TABLES},
     )
-    result = CleansingResult(
-        baskets=baskets_of(interactions),
-        quarantine={t: (products_quarantine if t == "products" else s.quarantine(raw[t])) for t, s in splitters.items()},
+    return CleansingResult(
+        baskets=baskets,
+        quarantine={"sales_lines": quarantine,
+                    **{t: (products_quarantine if t == "products" else s.quarantine(raw[t])) for t, s in splitters.items()}},
         report=report,
         rules=rules,
         **kept,
     )
-    result.check_reconciles()
-    result.seconds = time.perf_counter() - started
-    return result
 
 
 def read_entity_store(legal_entity: str) -> dict[str, pl.DataFrame]:
     """Read the entity store of `legal_entity` (paths.raw_dir); clear errors for what is missing."""
+    folder = paths.raw_dir(legal_entity)
+    parts = _sales_parts(legal_entity)
+    tables = {"sales_lines": pl.concat([pl.read_parquet(p) for p in parts], how="diagonal_relaxed")}
+    for table in TABLES[1:]:
+        file = folder / f"{table}.parquet"
+        if not file.is_file():
+            raise FileNotFoundError(f"legal entity {legal_entity!r}: the entity store has no {file}")
+        tables[table] = pl.read_parquet(file)
+    return tables
+
+
+def cleanse_entity_store(legal_entity: str, rules: CleansingRules | None = None, *, batch_lines: int = BATCH_LINES,
+                         **overrides: Any) -> CleansingResult:
+    """Cleanse `paths.raw_dir(legal_entity)` into `paths.interim_dir(legal_entity)`.
+
+    `overrides` are `CleansingRules` fields (notebook parameters) applied over `rules` (default rules if None).
+    The sales lines are cleansed out of core, about `batch_lines` at a time (`workbench.cleansing.batches`),
+    with the same result as `cleanse` on the whole store; the result reads its interactions, baskets and
+    sales-line quarantine from the written files when asked for them.
+    """
+    rules = CleansingRules() if rules is None else rules
+    if not isinstance(rules, CleansingRules):
+        raise TypeError(f"rules must be a CleansingRules, got {type(rules).__name__}")
+    if overrides:
+        rules = rules.replace(**overrides)
+    folder = paths.raw_dir(legal_entity)
+    parts = _sales_parts(legal_entity)
+    dimensions = {}
+    for table in TABLES[1:]:
+        file = folder / f"{table}.parquet"
+        if not file.is_file():
+            raise FileNotFoundError(f"legal entity {legal_entity!r}: the entity store has no {file}")
+        dimensions[table] = pl.read_parquet(file)
+    watermark = read_watermark(legal_entity) or {}
+    as_of = datetime.fromisoformat(watermark["extracted_at"]) if watermark.get("extracted_at") else None
+    as_of = datetime.now(timezone.utc).replace(tzinfo=None) if as_of is None else as_of
+    started = time.perf_counter()
+    try:
+        raw = {t: conform(t, dimensions[t]) for t in TABLES[1:]}
+        lines = conform_lazy("sales_lines", pl.scan_parquet(parts))
+        if lines.select(pl.len()).collect().item() == 0:
+            raise ValueError(f"legal entity {legal_entity!r} has no sales: {folder / 'sales_lines'} holds no rows")
+    except CleansingInputError as exc:
+        file = folder / ("sales_lines/part-*.parquet" if exc.table == "sales_lines" else f"{exc.table}.parquet")
+        raise CleansingInputError(f"legal entity {legal_entity!r}, {file}: {exc}", exc.table, exc.column) from exc
+    interim = paths.interim_dir(legal_entity)
+    interim.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{interim.name}.cleansing-", dir=interim.parent))
+    try:
+        products, products_quarantine, customers, stores = _dimensions(raw, rules)
+        out = cleanse_lines_in_batches(lines, rules, raw["products"], products_quarantine,
+                                       products.rest["product_id"], as_of, scratch, batch_lines)
+        result = _result(raw, rules, products, products_quarantine, customers, stores, out.n_baskets,
+                         rows_in=out.rows_in, counts=out.counts, interactions=out.interactions,
+                         baskets=out.baskets, quarantine=out.quarantine)
+        result.check_reconciles()
+        result.seconds = time.perf_counter() - started
+        result.write(interim)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def _sales_parts(legal_entity: str) -> list[Path]:
     folder = paths.raw_dir(legal_entity)
     if not folder.is_dir():
         raise FileNotFoundError(
@@ -113,33 +192,4 @@ def read_entity_store(legal_entity: str) -> dict[str, pl.DataFrame]:
         raise FileNotFoundError(
             f"legal entity {legal_entity!r} has no sales: no {folder / 'sales_lines' / 'part-*.parquet'}"
         )
-    tables = {"sales_lines": pl.concat([pl.read_parquet(p) for p in parts], how="diagonal_relaxed")}
-    for table in TABLES[1:]:
-        file = folder / f"{table}.parquet"
-        if not file.is_file():
-            raise FileNotFoundError(f"legal entity {legal_entity!r}: the entity store has no {file}")
-        tables[table] = pl.read_parquet(file)
-    return tables
-
-
-def cleanse_entity_store(legal_entity: str, rules: CleansingRules | None = None, **overrides: Any) -> CleansingResult:
-    """Cleanse `paths.raw_dir(legal_entity)` into `paths.interim_dir(legal_entity)`.
-
-    `overrides` are `CleansingRules` fields (notebook parameters) applied over `rules` (default rules if None).
-    """
-    rules = CleansingRules() if rules is None else rules
-    if overrides:
-        rules = rules.replace(**overrides)
-    tables = read_entity_store(legal_entity)
-    folder = paths.raw_dir(legal_entity)
-    if tables["sales_lines"].height == 0:
-        raise ValueError(f"legal entity {legal_entity!r} has no sales: {folder / 'sales_lines'} holds no rows")
-    watermark = read_watermark(legal_entity) or {}
-    as_of = datetime.fromisoformat(watermark["extracted_at"]) if watermark.get("extracted_at") else None
-    try:
-        result = cleanse(tables, rules, as_of)
-    except CleansingInputError as exc:
-        file = folder / ("sales_lines/part-*.parquet" if exc.table == "sales_lines" else f"{exc.table}.parquet")
-        raise CleansingInputError(f"legal entity {legal_entity!r}, {file}: {exc}", exc.table, exc.column) from exc
-    result.write(paths.interim_dir(legal_entity))
-    return result
+    return parts

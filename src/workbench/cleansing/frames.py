@@ -63,6 +63,34 @@ def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(casts) if casts else frame
 
 
+def conform_lazy(table: str, frame: pl.LazyFrame) -> pl.LazyFrame:
+    """`conform` for a scan: the same checks and casts, a value that does not cast found by one streaming pass."""
+    schema = frame.collect_schema()
+    missing = [c for c in REQUIRED_COLUMNS[table] if c not in schema]
+    if missing:
+        raise CleansingInputError(
+            f"table {table!r} is missing column(s) {missing} (has {list(schema)})", table, missing[0]
+        )
+    casts = []
+    for column, dtype in REQUIRED_COLUMNS[table].items():
+        current = schema[column]
+        if current == dtype:
+            continue
+        if isinstance(dtype, pl.Datetime) and isinstance(current, pl.Datetime):
+            expr = pl.col(column).dt.replace_time_zone(None) if current.time_zone else pl.col(column)
+            casts.append(expr.dt.cast_time_unit("us"))
+            continue
+        try:
+            frame.select(pl.col(column).cast(dtype, strict=True).null_count()).collect(engine="streaming")
+        except Exception as exc:  # noqa: BLE001 - re-raised with the table and column named
+            raise CleansingInputError(
+                f"column {column!r} of table {table!r} is {current}, expected {dtype} ({exc.__class__.__name__})",
+                table, column,
+            ) from exc
+        casts.append(pl.col(column).cast(dtype))
+    return frame.with_columns(casts) if casts else frame
+
+
 def fmt(template: str, *columns: str | pl.Expr) -> pl.Expr:
     """`pl.format` where a null value reads 'null' instead of nulling the whole sentence."""
     exprs = [(pl.col(c) if isinstance(c, str) else c).cast(pl.Utf8).fill_null("null") for c in columns]
@@ -107,6 +135,11 @@ class Splitter:
             self.rest = flagged.filter(~pl.col("__reject")).drop("__reject", "reason", strict=False)
             self.counts[rule] += bad.height
         return bad.height
+
+    @property
+    def rejected(self) -> list[pl.DataFrame]:
+        """The rows rejected so far, one frame per rule that rejected any (as `quarantine` has them), in order."""
+        return list(self._quarantined)
 
     def quarantine(self, template: pl.DataFrame) -> pl.DataFrame:
         """All rejected rows: the original columns, `rule` and `reason` (empty with that schema if none)."""

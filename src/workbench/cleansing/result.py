@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -41,28 +43,80 @@ def build_report(rows_in: dict[str, int], counts: dict[str, dict[str, int]], kep
     return pl.DataFrame(records, schema=REPORT_SCHEMA, orient="row")
 
 
-@dataclass
+#: A cleansed table: a frame in memory, or a parquet file read each time it is asked for (the out-of-core
+#: cleansing of an entity store leaves its large tables on disk, so a result does not hold them).
+Table = pl.DataFrame | Path
+
+
+def _frame(table: Table) -> pl.DataFrame:
+    return pl.read_parquet(table) if isinstance(table, Path) else table
+
+
+def _lazy(table: Table) -> pl.LazyFrame:
+    return pl.scan_parquet(table) if isinstance(table, Path) else table.lazy()
+
+
+def _height(table: Table) -> int:
+    return pl.scan_parquet(table).select(pl.len()).collect().item() if isinstance(table, Path) else table.height
+
+
+class _Quarantine(Mapping):
+    """{table: rejected rows}, each read from its file when asked for if it is on disk."""
+
+    def __init__(self, tables: dict[str, Table]):
+        self._tables = tables
+
+    def __getitem__(self, table: str) -> pl.DataFrame:
+        return _frame(self._tables[table])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tables)
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+
 class CleansingResult:
-    """Output of `workbench.cleanse.cleanse`.
+    """Output of `workbench.cleanse.cleanse` and `cleanse_entity_store`.
 
     Reconciliation (checked by `check_reconciles`), for every input table:
     ``rows_in = rows_kept + sum(rows per rule)``, where the kept rows are `interactions` for
     sales_lines (after merging to one row per basket and product: the lines merged away are counted
     under ``merged_duplicate_product_line``), `catalog` for products, and the cleansed customers,
     stores and wish lists.
+
+    Each table is a frame in memory or a parquet file (`Table`); the attributes always return frames.
     """
 
-    interactions: pl.DataFrame
-    baskets: pl.DataFrame
-    catalog: pl.DataFrame
-    customers: pl.DataFrame
-    stores: pl.DataFrame
-    wish_lists: pl.DataFrame
-    quarantine: dict[str, pl.DataFrame]
-    report: pl.DataFrame
-    rules: CleansingRules
-    #: wall time of `cleanse` (the in-memory part), for the notebook
-    seconds: float | None = None
+    _TABLES = ("interactions", "baskets", "catalog", "customers", "stores", "wish_lists")
+
+    def __init__(self, *, interactions: Table, baskets: Table, catalog: Table, customers: Table, stores: Table,
+                 wish_lists: Table, quarantine: dict[str, Table], report: pl.DataFrame, rules: CleansingRules,
+                 seconds: float | None = None):
+        self._tables: dict[str, Table] = {"interactions": interactions, "baskets": baskets, "catalog": catalog,
+                                          "customers": customers, "stores": stores, "wish_lists": wish_lists}
+        self._quarantine: dict[str, Table] = dict(quarantine)
+        self.report = report
+        self.rules = rules
+        #: wall time of the cleansing (without writing), for the notebook
+        self.seconds = seconds
+
+    interactions = property(lambda self: _frame(self._tables["interactions"]))
+    baskets = property(lambda self: _frame(self._tables["baskets"]))
+    catalog = property(lambda self: _frame(self._tables["catalog"]))
+    customers = property(lambda self: _frame(self._tables["customers"]))
+    stores = property(lambda self: _frame(self._tables["stores"]))
+    wish_lists = property(lambda self: _frame(self._tables["wish_lists"]))
+
+    @property
+    def quarantine(self) -> Mapping[str, pl.DataFrame]:
+        return _Quarantine(self._quarantine)
+
+    def height(self, name: str) -> int:
+        """Rows of a cleansed table (`interactions`, ...) or of `quarantine/<table>`, without reading it whole."""
+        if name.startswith("quarantine/"):
+            return _height(self._quarantine[name.split("/", 1)[1]])
+        return _height(self._tables[name])
 
     def kept(self, table: str) -> pl.DataFrame:
         return getattr(self, KEPT_TABLE[table])
@@ -94,11 +148,10 @@ class CleansingResult:
                     f"{table}: {n_in} rows in != {n_kept} kept + {n_rejected} quarantined "
                     f"(off by {n_in - n_kept - n_rejected})"
                 )
-            actual_kept = self.kept(table).height
+            actual_kept = self.height(KEPT_TABLE[table])
             if actual_kept != n_kept:
                 problems.append(f"{table}: report says {n_kept} kept, {KEPT_TABLE[table]} has {actual_kept} rows")
-            quarantine = self.quarantine[table]
-            actual = dict(quarantine.group_by("rule").len().iter_rows()) if quarantine.height else {}
+            actual = dict(_lazy(self._quarantine[table]).group_by("rule").len().collect().iter_rows())
             for rule in sorted(set(actual) | {r for r, n in counts.items() if n}):
                 if actual.get(rule, 0) != counts.get(rule, 0):
                     problems.append(
@@ -115,10 +168,10 @@ class CleansingResult:
             counts = {r: n for r, n in self.rule_counts(table).items() if n}
             detail = ", ".join(f"{r} {n:,}" for r, n in counts.items()) or "nothing rejected"
             lines.append(
-                f"{table}: {self.rows_in(table):,} in, {self.kept(table).height:,} kept "
+                f"{table}: {self.rows_in(table):,} in, {self.height(KEPT_TABLE[table]):,} kept "
                 f"({KEPT_TABLE[table]}); {detail}"
             )
-        lines.append(f"baskets: {self.baskets.height:,}")
+        lines.append(f"baskets: {self.height('baskets'):,}")
         return "\n".join(lines)
 
     def as_entity_store(self) -> dict[str, pl.DataFrame]:
@@ -162,8 +215,26 @@ class CleansingResult:
                     (staging / file).write_text(json.dumps(self.rules.to_dict(), indent=2) + "\n")
                 elif name == "cleansing_report":
                     self.report.write_parquet(staging / file)
-                elif name.startswith("quarantine/"):
-                    self.quarantine[name.split("/", 1)[1]].write_parquet(staging / file)
                 else:
-                    getattr(self, name).write_parquet(staging / file)
-        return {name: folder / file for name, file in files.items()}
+                    table = self._quarantine[name.split("/", 1)[1]] if name.startswith("quarantine/") else self._tables[name]
+                    _write(table, staging / file)
+        written = {name: folder / file for name, file in files.items()}
+        # a table that was on disk now reads from the published folder (its scratch file may go)
+        for name in self._tables:
+            if isinstance(self._tables[name], Path):
+                self._tables[name] = written[name]
+        for table in self._quarantine:
+            if isinstance(self._quarantine[table], Path):
+                self._quarantine[table] = written[f"quarantine/{table}"]
+        return written
+
+
+def _write(table: Table, target: Path) -> None:
+    """A frame is written; a file is linked (no copy), or copied where links fail."""
+    if isinstance(table, pl.DataFrame):
+        table.write_parquet(target)
+        return
+    try:
+        os.link(table, target)
+    except OSError:
+        shutil.copy2(table, target)

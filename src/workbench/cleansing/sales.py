@@ -55,9 +55,19 @@ def cleanse_sales_lines(
     the time of the extraction that read the lines (naive UTC; lines dated later are quarantined).
     """
     columns = sales_lines.columns
-    frame = (
-        sales_lines.with_row_index("__row")
-        .sort(["transaction_time", "transaction_id", "line_number", "__row"], nulls_last=True)
+    frame = prepare_lines(sales_lines.with_row_index("__row"), products, products_quarantine, catalog_ids)
+    s = Splitter("sales_lines", frame, columns)
+    line_rules(s, rules, as_of, online_retail_like(sales_lines))
+    support_rules(s, rules)
+    return s, interactions_of(s.rest)
+
+
+def prepare_lines(lines: pl.DataFrame, products: pl.DataFrame, products_quarantine: pl.DataFrame,
+                  catalog_ids: pl.Series) -> pl.DataFrame:
+    """The lines (with their position `__row` in the entity store) in time order, with what the rules
+    need to know of their product: its type, whether products has it and why it was quarantined."""
+    return (
+        lines.sort(["transaction_time", "transaction_id", "line_number", "__row"], nulls_last=True)
         .join(
             products.filter(pl.col("product_id").is_not_null())
             .unique("product_id", keep="first", maintain_order=True)
@@ -72,8 +82,14 @@ def cleanse_sales_lines(
         )
         .with_columns(pl.col("product_id").is_in(catalog_ids.implode()).alias("__in_catalog"))
     )
-    s = Splitter("sales_lines", frame, columns)
 
+
+def line_rules(s: Splitter, rules: CleansingRules, as_of: datetime | None, id_prefixes: bool) -> None:
+    """Rules 1-11 (`workbench.cleansing.rules`): each looks at one line, or at the lines of one transaction
+    (`duplicate_line`, `merged_duplicate_product_line`), so any set of whole transactions can be cleansed
+    apart from the rest. Leaves `s.rest` one line per (transaction, product), carrying the merged sums.
+    `id_prefixes`: transaction ids read as Online Retail invoice numbers (`online_retail_like`)."""
+    columns = s.columns
     s.reject(
         "missing_value",
         blank("transaction_id") | pl.col("transaction_time").is_null() | pl.col("quantity").is_null()
@@ -82,7 +98,7 @@ def cleanse_sales_lines(
             "line_number", "transaction_id"),
     )
     _value_rules(s, rules, as_of)
-    mask, reason = _cancellation(rules, online_retail_like(sales_lines))
+    mask, reason = _cancellation(rules, id_prefixes)
     s.reject("cancellation", mask, reason, enabled=rules.drop_cancellations)
     s.reject(
         "return",
@@ -144,9 +160,10 @@ def cleanse_sales_lines(
         in_context=True,
     )
 
-    _support_rules(s, rules)
 
-    interactions = s.rest.select(  # in time order (the frame was sorted on entry)
+def interactions_of(rest: pl.DataFrame) -> pl.DataFrame:
+    """The interactions of the lines kept (one per basket and product), in the order of `rest` (time order)."""
+    return rest.select(
         "customer_id",
         pl.col("transaction_id").alias("basket_id"),
         "product_id",
@@ -156,7 +173,6 @@ def cleanse_sales_lines(
         "store_id",
         "channel",
     )
-    return s, interactions
 
 
 def _value_rules(s: Splitter, rules: CleansingRules, as_of: datetime | None) -> None:
@@ -183,9 +199,14 @@ def _value_rules(s: Splitter, rules: CleansingRules, as_of: datetime | None) -> 
         )
 
 
-def _support_rules(s: Splitter, rules: CleansingRules) -> None:
+def support_rules_on(rules: CleansingRules) -> bool:
+    """Whether any of rules 12-14 is on (they count over all the interactions, not one transaction)."""
+    return rules.max_basket_size is not None or rules.min_item_support > 1 or rules.min_customer_baskets is not None
+
+
+def support_rules(s: Splitter, rules: CleansingRules) -> None:
     """max_basket_size, min_item_support, min_customer_baskets, repeated until nothing changes."""
-    if rules.max_basket_size is None and rules.min_item_support <= 1 and rules.min_customer_baskets is None:
+    if not support_rules_on(rules):
         return
     for _ in range(MAX_SUPPORT_ROUNDS):
         removed = 0
