@@ -259,6 +259,8 @@ class PosRecommenderModel(mlflow.pyfunc.PythonModel):
                 self.recommender = pickle.load(f)
         # One request is a few thousand floats: BLAS/OpenMP thread pools only add wake-up latency
         # there, and on a busy till server their spinning threads turn milliseconds into hundreds.
+        # BLAS takes this limit process-wide; OpenMP's binds only this thread, not the server's
+        # request threads, so the champion's trees choose their own (models/champion/ranker.py).
         threadpoolctl.threadpool_limits(1)
 
     # -- the contract ------------------------------------------------------------------------------
