@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.evaluation import HEADLINE  # the one definition of each page's metric
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ONLINE_RETAIL = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
@@ -121,7 +123,8 @@ elif task == "train":
     t = time.perf_counter()
     result = evaluate(model, build_cases(train, test, seed=0, max_baskets=1000), k=10).set_index("scenario")
     out["evaluate_s"] = time.perf_counter() - t
-    out["metrics"] = {s: float(result.loc[s, m]) for s, m in (("customer", "ndcg"), ("customer_new_items", "ndcg"), ("basket", "hr"), ("product", "hr")) if s in result.index}
+    from workbench.evaluation import HEADLINE
+    out["metrics"] = {s: float(result.loc[s, m]) for s, m in HEADLINE.items() if s in result.index}
 out["seconds"] = time.perf_counter() - started
 out["peak_mib"] = peak()
 print(json.dumps(out, default=str))
@@ -242,7 +245,6 @@ QUALITY_MODELS = [
     ("ease lambda 50", "ease", {"lambda_": 50.0}),
     ("ease lambda 100, baskets", "ease", {"lambda_": 100.0, "matrix": "basket"}),
 ]
-HEADLINE = (("customer", "ndcg"), ("customer_new_items", "ndcg"), ("basket", "hr"), ("product", "hr"))
 
 
 def quality(scratch: Path) -> list[dict]:
@@ -282,7 +284,7 @@ def quality(scratch: Path) -> list[dict]:
                 model = make_model(name, **params, dense_item_limit=limit).fit(data)
                 fit_s = time.perf_counter() - t
                 result = evaluate(model, cases, k=10).set_index("scenario")
-                row[path] = {f"{s}.{m}": float(result.loc[s, m]) for s, m in HEADLINE}
+                row[path] = {f"{s}.{m}": float(result.loc[s, m]) for s, m in HEADLINE.items()}
                 row[path]["fit_s"] = fit_s
             row["change"] = {k: (row["scalable"][k] - row["exact"][k]) / row["exact"][k] if row["exact"][k] else None
                              for k in row["exact"] if k != "fit_s"}
@@ -362,7 +364,7 @@ def markdown(results: dict) -> str:
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for q in quality_rows:
             cells = [f"{q['exact'][f'{s}.{m}']:.3f} -> {q['scalable'][f'{s}.{m}']:.3f} ({fmt(q['change'][f'{s}.{m}'] * 100 if q['change'][f'{s}.{m}'] is not None else None, '+.1f')}%)"
-                     for s, m in HEADLINE]
+                     for s, m in HEADLINE.items()]
             lines.append(f"| {q['dataset']} ({q['n_items']:,} products) | {q['model']} | " + " | ".join(cells)
                          + f" | {q['exact']['fit_s']:.1f} / {q['scalable']['fit_s']:.1f} |")
         lines += ["", quality_verdict(quality_rows)]
@@ -428,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality", action="store_true", help="also compare exact and scalable paths on small catalogs")
     parser.add_argument("--not-run", default="", help="a sentence for the report: which sizes were left out and why")
     parser.add_argument("--report-only", action="store_true", help="rewrite scale.md and the README block from scale.json")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the sizes of the last run (scale.json) and add these (a size run again replaces its row)")
     args = parser.parse_args(argv)
     if args.report_only:
         write(json.loads((RESULTS / "scale.json").read_text()))
@@ -435,6 +439,13 @@ def main(argv: list[str] | None = None) -> int:
     algorithms = args.algorithms.split(",")
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "algorithms": algorithms,
                "sizes": [], "not_run": args.not_run, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    kept = []
+    if args.append and (RESULTS / "scale.json").exists():
+        earlier = json.loads((RESULTS / "scale.json").read_text())
+        asked = set(parse_sizes(args.sizes))
+        kept = [row for row in earlier.get("sizes", []) if (row["products"], row["lines_target"]) not in asked]
+        results["algorithms"] = list(dict.fromkeys(earlier.get("algorithms", []) + algorithms))
+        results["started"] = f"{earlier.get('started')} (sizes added {results['started']})"
     with tempfile.TemporaryDirectory(prefix="scale-") as scratch:
         scratch = Path(scratch)
         if args.quality:
@@ -443,7 +454,12 @@ def main(argv: list[str] | None = None) -> int:
         elif (RESULTS / "scale.json").exists():  # the last comparison stays in the report
             results["quality"] = json.loads((RESULTS / "scale.json").read_text()).get("quality")
         for products, lines in parse_sizes(args.sizes):
-            results["sizes"].append(bench_size(products, lines, algorithms, args.requests, scratch))
+            row = bench_size(products, lines, algorithms, args.requests, scratch)
+            row["measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            row["algorithms"] = algorithms
+            # rows in order of products, then lines: the earlier run's beside this one's
+            results["sizes"] = sorted(kept + results["sizes"] + [row], key=lambda r: (r["products"], r["lines_target"]))
+            kept = []
             results["exponents"] = exponents(results["sizes"], algorithms)
             write(results)
     print(f"\nwritten: {RESULTS / 'scale.md'}")
