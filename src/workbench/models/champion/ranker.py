@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from workbench.models.base import Batch
 from workbench.models.champion.features import candidate_features
@@ -123,6 +124,10 @@ def train_ranker(blocks, params: dict, page: str | None = None):
         early_stopping=False,
         random_state=p["seed"],
     )
-    model.fit(features, labels, sample_weight=weights)
+    # one OpenMP thread: the same sums in the same order, so the same trees on a machine of any
+    # number of cores; and a scheduled run on a busy server is not stalled at every barrier by a
+    # thread waiting for a core (at a load of two per core, two threads fit three times slower)
+    with threadpool_limits(1, "openmp"):
+        model.fit(features, labels, sample_weight=weights)
     model.n_rows_ = int(len(labels))
     return model
