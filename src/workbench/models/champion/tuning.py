@@ -3,6 +3,8 @@ training data (the protocol of EVALUATION.md one period earlier, never the test 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -76,34 +78,38 @@ def _validation_window(params: dict, data: TrainingData, interactions, wish_list
     inner_data.item_categories = _reindex(data, inner_data, data.item_categories)
     inner.fit(inner_data)
     cases = build_cases(fit_part, validation, seed=p["seed"] + window, max_baskets=p["max_tuning_cases"], wish_lists=wish_lists)
+    # the baskets are drawn already; the customer pages hold every customer who bought in the window
+    cases = {page: _at_most(c, p["max_tuning_cases"], seed=(p["seed"], window, i)) for i, (page, c) in enumerate(cases.items())}
     cases["product_customer"] = _with_customers(cases["product"], cases["basket"])
     return inner, cases
+
+
+def _at_most(cases, n: int, seed):
+    """`cases`, or `n` of them drawn at random (kept in their order) where there are more: the
+    tuning's time and the search's candidates grow with the cases, never past `max_tuning_cases`."""
+    if len(cases) <= n:
+        return cases
+    keep = np.sort(np.random.default_rng(list(seed)).choice(len(cases), size=n, replace=False))
+    return replace(cases, requests=[cases.requests[i] for i in keep], truth=[cases.truth[i] for i in keep])
 
 
 def _ranker_rows(inner, state, requests, truth, seed, negative_rate: float):
     """(features, labels, case of each row) of the candidates of these validation cases (scored by
     `inner` with `state`); cases without any true item among their candidates are left out (they
     teach nothing about ranking), and only a deterministic share `negative_rate` of the wrong
-    candidates is kept."""
+    candidates is kept. Scored in the model's own chunks (`chunk_rows`): a chunk's signals are dense
+    (rows x items) blocks, so a fixed number of rows would grow with the catalog."""
     rng = np.random.default_rng(list(seed))
     blocks, labels, groups = [], [], []
-    for start in range(0, len(requests), 500):
-        chunk = inner.batch(requests[start : start + 500])
+    for start, stop in _chunks(inner, len(requests)):
+        chunk = inner.batch(requests[start:stop])
         signals = compute(state, chunk)
         rows, cols, features = candidate_features(state, chunk, signals, blend(state, chunk, signals)[0])
-        relevant = sp.csr_matrix(
-            (
-                np.ones(sum(len(t) for t in truth[start : start + 500]), dtype=np.float32),
-                (
-                    [r for r, t in enumerate(truth[start : start + 500]) for _ in t],
-                    [inner.item_index.get(i, -1) for t in truth[start : start + 500] for i in t],
-                ),
-            ),
-            shape=(len(chunk), inner.n_items + 1),
-        ) if len(chunk) else None
+        relevant = _relevant(inner, truth[start:stop])
         target = np.asarray(relevant[rows, cols]).ravel() > 0 if len(rows) else np.zeros(0, dtype=bool)
         useful = np.zeros(len(chunk), dtype=bool)
         useful[rows[target]] = True
+        # one draw per candidate, in case order: the same stream whatever the chunk size
         keep = useful[rows] & (target | (rng.random(len(rows)) < negative_rate))
         blocks.append(features[keep])
         labels.append(target[keep])
@@ -113,26 +119,53 @@ def _ranker_rows(inner, state, requests, truth, seed, negative_rate: float):
     return np.concatenate(blocks), np.concatenate(labels), np.concatenate(groups)
 
 
+def _chunks(inner, n: int):
+    """(start, stop) of each chunk of `n` requests that `inner` scores at once."""
+    step = max(int(inner.chunk_rows), 1)
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def _relevant(inner, truth) -> sp.csr_matrix:
+    """cases x items, 1 at each case's true items (the ones `inner` knows); sparse: its non-zeros are
+    the truth, whatever the catalog."""
+    rows = [r for r, t in enumerate(truth) for i in t if i in inner.item_index]
+    cols = [inner.item_index[i] for t in truth for i in t if i in inner.item_index]
+    relevant = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(truth), inner.n_items))
+    relevant.data[:] = 1.0
+    return relevant
+
+
+def _search_candidates(inner, state, requests, truth, depth: int = 60):
+    """(signals, blocked, relevant, sizes) of the cases on their candidates only: the union of every
+    signal's top `depth` items (sorted; a repeat blocked), each signal (by COMPONENTS name) as a
+    (cases x candidates) block. Only items in some signal's top 60 can reach a blend's top 10 in
+    practice; computed chunk by chunk, so what is kept grows with the cases, never cases x items."""
+    n, width = len(requests), len(COMPONENTS) * min(depth, state.n_items)
+    signals = {c: np.zeros((n, width), dtype=np.float32) for c in COMPONENTS}
+    blocked = np.zeros((n, width), dtype=bool)
+    relevant = np.zeros((n, width), dtype=bool)
+    sizes = np.ones(n, dtype=np.int64)
+    for start, stop in _chunks(inner, n):
+        chunk = inner.batch(requests[start:stop])
+        full = compute(state, chunk).scaled
+        candidates = np.sort(np.concatenate([_top_columns(full[c], depth) for c in COMPONENTS], axis=1), axis=1)
+        duplicate = np.zeros(candidates.shape, dtype=bool)
+        duplicate[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
+        for c in COMPONENTS:
+            signals[c][start:stop] = np.take_along_axis(full[c], candidates, axis=1)
+        blocked[start:stop] = np.take_along_axis(blocked_items(state, chunk), candidates, axis=1) | duplicate
+        truth_of_chunk = _relevant(inner, truth[start:stop])
+        relevant[start:stop] = np.take_along_axis(truth_of_chunk.toarray() > 0, candidates, axis=1)
+        sizes[start:stop] = np.maximum(np.diff(truth_of_chunk.indptr), 1)
+    return signals, blocked, relevant, sizes
+
+
 def _search(inner, state, requests, truth, metric: str, k: int = 10):
     """Steepest ascent over GRID, one signal's weight at a time, from the defaults;
-    deterministic, and cheap: the signals are computed once and only re-weighted."""
-    batch = inner.batch(requests)
-    full = compute(state, batch).scaled
-    blocked = blocked_items(state, batch)
-    relevant = np.zeros((len(requests), state.n_items), dtype=bool)
-    for r, t in enumerate(truth):
-        relevant[r, [inner.item_index[i] for i in t if i in inner.item_index]] = True
-    sizes = np.maximum(relevant.sum(axis=1), 1)
-    # only items in some signal's top 60 can reach a blend's top 10 in practice: search on
-    # those candidates, duplicates masked out
-    candidates = np.concatenate([_top_columns(full[c], 60) for c in COMPONENTS], axis=1)
-    candidates = np.sort(candidates, axis=1)
-    duplicate = np.zeros(candidates.shape, dtype=bool)
-    duplicate[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
-    signals = {c: np.take_along_axis(full[c], candidates, axis=1) for c in COMPONENTS}
-    blocked = np.take_along_axis(blocked, candidates, axis=1) | duplicate
-    relevant = np.take_along_axis(relevant, candidates, axis=1)
-    k = min(k, candidates.shape[1])
+    deterministic, and cheap: the signals are computed once, on each case's candidates, and only
+    re-weighted."""
+    signals, blocked, relevant, sizes = _search_candidates(inner, state, requests, truth)
+    k = min(k, blocked.shape[1])
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.cumsum(discounts)[np.minimum(sizes, k) - 1]
 
