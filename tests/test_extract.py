@@ -290,6 +290,13 @@ if die_at == "part":  # half-way through writing the new part
             die()
         return real(self, path, *a, **k)
     pl.DataFrame.write_parquet = write_parquet
+    real_sink = pl.LazyFrame.sink_parquet  # parts are streamed to disk
+    def sink_parquet(self, path, *a, **k):
+        if str(path).rsplit("/", 1)[-1].startswith("part-"):
+            open(path, "wb").write(b"PAR1 half a part")
+            die()
+        return real_sink(self, path, *a, **k)
+    pl.LazyFrame.sink_parquet = sink_parquet
 elif die_at == "watermark":  # between the part and the watermark
     real_text = store.Path.write_text
     def write_text(self, text, *a, **k):
@@ -351,3 +358,41 @@ def test_an_end_before_the_lookback_reads_the_whole_window(workbench_home, demo_
     assert again["read_window"] == {"start": None, "end": "2025-08-01 00:00:00"}
     assert again["window_lines"] == _source_lines(demo_db, "USRT", end="2025-08-01") and again["part"] is None
     assert read_sales_lines("USRT").height == _source_lines(demo_db, "USRT")
+
+
+# --- out of core ----------------------------------------------------------------------------------------------
+
+
+def test_sql_lines_are_read_out_of_core_with_the_same_store(workbench_home, demo_db_url, tmp_path, monkeypatch):
+    """Fetched in small chunks, each mapped and written to scratch, sorted and validated in batches: the
+    store (lines row for row, dimensions, contract report) is the one an in-memory read gives."""
+    from workbench.datasets import contracts, sources, store
+    from workbench.datasets.extract import read_source
+    from workbench.datasets.mapping import load_mapping
+
+    m = load_mapping("demo")
+    whole = read_source(m, demo_db_url, "USRT", (None, datetime(2025, 4, 1)))
+    monkeypatch.setattr(sources, "CHUNK_ROWS", 997)
+    chunked = read_source(m, demo_db_url, "USRT", (None, datetime(2025, 4, 1)), scratch=tmp_path)
+    assert isinstance(chunked["sales_lines"], pl.LazyFrame) and len(list(tmp_path.glob("sales_lines-*.parquet"))) > 3
+    assert chunked["sales_lines"].collect().equals(whole["sales_lines"])
+
+    big = extract_entity_store(demo_db_url, "USRT", out_dir=tmp_path / "big", progress=False)
+    monkeypatch.setattr(store, "SORT_BATCH_LINES", 1_500)
+    monkeypatch.setattr(contracts, "BATCH_LINES", 2_000)
+    small = extract_entity_store(demo_db_url, "USRT", out_dir=tmp_path / "small", progress=False)
+    assert small["contracts"] == big["contracts"] and small["rows"] == big["rows"]
+    assert read_sales_lines("USRT", out_dir=tmp_path / "small").equals(read_sales_lines("USRT", out_dir=tmp_path / "big"))
+    assert not [p for p in tmp_path.iterdir() if "extracting" in p.name]  # the scratch folder went
+
+
+def test_only_a_mapping_that_reads_row_by_row_is_chunked():
+    from workbench.datasets.extract import _row_by_row
+    from workbench.datasets.mapping import load_mapping
+
+    assert _row_by_row(load_mapping("demo").entities["sales_lines"], [
+        "transaction_id", "line_number", "store_id", "channel", "customer_id", "product_id", "description",
+        "quantity", "unit_price", "transaction_time", "status", "line_type"], "demo")
+    retail = load_mapping("online_retail").entities["sales_lines"]  # line numbers counted per invoice: a window
+    assert not _row_by_row(retail, ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
+                                    "CustomerID", "Country"], "online_retail")

@@ -13,9 +13,13 @@ recent receipts are picked up. The store upserts the window's transactions (`wor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
+import tempfile
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
@@ -27,6 +31,7 @@ from workbench.datasets.mapping import (
     EntityMapping,
     MappingError,
     SourceMapping,
+    _base,
     apply_sort,
     conform_entity,
     derive,
@@ -113,10 +118,23 @@ def extract_source(
         read_lo = datetime.fromisoformat(previous["transaction_time"]) - timedelta(days=float(lookback_days))
         if hi is not None and read_lo >= hi:  # a window ending before the lookback: read all of it
             read_lo = None
-    read = read_source(m, src, legal_entity, (read_lo, hi), progress=progress, encoding=encoding)
+    root = store_dir(legal_entity, out_dir)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{root.name}.extracting-", dir=root.parent))
+    try:
+        return _extract(m, src, shown, identity, legal_entity, previous, lo, hi, read_lo, incremental, out_dir,
+                        contracts, encoding, progress, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _extract(m, src, shown, identity, legal_entity, previous, lo, hi, read_lo, incremental, out_dir, contracts,
+             encoding, progress, scratch: Path) -> dict:
+    read = read_source(m, src, legal_entity, (read_lo, hi), progress=progress, encoding=encoding, scratch=scratch)
 
     lines = read["sales_lines"]
-    if lines.height == 0 and (previous is None or lo is not None or hi is not None):
+    n_lines = lines.height if isinstance(lines, pl.DataFrame) else lines.select(pl.len()).collect(engine="streaming").item()
+    if n_lines == 0 and (previous is None or lo is not None or hi is not None):
         span = read.get("_span")
         has = f"its sales lines span {span[0]} to {span[1]}" if span and span[0] is not None else "it has no sales lines at all"
         raise ExtractionError(f"legal entity {legal_entity!r} has no sales lines in {window_text(read_lo, hi)} "
@@ -140,9 +158,14 @@ def extract_source(
 
 
 def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, None), *, progress: bool = False,
-                encoding: str | None = None) -> dict:
-    """The entity-store tables (sales lines of the window; whole dimensions) and the legal entity's settings."""
+                encoding: str | None = None, scratch: Path | None = None) -> dict:
+    """The entity-store tables (sales lines of the window; whole dimensions) and the legal entity's settings.
+
+    With a `scratch` folder, the sales lines of a database whose mapping reads them row by row
+    (`_row_by_row`) are read out of core: each fetched chunk is mapped and written there, and
+    `sales_lines` comes back as a scan of those files (a `pl.LazyFrame`), mapped as it would be whole."""
     raw: dict[str, pl.DataFrame] = {}
+    evaluated: dict[str, pl.LazyFrame] = {}
     pushed = False
     span = None
     if m.kind == "sql":
@@ -155,10 +178,17 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
                     if entity.derive_from:
                         continue
                     lines_window = window if name == "sales_lines" and entity.window else (None, None)
-                    raw[name] = _sql_entity(conn, engine, entity, legal_entity, lines_window, shown, progress)
+                    spilled = None
+                    if name == "sales_lines" and scratch is not None and not any(e.derive_from for e in m.entities.values()):
+                        spilled = _sql_lines_out_of_core(conn, engine, entity, legal_entity, lines_window, shown,
+                                                         progress, m.where(f"source {shown}"), scratch)
+                    if spilled is not None:
+                        evaluated[name] = spilled
+                    else:
+                        raw[name] = _sql_entity(conn, engine, entity, legal_entity, lines_window, shown, progress)
                     if name == "sales_lines" and entity.window:
                         pushed = True
-                        if raw[name].height == 0:
+                        if spilled is None and raw[name].height == 0:
                             span = _sql_span(conn, entity, legal_entity)
         except SQLAlchemyError as exc:
             raise ExtractionError(f"source {shown}: reading failed: {getattr(exc, 'orig', exc)}") from exc
@@ -187,7 +217,15 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
     where = m.where(f"source {shown}")
     info = _legal_entity_info(m, info_row, legal_entity, where)
     work = {name: evaluate(frame, m.entities[name], where) for name, frame in raw.items()}
+    work.update(evaluated)
     lines = work["sales_lines"]
+    lazy = isinstance(lines, pl.LazyFrame)
+
+    def side(frame: pl.DataFrame):  # a table joined to the lines: lazy when they are
+        return frame.lazy() if lazy else frame
+
+    def columns_of(frame) -> list[str]:
+        return frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
 
     if "transactions" in work:  # header columns the lines do not carry come from their transaction
         tx = conform_entity(work["transactions"], "transactions", where).drop("__row", "__file", "__line", strict=False)
@@ -195,11 +233,11 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
         mapped = set(m.entities["sales_lines"].columns)
         take = [c for c in m.entities["transactions"].columns
                 if c in tx.columns and c != "transaction_id" and c not in mapped]
-        lines = lines.drop([c for c in take if c in lines.columns]).join(tx.select("transaction_id", *take),
-                                                                          on="transaction_id", how="left", maintain_order="left")
-    if "transaction_type" not in lines.columns:
+        lines = lines.drop([c for c in take if c in columns_of(lines)]).join(side(tx.select("transaction_id", *take)),
+                                                                              on="transaction_id", how="left", maintain_order="left")
+    if "transaction_type" not in columns_of(lines):
         lines = lines.with_columns(transaction_type=pl.lit("sale"))
-    if "line_number" not in lines.columns:
+    if "line_number" not in columns_of(lines):
         lines = lines.with_columns(line_number=(pl.int_range(pl.len()).over("transaction_id") + 1).cast(pl.Int64))
 
     tables = {}
@@ -225,23 +263,90 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
         out[name] = apply_sort(frame, m.entities[name]).select(list(DIMENSIONS[name]))
     if tables.get("products") is not None:  # a line without its own price or text takes its product's
         fill = {"unit_price": "price", "description": "name"}
-        missing = {c: p for c, p in fill.items() if c not in lines.columns}
-        if missing and "product_id" in lines.columns:
+        missing = {c: p for c, p in fill.items() if c not in columns_of(lines)}
+        if missing and "product_id" in columns_of(lines):
             catalog = out["products"].filter(pl.col("product_id").is_not_null()).unique("product_id", keep="first")
-            lines = lines.join(catalog.select("product_id", *[pl.col(p).alias(c) for c, p in missing.items()]),
+            lines = lines.join(side(catalog.select("product_id", *[pl.col(p).alias(c) for c, p in missing.items()])),
                                on="product_id", how="left", maintain_order="left")
-    if "channel" not in lines.columns:
+    if "channel" not in columns_of(lines):
         channels = out["stores"].filter(pl.col("store_id").is_not_null()).unique("store_id", keep="first").select("store_id", "channel")
-        lines = lines.join(channels, on="store_id", how="left", maintain_order="left") if "store_id" in lines.columns else lines
-    lines = conform_entity(lines, "sales_lines", where)
-    if not pushed and lines.height and window != (None, None):
-        span = (lines["transaction_time"].min(), lines["transaction_time"].max())
+        lines = lines.join(side(channels), on="store_id", how="left", maintain_order="left") if "store_id" in columns_of(lines) else lines
+    lines = _conform_lines(lines, where) if lazy else conform_entity(lines, "sales_lines", where)
+    if not pushed and window != (None, None):
+        if lazy:
+            first, last, n = lines.select(pl.col("transaction_time").min().alias("a"), pl.col("transaction_time").max().alias("b"),
+                                          pl.len().alias("n")).collect(engine="streaming").row(0)
+            span = (first, last) if n else span
+        elif lines.height:
+            span = (lines["transaction_time"].min(), lines["transaction_time"].max())
     # exact, also where the database was asked for a coarser window (a date column, say)
     lines = lines.filter(in_window("transaction_time", *window))
     out["sales_lines"] = apply_sort(lines, m.entities["sales_lines"]).select(list(SALES_LINES_SCHEMA))
     out["legal_entity"] = info
     out["_span"] = span
     return out
+
+
+def _conform_lines(lines: pl.LazyFrame, where: str) -> pl.LazyFrame:
+    """`conform_entity` for lines read out of core (a scan)."""
+    schema = lines.collect_schema()
+    missing = [c for c in ("transaction_id", "product_id") if c not in schema]
+    if missing:  # the message of conform_entity, which knows the required columns
+        return conform_entity(pl.DataFrame(schema=schema), "sales_lines", where).lazy()
+    cols = [pl.col(c).cast(t, strict=False) if c in schema and schema[c] != t else pl.col(c) if c in schema
+            else pl.lit(None, t).alias(c) for c, t in SALES_LINES_SCHEMA.items()]
+    return lines.select(cols + [c for c in ("__row", "__file", "__line") if c in schema])
+
+
+def _row_by_row(entity: EntityMapping, source_columns: list[str], where: str) -> bool:
+    """Whether the mapping reads the sales lines one source row at a time (no window, aggregate or
+    running value; no explode, no sort, line numbers mapped), so that chunks of rows map as the whole would."""
+    if entity.explode or entity.sort or "line_number" not in entity.columns:
+        return False
+    exprs, seen = [], list(source_columns)
+    try:
+        if entity.rows:
+            exprs.append(pl.sql_expr(entity.rows))
+        for target, spec in entity.columns.items():
+            exprs.append(_base({"column": spec} if isinstance(spec, str) else spec, seen, where))
+            seen.append(target)
+    except Exception:  # noqa: BLE001 - the whole read reports it, with its rows
+        return False
+    # `over` keeps an expression "row separable" for polars, but a window needs its whole group
+    return all(e.meta.is_row_separable() and ".over(" not in str(e) for e in exprs)
+
+
+def _sql_lines_out_of_core(conn, engine, entity: EntityMapping, legal_entity: str, window, shown: str, progress: bool,
+                           where: str, scratch: Path) -> pl.LazyFrame | None:
+    """The sales lines read chunk by chunk, each mapped (`evaluate`) and written under `scratch`; a scan of
+    them. None where the mapping does not read row by row, where there are no lines, or where a chunk does
+    not map (the lines are then read whole, so the message counts and names the rows over all of them)."""
+    query, params = _sql_statement(engine, entity, legal_entity, window)
+    files: list[Path] = []
+    offset = 0
+    try:
+        batches = sources.sql_batches(conn, sa.text(query), params, progress=progress, desc=f"{legal_entity} {entity.name}")
+        with contextlib.closing(batches):
+            for chunk in batches:
+                if not files and not _row_by_row(entity, chunk.columns, where):
+                    return None
+                try:
+                    frame = evaluate(chunk.with_row_index("__row", offset=offset), entity, where)
+                except ExtractionError:
+                    return None
+                offset += chunk.height
+                del chunk
+                files.append(scratch / f"sales_lines-{len(files):06d}.parquet")
+                # what the lines go on to need: the store's columns, mapped or of the source's own name
+                # (typed as the store's, so that the chunks stack; a column all null in a chunk has no type)
+                frame.select(*[pl.col(c).cast(t, strict=False) if frame.schema[c] != t else pl.col(c)
+                               for c, t in SALES_LINES_SCHEMA.items() if c in frame.columns], "__row").write_parquet(files[-1])
+                del frame
+    except SQLAlchemyError as exc:
+        conn.rollback()
+        raise ExtractionError(f"source {shown}: entity {entity.name}: the query failed: "
+                              f"{str(getattr(exc, 'orig', exc)).strip()}") from exc
+    return pl.scan_parquet(files) if files else None
 
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
@@ -254,6 +359,18 @@ def _bind(query: str, params: dict) -> dict:
 
 
 def _sql_entity(conn, engine, entity: EntityMapping, legal_entity: str, window, shown: str, progress: bool) -> pl.DataFrame:
+    query, params = _sql_statement(engine, entity, legal_entity, window)
+    try:
+        return sources.sql_frame(conn, sa.text(query), params, progress=progress and entity.name == "sales_lines",
+                                 desc=f"{legal_entity} {entity.name}")
+    except SQLAlchemyError as exc:
+        conn.rollback()
+        raise ExtractionError(f"source {shown}: entity {entity.name}: the query failed: "
+                              f"{str(getattr(exc, 'orig', exc)).strip()}") from exc
+
+
+def _sql_statement(engine, entity: EntityMapping, legal_entity: str, window) -> tuple[str, dict]:
+    """The entity's query, with the extraction window applied in the database, and its parameters."""
     prep = engine.dialect.identifier_preparer
     if entity.table:
         query = f"SELECT * FROM {prep.quote(entity.table)}" + (f" WHERE {entity.where}" if entity.where else "")
@@ -271,13 +388,7 @@ def _sql_entity(conn, engine, entity: EntityMapping, legal_entity: str, window, 
             params["window_start"] = sources.bound(engine, lo)
         if hi is not None:
             params["window_end"] = sources.bound(engine, hi)
-    try:
-        return sources.sql_frame(conn, sa.text(query), params, progress=progress and entity.name == "sales_lines",
-                                 desc=f"{legal_entity} {entity.name}")
-    except SQLAlchemyError as exc:
-        conn.rollback()
-        raise ExtractionError(f"source {shown}: entity {entity.name}: the query failed: "
-                              f"{str(getattr(exc, 'orig', exc)).strip()}") from exc
+    return query, params
 
 
 def _sql_span(conn, entity: EntityMapping, legal_entity: str):

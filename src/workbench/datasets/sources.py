@@ -9,6 +9,7 @@ import codecs
 import glob
 import gzip
 import io
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -97,16 +98,31 @@ def bound(engine: sa.Engine, t: datetime):
 
 def sql_frame(conn, statement, params: dict, *, progress: bool = False, desc: str = "", total: int | None = None) -> pl.DataFrame:
     """The statement's rows, fetched in chunks through a server-side cursor (never one big fetch)."""
-    result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(statement, params)
-    columns = list(result.keys())
     chunks = []
-    with tqdm(total=total, desc=desc, unit="row", disable=not progress, leave=False) as bar:
-        for rows in result.partitions(CHUNK_ROWS):
-            chunks.append(pl.DataFrame([tuple(r) for r in rows], schema=columns, orient="row", infer_schema_length=None))
-            bar.update(len(rows))
+    columns: list[str] = []
+    for chunk in sql_batches(conn, statement, params, progress=progress, desc=desc, total=total, columns=columns):
+        chunks.append(chunk)
     if not chunks:
         return pl.DataFrame(schema={c: pl.String for c in columns})  # typed by the mapping's casts
     return pl.concat(chunks, how="vertical_relaxed")
+
+
+def sql_batches(conn, statement, params: dict, *, progress: bool = False, desc: str = "", total: int | None = None,
+                columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+    """The statement's rows as frames of `CHUNK_ROWS` rows each, through a server-side cursor; `columns`, when
+    given, receives the result's column names (also when there are no rows). The cursor is closed when the
+    iteration ends or is abandoned."""
+    result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(statement, params)
+    names = list(result.keys())
+    if columns is not None:
+        columns[:] = names
+    try:
+        with tqdm(total=total, desc=desc, unit="row", disable=not progress, leave=False) as bar:
+            for rows in result.partitions(CHUNK_ROWS):
+                yield pl.DataFrame([tuple(r) for r in rows], schema=names, orient="row", infer_schema_length=None)
+                bar.update(len(rows))
+    finally:
+        result.close()
 
 
 # --------------------------------------------------------------------------- files

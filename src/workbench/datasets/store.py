@@ -143,6 +143,12 @@ def read_sales_lines(legal_entity: str, *, out_dir: str | os.PathLike | None = N
     return pl.concat([pl.read_parquet(p) for p in parts], how="vertical")
 
 
+def scan_sales_lines(legal_entity: str, *, out_dir: str | os.PathLike | None = None) -> pl.LazyFrame:
+    """`read_sales_lines` as a scan: nothing is read until it is collected or sunk."""
+    parts = _part_files(store_dir(legal_entity, out_dir))
+    return pl.scan_parquet(parts) if parts else pl.LazyFrame(schema=SALES_LINES_SCHEMA)
+
+
 def read_tables(legal_entity: str, *, out_dir: str | os.PathLike | None = None) -> dict[str, pl.DataFrame]:
     """The whole entity store: sales_lines and the dimension tables (empty with their schema if absent)."""
     root = store_dir(legal_entity, out_dir)
@@ -156,14 +162,16 @@ def read_tables(legal_entity: str, *, out_dir: str | os.PathLike | None = None) 
 # --------------------------------------------------------------------------- writing
 
 
-def conform(df: pl.DataFrame, schema: dict[str, pl.DataType], table: str, source: str) -> pl.DataFrame:
-    """Exactly the contract's columns, order and types; a value that cannot be converted is an error, not a null."""
-    missing = [c for c in schema if c not in df.columns]
+def conform(df: pl.DataFrame | pl.LazyFrame, schema: dict[str, pl.DataType], table: str, source: str):
+    """Exactly the contract's columns, order and types; a value that cannot be converted is an error, not a null
+    (for a scan, when it is collected)."""
+    have_schema = df.collect_schema()
+    missing = [c for c in schema if c not in have_schema]
     if missing:
         raise ExtractionError(f"{source}: {table} lacks column(s) {', '.join(missing)}")
     exprs = []
     for name, dtype in schema.items():
-        col, have = pl.col(name), df.schema[name]
+        col, have = pl.col(name), have_schema[name]
         if have == dtype:
             exprs.append(col)
         elif have == pl.String and isinstance(dtype, pl.Datetime):
@@ -195,7 +203,7 @@ def writer_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _fingerprints(lines: pl.DataFrame) -> pl.DataFrame:
+def _fingerprints(lines: pl.LazyFrame) -> pl.LazyFrame:
     """One row per transaction: its line count and an order-free hash of its lines."""
     return lines.group_by("transaction_id").agg(
         pl.len().alias("__n"), (pl.struct(list(SALES_LINES_SCHEMA)).hash(seed=7) % (1 << 40)).sum().alias("__h")
@@ -238,7 +246,8 @@ def write_entity_store(
     paths.check_legal_entity(legal_entity)
     root = store_dir(legal_entity, out_dir)
     read_window = window if read_window is None else read_window
-    lines = conform(sales_lines, SALES_LINES_SCHEMA, "sales_lines", source)
+    # a frame is checked here; a scan (read out of core) when it is collected
+    lines = conform(sales_lines, SALES_LINES_SCHEMA, "sales_lines", source).lazy()
     dims = {name: conform(df, DIMENSIONS[name], name, source) for name, df in
             (("products", products), ("customers", customers), ("stores", stores), ("wish_lists", wish_lists))}
     missing = [k for k in LEGAL_ENTITY_KEYS if k not in legal_entity_info]
@@ -255,49 +264,56 @@ def write_entity_store(
             raise ExtractionError(changed_source_message(legal_entity, root, recorded, identity))
         old_parts = _part_files(root) if incremental and root.exists() else []
 
-        # the stored lines of the re-read window, and of any transaction the run brings
-        fresh_ids = lines.select("transaction_id").unique()
+        # Per transaction of the run and of the store's re-read window (and any transaction the run
+        # brings): line count and hash. One row per transaction is all that is held of either.
+        fresh = _fingerprints(lines).collect(engine="streaming")
+        fresh_ids = fresh.select("transaction_id")
         if old_parts:
-            scan = pl.scan_parquet(old_parts)
-            stored = scan.filter(
+            stored = pl.scan_parquet(old_parts).filter(
                 in_window("transaction_time", *read_window) | pl.col("transaction_id").is_in(fresh_ids["transaction_id"].implode())
-            ).collect()
+            )
         else:
-            stored = pl.DataFrame(schema=SALES_LINES_SCHEMA)
-        same = (_fingerprints(lines).join(_fingerprints(stored), on=["transaction_id", "__n", "__h"], how="semi")
-                .select("transaction_id"))
-        new_ids = fresh_ids.join(stored.select("transaction_id").unique(), on="transaction_id", how="anti")
-        replace = stored.select("transaction_id").unique().join(same, on="transaction_id", how="anti")
+            stored = pl.LazyFrame(schema=SALES_LINES_SCHEMA)
+        stored_fp = _fingerprints(stored).collect(engine="streaming")
+        same = fresh.join(stored_fp, on=["transaction_id", "__n", "__h"], how="semi").select("transaction_id")
+        stored_ids = stored_fp.select("transaction_id")
+        new_ids = fresh_ids.join(stored_ids, on="transaction_id", how="anti")
+        replace = stored_ids.join(same, on="transaction_id", how="anti")
         removed_ids = replace.join(fresh_ids, on="transaction_id", how="anti")
-        write = lines.join(same, on="transaction_id", how="anti")
+        # as anti and semi joins: a line without a transaction id matches no transaction
+        is_same = pl.col("transaction_id").is_in(same["transaction_id"].implode()).fill_null(False)
+        window_lines, new_lines, already, newest = lines.select(
+            pl.len().alias("lines"),
+            pl.col("transaction_id").is_in(new_ids["transaction_id"].implode()).fill_null(False).sum().alias("new"),
+            is_same.sum().alias("already"), pl.col("transaction_time").filter(~is_same).max().alias("newest"),
+        ).collect(engine="streaming").row(0)
+        write = lines.filter(~is_same)
 
         store = {"sales_lines": None, **dims}
         extracted_at = datetime.now(timezone.utc).replace(tzinfo=None)
         with storage.publish_directory(root) as stage:
             (stage / "sales_lines").mkdir()
             drop = replace["transaction_id"].implode()
-            kept_lines = []
             for part in old_parts:
                 target = stage / "sales_lines" / part.name
-                ids = pl.read_parquet(part, columns=["transaction_id"])["transaction_id"]
-                if replace.height and ids.is_in(drop).any():
-                    rest = pl.read_parquet(part).filter(~pl.col("transaction_id").is_in(drop))
-                    if rest.height:
-                        rest.write_parquet(target)
+                scan = pl.scan_parquet(part)
+                if replace.height and scan.select(pl.col("transaction_id").is_in(drop).any()).collect().item():
+                    rest = scan.filter(~pl.col("transaction_id").is_in(drop))
+                    if rest.select(pl.len()).collect(engine="streaming").item():
+                        rest.sink_parquet(target)
                 else:
                     _link(part, target)
             part_name = None
-            if write.height:
-                newest = write["transaction_time"].max()
+            if window_lines - already:
                 stem, n = f"part-{newest:%Y%m%dT%H%M%S}", 1
                 part = stage / "sales_lines" / f"{stem}.parquet"
                 while part.exists():  # a backfill can end on the same second as an earlier part
                     n += 1
                     part = stage / "sales_lines" / f"{stem}-{n}.parquet"
-                write.sort(_ORDER, maintain_order=True).write_parquet(part)
+                _write_sorted(write, part, stage / ".sorting")
                 part_name = part.name
             parts = _part_files(stage)
-            kept_lines = pl.scan_parquet(parts).collect() if parts else pl.DataFrame(schema=SALES_LINES_SCHEMA)
+            kept_lines = pl.scan_parquet(parts) if parts else pl.LazyFrame(schema=SALES_LINES_SCHEMA)
             store["sales_lines"] = kept_lines
             contract = validate(store) if validate is not None else None
             for name, df in dims.items():
@@ -305,13 +321,16 @@ def write_entity_store(
             (stage / "legal_entity.json").write_text(json.dumps(info, indent=2) + "\n")
 
             # the watermark: the newest stored transaction that is not dated after this run
-            times = kept_lines["transaction_time"].filter(kept_lines["transaction_time"] <= extracted_at + timedelta(days=1))
-            mark = times.max().isoformat(sep=" ") if times.len() and times.max() is not None else None
+            time = pl.col("transaction_time")
+            n_kept, newest_kept = kept_lines.select(
+                pl.len().alias("lines"), time.filter(time <= extracted_at + timedelta(days=1)).max().alias("newest")
+            ).collect(engine="streaming").row(0)
+            mark = newest_kept.isoformat(sep=" ") if newest_kept is not None else None
             run = {
                 "window": {"start": _iso(window[0]), "end": _iso(window[1])},
                 "read_window": {"start": _iso(read_window[0]), "end": _iso(read_window[1])},
                 "part": part_name,
-                "new_lines": lines.join(new_ids, on="transaction_id", how="semi").height,
+                "new_lines": new_lines,
                 "replaced_transactions": replace.height - removed_ids.height,
                 "removed_transactions": removed_ids.height,
                 "source": source,
@@ -329,17 +348,47 @@ def write_entity_store(
         "path": str(root),
         "window": run["window"],
         "read_window": run["read_window"],
-        "window_lines": lines.height,
+        "window_lines": window_lines,
         "new_lines": run["new_lines"],
         "new_transactions": new_ids.height,
         "replaced_transactions": run["replaced_transactions"],
         "removed_transactions": run["removed_transactions"],
-        "already_extracted_lines": lines.join(same, on="transaction_id", how="semi").height,
+        "already_extracted_lines": already,
         "part": part_name,
         "watermark": mark,
-        "rows": {name: df.height for name, df in store.items()},
+        "rows": {name: n_kept if name == "sales_lines" else df.height for name, df in store.items()},
         "contracts": contract,
     }
+
+
+#: Lines sorted at a time when a part is written: the lines are cut into ranges of whole days.
+SORT_BATCH_LINES = 500_000
+
+
+def _write_sorted(lines: pl.LazyFrame, part: Path, scratch: Path, batch_lines: int = SORT_BATCH_LINES) -> None:
+    """`lines` sorted by time, transaction and line number (ties in their order) into one parquet file, out
+    of core: ranges of whole days, in time order, each sorted on its own (lines without a time first, as
+    a sort puts them), then streamed into `part`."""
+    time = pl.col("transaction_time")
+    days = lines.group_by(time.dt.truncate("1d").alias("day")).len().sort("day", nulls_last=False).collect(engine="streaming")
+    ranges, lo, in_batch = [], None, 0
+    for day, count in days.filter(pl.col("day").is_not_null()).iter_rows():
+        if in_batch >= batch_lines:
+            ranges.append((lo, day))
+            lo, in_batch = day, 0
+        in_batch += count
+    ranges.append((lo, None))
+    wheres = [time.is_null()] + [time.is_not_null() & in_window("transaction_time", lo, hi) for lo, hi in ranges]
+    scratch.mkdir()
+    files = []
+    for i, where in enumerate(wheres):
+        batch = lines.filter(where).collect()
+        if batch.height:
+            files.append(scratch / f"{i:06d}.parquet")
+            batch.sort(_ORDER, maintain_order=True).write_parquet(files[-1])
+        del batch
+    pl.scan_parquet(files).sink_parquet(part)
+    shutil.rmtree(scratch)
 
 
 def _link(src: Path, dst: Path) -> None:
