@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from workbench import storage
-from workbench.datasets.store import read_tables
+from workbench.datasets.store import read_tables, scan_sales_lines
 
 TIME_LAYOUT = "%Y/%m/%dT%H:%M:%S"
 
@@ -28,30 +28,39 @@ def _clean(column: str) -> pl.Expr:
 
 
 def export_recommendations_api(legal_entity: str, folder: str | os.PathLike, *, out_dir=None) -> dict:
-    """Write `catalog.csv` and `usage.csv` of the legal entity's entity store into `folder` (atomically each)."""
-    tables = read_tables(legal_entity, out_dir=out_dir)
-    products, lines = tables["products"], tables["sales_lines"]
+    """Write `catalog.csv` and `usage.csv` of the legal entity's entity store into `folder` (atomically each).
+
+    The usage file is streamed from the store's parts: memory does not grow with the sales lines."""
+    products = read_tables(legal_entity, out_dir=out_dir, sales_lines=False)["products"]
+    lines = scan_sales_lines(legal_entity, out_dir=out_dir)
     folder = Path(folder)
     products = products.filter(pl.col("product_id").is_not_null()).unique("product_id", keep="first", maintain_order=True)
-    catalog = products.select(
+    catalog = products.lazy().select(
         pl.concat_str([_clean("product_id"), _clean("name"), _clean("category"), pl.lit(""),
                        pl.lit("price=") + pl.col("price").cast(pl.String).fill_null("")
                        + pl.lit(", type=") + _clean("product_type")], separator=",").alias("line"))
-    sales = lines.filter((pl.col("transaction_type") == "sale") & (pl.col("quantity") > 0))
-    usage_rows = sales.filter(pl.col("customer_id").is_not_null() & pl.col("product_id").is_not_null())
+    is_sale = (pl.col("transaction_type") == "sale") & (pl.col("quantity") > 0)
+    identified = pl.col("customer_id").is_not_null() & pl.col("product_id").is_not_null()
+    usage_rows = lines.filter(is_sale & identified)
     usage = usage_rows.select(pl.concat_str([_clean("customer_id"), _clean("product_id"),
                                              pl.col("transaction_time").dt.strftime(TIME_LAYOUT), pl.lit("Purchase")],
                                             separator=",").alias("line"))
     for name, frame in (("catalog.csv", catalog), ("usage.csv", usage)):
-        text = "".join(f"{line}\n" for line in frame["line"])
-        storage.atomic_write_text(folder / name, text)
-    commas = sum(int(t[c].cast(pl.String).str.contains(",").sum() or 0)
-                 for t, cols in ((products, ("product_id", "name", "category")), (usage_rows, ("customer_id", "product_id")))
-                 for c in cols)
+        # one text line per row, as the format has them (a line without a time reads "None", as it always did)
+        storage.atomic_write(folder / name, lambda tmp, frame=frame: frame.select(pl.col("line").fill_null("None")).sink_csv(
+            tmp, include_header=False, quote_style="never"))
+    n_lines, n_sales, n_usage, commas_in_usage = lines.select(
+        pl.len().alias("lines"), is_sale.fill_null(False).sum().alias("sales"),
+        (is_sale & identified).fill_null(False).sum().alias("usage"),
+        pl.sum_horizontal(*[pl.col(c).cast(pl.String).str.contains(",").fill_null(False).cast(pl.Int64)
+                            for c in ("customer_id", "product_id")]).filter(is_sale & identified).sum().alias("commas"),
+    ).collect(engine="streaming").row(0)
+    commas = commas_in_usage + sum(int(products[c].cast(pl.String).str.contains(",").sum() or 0)
+                                   for c in ("product_id", "name", "category"))
     return {
         "folder": str(folder),
-        "products": catalog.height,
-        "usage_lines": usage.height,
-        "left_out": {"not_a_sale": lines.height - sales.height, "anonymous": sales.height - usage_rows.height},
+        "products": products.height,
+        "usage_lines": n_usage,
+        "left_out": {"not_a_sale": n_lines - n_sales, "anonymous": n_sales - n_usage},
         "commas_replaced": commas,
     }

@@ -149,10 +149,12 @@ def scan_sales_lines(legal_entity: str, *, out_dir: str | os.PathLike | None = N
     return pl.scan_parquet(parts) if parts else pl.LazyFrame(schema=SALES_LINES_SCHEMA)
 
 
-def read_tables(legal_entity: str, *, out_dir: str | os.PathLike | None = None) -> dict[str, pl.DataFrame]:
-    """The whole entity store: sales_lines and the dimension tables (empty with their schema if absent)."""
+def read_tables(legal_entity: str, *, out_dir: str | os.PathLike | None = None,
+                sales_lines: bool = True) -> dict[str, pl.DataFrame]:
+    """The whole entity store: sales_lines (unless `sales_lines=False`) and the dimension tables (empty
+    with their schema if absent)."""
     root = store_dir(legal_entity, out_dir)
-    tables = {"sales_lines": read_sales_lines(legal_entity, out_dir=out_dir)}
+    tables = {"sales_lines": read_sales_lines(legal_entity, out_dir=out_dir)} if sales_lines else {}
     for name, schema in DIMENSIONS.items():
         path = root / f"{name}.parquet"
         tables[name] = pl.read_parquet(path) if path.exists() else pl.DataFrame(schema=schema)
