@@ -44,6 +44,9 @@ class TrainingData:
     basket_age_days: np.ndarray
     reference_time: pd.Timestamp
     wish_lists: sp.csr_matrix | None = None  # customers x items
+    # the wish-list entries as given (customer_id, product_id, and added_at where the source dates
+    # them): a validation window inside this data sees only the entries added before it
+    wish_list_entries: pl.DataFrame | None = None
     # product names (for reasons such as "bought together with ...") and categories, where known
     item_names: np.ndarray | None = None
     item_categories: np.ndarray | None = None
@@ -127,7 +130,8 @@ class TrainingData:
             reference_time=reference_time,
         )
         if wish_lists is not None:
-            data.wish_lists = data._wish_list_matrix(_as_polars(wish_lists))
+            data.wish_list_entries = _wish_list_entries(_as_polars(wish_lists))
+            data.wish_lists = data._wish_list_matrix(data.wish_list_entries)
         data._attach_catalog(frame, None if catalog is None else _as_polars(catalog))
         return data
 
@@ -207,6 +211,14 @@ class TrainingData:
         if store_id is not None:
             weights = weights * (self.basket_store[self.basket] == store_id)
         return np.bincount(self.item, weights=weights, minlength=self.n_items).astype(np.float32)
+
+
+def _wish_list_entries(wish_lists: pl.DataFrame) -> pl.DataFrame:
+    """(customer_id, product_id[, added_at]), the ids as strings, rows without ids left out."""
+    columns = [pl.col("customer_id").cast(pl.String), pl.col("product_id").cast(pl.String)]
+    if "added_at" in wish_lists.columns:
+        columns.append(pl.col("added_at"))
+    return wish_lists.select(columns).drop_nulls(["customer_id", "product_id"])
 
 
 def _positions(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:

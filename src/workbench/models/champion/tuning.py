@@ -11,6 +11,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from workbench.models.base import Request
+from workbench.models.cases import Cases, build_cases, validation_split
 from workbench.models.champion.candidates import _top_columns, blocked_items
 from workbench.models.champion.features import candidate_features
 from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, FEATURES, GRID, PAGES, RANKER_OF_PAGE, TUNING_METRIC, page_of
@@ -54,9 +55,7 @@ def tune(params: dict, data: TrainingData, search_weights: bool):
 def _validation_window(params: dict, data: TrainingData, interactions, wish_lists, window: int):
     """(inner champion, cases): the champion fitted on what came before the validation window
     `window` periods back, and that window's cases; (None, None) where there is no such window."""
-    # imported here: evaluation depends on models, not the other way round
-    from workbench.evaluation.protocol import build_cases, validation_split
-    from workbench.models.champion.model import Champion
+    from workbench.models.champion.model import Champion  # imported here: the model imports this module
 
     p = params
     days = int(p["validation_days"])
@@ -70,14 +69,15 @@ def _validation_window(params: dict, data: TrainingData, interactions, wish_list
     fit_part, validation = validation_split(interactions, days=days)
     if fit_part.height == 0 or validation.height == 0:
         return None, None
+    # the window's first day, where validation_split cuts: the wish lists as the POS knew them then
+    start = pd.Timestamp(interactions["time"].max()).normalize() + pd.Timedelta(days=1 - days)
+    wished = _added_before(wish_lists, start)
     inner = Champion(**{**p, "tune": False, "weights": p["weights"] or DEFAULT_WEIGHTS})
-    inner_data = TrainingData.from_interactions(fit_part, reference_time=validation["time"].min())
-    if wish_lists is not None:
-        inner_data.wish_lists = inner_data._wish_list_matrix(wish_lists)
+    inner_data = TrainingData.from_interactions(fit_part, wish_lists=wished, reference_time=validation["time"].min())
     inner_data.item_names = _reindex(data, inner_data, data.item_names)
     inner_data.item_categories = _reindex(data, inner_data, data.item_categories)
     inner.fit(inner_data)
-    cases = build_cases(fit_part, validation, seed=p["seed"] + window, max_baskets=p["max_tuning_cases"], wish_lists=wish_lists)
+    cases = build_cases(fit_part, validation, seed=p["seed"] + window, max_baskets=p["max_tuning_cases"], wish_lists=wished, split_time=start)
     # the baskets are drawn already; the customer pages hold every customer who bought in the window
     cases = {page: _at_most(c, p["max_tuning_cases"], seed=(p["seed"], window, i)) for i, (page, c) in enumerate(cases.items())}
     cases["product_customer"] = _with_customers(cases["product"], cases["basket"])
@@ -205,7 +205,10 @@ def _reindex(source: TrainingData, target: TrainingData, values):
 
 
 def _wish_list_frame(data: TrainingData):
-    """The wish lists of `data` as (customer_id, product_id) rows, for the validation window."""
+    """The wish lists of `data` as (customer_id, product_id[, added_at]) rows, for the validation
+    windows: the dated entries where `data` has them, else the matrix's (undated: all count)."""
+    if data.wish_list_entries is not None:
+        return data.wish_list_entries if data.wish_list_entries.height else None
     if data.wish_lists is None or data.wish_lists.nnz == 0:
         return None
     matrix = data.wish_lists.tocoo()
@@ -217,10 +220,15 @@ def _wish_list_frame(data: TrainingData):
     )
 
 
+def _added_before(wish_lists: pl.DataFrame | None, start: pd.Timestamp) -> pl.DataFrame | None:
+    """The entries added before `start` (all of an undated wish list); None stays None."""
+    if wish_lists is None or "added_at" not in wish_lists.columns:
+        return wish_lists
+    return wish_lists.filter(pl.col("added_at") < start.to_pydatetime())
+
+
 def _with_customers(product_cases, basket_cases):
     """The product cases again, with the invoice's customer attached (the personalised product page)."""
-    from workbench.evaluation.protocol import Cases
-
     cases = Cases("product_customer", [], [])
     for product, basket, truth in zip(product_cases.requests, basket_cases.requests, product_cases.truth):
         if basket.customer_id is not None:

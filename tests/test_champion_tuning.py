@@ -1,0 +1,112 @@
+"""The champion's own tuning pass (models/champion/tuning.py): its validation windows see only what the
+POS knew at their start, it works in the model's own chunks, and it learns the blend weights."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+import pytest
+
+from helpers import tiny_interactions
+
+from workbench.models import TrainingData
+from workbench.models.champion.model import Champion
+from workbench.models.champion.pages import FEATURES, PAGES
+from workbench.models.champion.tuning import _ranker_rows, _search, _validation_window, _wish_list_frame, tune
+
+FAST = {"validation_days": 20, "max_tuning_cases": 150, "ranker_iterations": 10, "product_ranker_iterations": 10}
+# tiny_interactions(seed=3, ..., days=90) runs 2024-01-01 .. 2024-03-31: the 20-day validation
+# window starts 2024-03-12, and C001 buys in it
+WINDOW_START = datetime(2024, 3, 12)
+EARLY = {"customer_id": "C001", "product_id": "P014", "added_at": datetime(2024, 1, 20)}
+LATE = {"customer_id": "C001", "product_id": "P029", "added_at": datetime(2024, 3, 20)}
+
+
+def shop(*wish_list_entries) -> TrainingData:
+    frame = tiny_interactions(seed=3, n_customers=25, n_products=30, n_baskets=300, days=90)
+    wish_lists = pl.DataFrame(list(wish_list_entries), schema={"customer_id": pl.String, "product_id": pl.String, "added_at": pl.Datetime("us")})
+    return TrainingData.from_interactions(frame, wish_lists=wish_lists)
+
+
+def window(data: TrainingData):
+    params = Champion(**FAST).params
+    inner, cases = _validation_window(params, data, data.to_interactions(), _wish_list_frame(data), 0)
+    assert inner is not None
+    wished = {r.customer_id: r.product_ids for r in cases["customer"].requests}
+    return inner, cases, wished
+
+
+def outcome(data: TrainingData):
+    """What the tuning learns: weights, the search's report, and each ranker's answers on fixed rows."""
+    weights, rankers, report = tune(Champion(**FAST).params, data, search_weights=True)
+    probe = np.random.default_rng(0).random((64, len(FEATURES))).astype(np.float32)
+    return weights, report, {page: ranker.predict_proba(probe)[:, 1] for page, ranker in rankers.items()}
+
+
+def test_the_shop_puts_the_late_entry_inside_the_validation_window():
+    data = shop(EARLY)
+    times = data.to_interactions()["time"]
+    assert times.max() >= LATE["added_at"] >= WINDOW_START > EARLY["added_at"]
+    _, cases, wished = window(data)
+    assert "C001" in wished  # C001 buys in the window: it has a customer case
+
+
+def test_a_wish_list_entry_added_inside_the_validation_window_is_unknown_to_it():
+    inner, cases, wished = window(shop(EARLY, LATE))
+    assert wished["C001"] == ("P014",)
+    c = inner.customer_index["C001"]
+    assert [str(inner.item_ids[i]) for i in inner.wish_lists[c].indices] == ["P014"]
+    # the same entry dated before the window is used: it is what the date changes
+    dated_before = {**LATE, "added_at": datetime(2024, 3, 1)}
+    inner_before, _, wished_before = window(shop(EARLY, dated_before))
+    assert wished_before["C001"] == ("P014", "P029")
+    assert sorted(str(inner_before.item_ids[i]) for i in inner_before.wish_lists[c].indices) == ["P014", "P029"]
+
+
+def test_a_late_wish_list_entry_changes_nothing_the_tuning_learns():
+    weights, report, rankers = outcome(shop(EARLY))
+    late_weights, late_report, late_rankers = outcome(shop(EARLY, LATE))
+    assert late_weights == weights and late_report == report
+    assert rankers.keys() == late_rankers.keys() and rankers
+    for page in rankers:
+        np.testing.assert_array_equal(late_rankers[page], rankers[page])
+
+
+def test_an_undated_wish_list_is_used_whole():
+    frame = tiny_interactions(seed=3, n_customers=25, n_products=30, n_baskets=300, days=90)
+    data = TrainingData.from_interactions(frame, wish_lists=pl.DataFrame({"customer_id": ["C001", "C001"], "product_id": ["P014", "P029"]}))
+    _, _, wished = window(data)
+    assert wished["C001"] == ("P014", "P029")
+
+
+@pytest.fixture(scope="module")
+def validation():
+    params = Champion(**FAST).params
+    data = shop(EARLY)
+    inner, cases = _validation_window(params, data, data.to_interactions(), _wish_list_frame(data), 0)
+    return params, inner, cases
+
+
+@pytest.mark.parametrize("page", ["customer", "basket", "product"])
+def test_the_tuning_pass_gives_the_same_in_any_chunk_size(validation, page):
+    """The pass works in the model's chunks (`chunk_rows`, fewer rows on a larger catalog): one row
+    per chunk, a few, or all at once learn the same."""
+    params, inner, cases = validation
+    requests, truth = cases[page].requests, cases[page].truth
+    assert len(requests) > 3
+    found = []
+    for chunk_floats in (inner.n_items, 3 * inner.n_items, 10**9):
+        inner.chunk_floats = chunk_floats  # on the instance: this fit only
+        try:
+            rows = _ranker_rows(inner, inner.state, requests, truth, seed=(0, 0, 0), negative_rate=0.4)
+            found.append((rows, _search(inner, inner.state, requests, truth, "ndcg")))
+        finally:
+            del inner.chunk_floats
+    (rows, searched), others = found[0], found[1:]
+    for other_rows, other_searched in others:
+        for a, b in zip(rows, other_rows):
+            np.testing.assert_array_equal(a, b)
+        assert other_searched == searched
+
