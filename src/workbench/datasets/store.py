@@ -266,28 +266,32 @@ def write_entity_store(
             raise ExtractionError(changed_source_message(legal_entity, root, recorded, identity))
         old_parts = _part_files(root) if incremental and root.exists() else []
 
-        # Per transaction of the run and of the store's re-read window (and any transaction the run
-        # brings): line count and hash. One row per transaction is all that is held of either.
-        fresh = _fingerprints(lines).collect(engine="streaming")
-        fresh_ids = fresh.select("transaction_id")
         if old_parts:
+            # Per transaction of the run and of the store's re-read window (and any transaction the run
+            # brings): line count and hash. One row per transaction is all that is held of either.
+            fresh = _fingerprints(lines).collect(engine="streaming")
+            fresh_ids = fresh.select("transaction_id")
             stored = pl.scan_parquet(old_parts).filter(
                 in_window("transaction_time", *read_window) | pl.col("transaction_id").is_in(fresh_ids["transaction_id"].implode())
             )
-        else:
-            stored = pl.LazyFrame(schema=SALES_LINES_SCHEMA)
-        stored_fp = _fingerprints(stored).collect(engine="streaming")
-        same = fresh.join(stored_fp, on=["transaction_id", "__n", "__h"], how="semi").select("transaction_id")
-        stored_ids = stored_fp.select("transaction_id")
-        new_ids = fresh_ids.join(stored_ids, on="transaction_id", how="anti")
-        replace = stored_ids.join(same, on="transaction_id", how="anti")
-        removed_ids = replace.join(fresh_ids, on="transaction_id", how="anti")
-        # as anti and semi joins: a line without a transaction id matches no transaction
-        is_same = pl.col("transaction_id").is_in(same["transaction_id"].implode()).fill_null(False)
+            stored_fp = _fingerprints(stored).collect(engine="streaming")
+            same = fresh.join(stored_fp, on=["transaction_id", "__n", "__h"], how="semi").select("transaction_id")
+            stored_ids = stored_fp.select("transaction_id")
+            new_ids = fresh_ids.join(stored_ids, on="transaction_id", how="anti")
+            replace = stored_ids.join(same, on="transaction_id", how="anti")
+            removed_ids = replace.join(fresh_ids, on="transaction_id", how="anti")
+            n_new_ids = new_ids.height
+            # as anti and semi joins: a line without a transaction id matches no transaction
+            is_same = pl.col("transaction_id").is_in(same["transaction_id"].implode()).fill_null(False)
+            n_new = pl.col("transaction_id").is_in(new_ids["transaction_id"].implode()).fill_null(False).sum()
+            n_same = is_same.sum()
+        else:  # an empty store: every transaction of the run is new (and nothing is held per transaction)
+            replace = removed_ids = pl.DataFrame(schema={"transaction_id": pl.String})
+            n_new_ids = lines.select(pl.col("transaction_id").n_unique()).collect(engine="streaming").item()
+            is_same, n_new, n_same = pl.lit(False), pl.len(), pl.lit(0, pl.UInt32)
         window_lines, new_lines, already, newest = lines.select(
-            pl.len().alias("lines"),
-            pl.col("transaction_id").is_in(new_ids["transaction_id"].implode()).fill_null(False).sum().alias("new"),
-            is_same.sum().alias("already"), pl.col("transaction_time").filter(~is_same).max().alias("newest"),
+            pl.len().alias("lines"), n_new.alias("new"), n_same.alias("already"),
+            pl.col("transaction_time").filter(~is_same).max().alias("newest"),
         ).collect(engine="streaming").row(0)
         write = lines.filter(~is_same)
 
@@ -352,7 +356,7 @@ def write_entity_store(
         "read_window": run["read_window"],
         "window_lines": window_lines,
         "new_lines": run["new_lines"],
-        "new_transactions": new_ids.height,
+        "new_transactions": n_new_ids,
         "replaced_transactions": run["replaced_transactions"],
         "removed_transactions": run["removed_transactions"],
         "already_extracted_lines": already,
