@@ -13,8 +13,8 @@ from helpers import tiny_interactions
 
 from workbench.models import TrainingData
 from workbench.models.champion.model import Champion
-from workbench.models.champion.pages import FEATURES, PAGES
-from workbench.models.champion.tuning import _ranker_rows, _search, _validation_window, _wish_list_frame, tune
+from workbench.models.champion.pages import DEFAULT_WEIGHTS, FEATURES, PAGES
+from workbench.models.champion.tuning import SEARCHED_UNDER_RANKER, _ranker_rows, _search, _validation_window, _wish_list_frame, tune
 
 FAST = {"validation_days": 20, "max_tuning_cases": 150, "ranker_iterations": 10, "product_ranker_iterations": 10}
 # tiny_interactions(seed=3, ..., days=90) runs 2024-01-01 .. 2024-03-31: the 20-day validation
@@ -110,3 +110,18 @@ def test_the_tuning_pass_gives_the_same_in_any_chunk_size(validation, page):
             np.testing.assert_array_equal(a, b)
         assert other_searched == searched
 
+
+def test_the_blend_weights_are_searched_under_the_re_ranker_on_the_pages_the_validation_chose():
+    """The second stage no longer pins every page's blend to the Online Retail defaults: the search
+    runs on the validation window for SEARCHED_UNDER_RANKER, before the re-ranker's rows are built;
+    the other pages keep DEFAULT_WEIGHTS. Without the re-ranker, every page is searched."""
+    data = shop(EARLY)
+    model = Champion(**FAST).fit(data)
+    assert model.rankers
+    searched = {page for page in PAGES if isinstance(model.tuning_report.get(page), float)}
+    assert searched == set(SEARCHED_UNDER_RANKER)
+    for page in set(PAGES) - searched:
+        assert {c: w for c, w in model.weights[page].items() if w} == DEFAULT_WEIGHTS[page]
+    blend_only = Champion(**FAST, second_stage=False).fit(data)
+    assert not blend_only.rankers
+    assert all(isinstance(blend_only.tuning_report.get(page), float) for page in PAGES)

@@ -172,7 +172,9 @@ def test_champion_tunes_deterministically_and_explains():
     requests = [Request("customer", "c3"), Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",))]
     np.testing.assert_array_equal(first.score(requests), second.score(requests))
     customer, basket, product = first.recommend(requests, k=5)
-    assert customer.item_ids[0] == "fav3" and customer.reasons[0] == "you buy this regularly"
+    # the customer's own favourite, explained by their own purchases (which of the two signals leads
+    # depends on the customer page's blend, searched on the validation window)
+    assert customer.item_ids[0] == "fav3" and customer.reasons[0] in ("you buy this regularly", "you bought this recently")
     assert not {"P0", "P1"} & set(basket.item_ids)
     assert product.item_ids[0].startswith("Q") and product.reasons[0] != ""
     assert "Q2" not in product.item_ids

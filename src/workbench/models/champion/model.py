@@ -75,7 +75,7 @@ class Champion(Recommender):
         p = self.params
         weights, rankers, report = p["weights"], {}, None
         if p["tune"]:
-            searched, rankers, report = tune(p, data, search_weights=weights is None and not p["second_stage"])
+            searched, rankers, report = tune(p, data, search_weights=weights is None)
             weights = weights if weights is not None else searched
         self.state: ChampionState = fit_state(data, p, weights, rankers, report)
 
