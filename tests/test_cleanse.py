@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -508,6 +509,18 @@ def test_batches_are_whole_days_that_no_transaction_spans():
     # the receipts rung up across midnight keep every day start they span from being a cut
     # the receipts rung up across midnight (days 0 and 2) keep the day starts after them from being cuts
     assert cuts == [datetime(2024, 3, 3), datetime(2099, 1, 1)]
+
+
+def test_scratch_folders_of_dead_cleansings_are_removed(home):
+    write_entity_store("LE4", tables([line("1", "P1"), line("2", "P2")]))
+    parent = paths.interim_dir("LE4").parent
+    parent.mkdir(parents=True, exist_ok=True)
+    dead, alive = parent / ".LE4.cleansing-999999999-x", parent / f".LE4.cleansing-{os.getppid()}-y"
+    dead.mkdir()
+    alive.mkdir()
+    cleanse_entity_store("LE4")
+    assert not dead.exists() and alive.exists()  # a live process's scratch is its own
+    assert sorted(p.name for p in parent.iterdir() if "cleansing" in p.name) == [alive.name]
 
 
 def test_cleanse_entity_store_errors_name_the_file_column_and_legal_entity(home):

@@ -64,6 +64,7 @@ KILLER = textwrap.dedent(
         try:
             import polars
             _hook(polars.DataFrame, "write_parquet")
+            _hook(polars.LazyFrame, "sink_parquet")  # large outputs are streamed to disk
         except ImportError:
             pass
     '''

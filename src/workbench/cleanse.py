@@ -14,7 +14,6 @@ documented in `workbench.cleansing.rules` and `CleansingResult`.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ import polars as pl
 
 from workbench import paths
 from workbench.datasets.extract import read_watermark
+from workbench.datasets.store import scratch_dir
 from workbench.cleansing.batches import BATCH_LINES, cleanse_lines_in_batches
 from workbench.cleansing.dimensions import cleanse_customers, cleanse_products, cleanse_stores, cleanse_wish_lists
 from workbench.cleansing.frames import REQUIRED_COLUMNS, CleansingInputError, conform, conform_lazy
@@ -164,8 +164,7 @@ def cleanse_entity_store(legal_entity: str, rules: CleansingRules | None = None,
         file = folder / ("sales_lines/part-*.parquet" if exc.table == "sales_lines" else f"{exc.table}.parquet")
         raise CleansingInputError(f"legal entity {legal_entity!r}, {file}: {exc}", exc.table, exc.column) from exc
     interim = paths.interim_dir(legal_entity)
-    interim.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{interim.name}.cleansing-", dir=interim.parent))
+    scratch = scratch_dir(interim, "cleansing")
     try:
         products, products_quarantine, customers, stores = _dimensions(raw, rules)
         out = cleanse_lines_in_batches(lines, rules, raw["products"], products_quarantine,

@@ -17,7 +17,6 @@ import contextlib
 import os
 import re
 import shutil
-import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from workbench.datasets.store import (  # noqa: F401 - the entity store's API, r
     read_sales_lines,
     read_tables,
     read_watermark,
+    scratch_dir,
     store_dir,
     window_text,
     write_entity_store,
@@ -118,9 +118,7 @@ def extract_source(
         read_lo = datetime.fromisoformat(previous["transaction_time"]) - timedelta(days=float(lookback_days))
         if hi is not None and read_lo >= hi:  # a window ending before the lookback: read all of it
             read_lo = None
-    root = store_dir(legal_entity, out_dir)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{root.name}.extracting-", dir=root.parent))
+    scratch = scratch_dir(store_dir(legal_entity, out_dir), "extracting")
     try:
         return _extract(m, src, shown, identity, legal_entity, previous, lo, hi, read_lo, incremental, out_dir,
                         contracts, encoding, progress, scratch)

@@ -30,6 +30,7 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -395,6 +396,18 @@ def _write_sorted(lines: pl.LazyFrame, part: Path, scratch: Path, batch_lines: i
         del batch
     pl.scan_parquet(files).sink_parquet(part)
     shutil.rmtree(scratch)
+
+
+def scratch_dir(final: Path, what: str) -> Path:
+    """A private scratch folder next to `final` (the same file system: its files can be linked into a
+    published version). Those a killed process left behind are removed first."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{final.name}.{what}-"
+    for left in final.parent.glob(f"{prefix}*"):
+        pid = left.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not storage._pid_alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=final.parent))
 
 
 def _link(src: Path, dst: Path) -> None:
