@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         for products, lines in parse_sizes(args.sizes):
             row = bench_size(products, lines, algorithms, args.requests, scratch)
             row["measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
-            row["algorithms"] = algorithms
+            row["algorithms_run"] = algorithms
             # rows in order of products, then lines: the earlier run's beside this one's
             results["sizes"] = sorted(kept + results["sizes"] + [row], key=lambda r: (r["products"], r["lines_target"]))
             kept = []
