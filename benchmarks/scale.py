@@ -402,16 +402,21 @@ def quality_verdict(quality_rows: list[dict]) -> str:
                "8,000 products); the sparse path is used only past it."))
 
 
-def update_readme(results: dict) -> None:
-    """Copy the targets table and the quality verdict into README.md between the scale markers."""
-    from readme_block import replace_block  # benchmarks/ is on the path of a benchmark run
-
+def readme_block(results: dict) -> list[str]:
+    """The targets table and the quality verdict, as the README shows them between the scale markers."""
     block = targets_table(results)
     if results.get("quality"):
         block += ["", quality_verdict(results["quality"])]
     if results.get("not_run"):
         block += ["", results["not_run"]]
-    replace_block(README, README_BEGIN, README_END, block)
+    return block
+
+
+def update_readme(results: dict) -> None:
+    """Copy readme_block into README.md between the scale markers."""
+    from readme_block import replace_block  # benchmarks/ is on the path of a benchmark run
+
+    replace_block(README, README_BEGIN, README_END, readme_block(results))
 
 
 def write(results: dict) -> None:
