@@ -37,35 +37,22 @@ def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
     """Check the required columns are there and cast them to the contract dtypes."""
     if not isinstance(frame, pl.DataFrame):
         raise CleansingInputError(f"table {table!r} must be a polars DataFrame, got {type(frame).__name__}", table)
-    required = REQUIRED_COLUMNS[table]
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise CleansingInputError(
-            f"table {table!r} is missing column(s) {missing} (has {frame.columns})", table, missing[0]
-        )
-    casts = []
-    for column, dtype in required.items():
-        current = frame.schema[column]
-        if current == dtype:
-            continue
-        if isinstance(dtype, pl.Datetime) and isinstance(current, pl.Datetime):
-            expr = pl.col(column).dt.replace_time_zone(None) if current.time_zone else pl.col(column)
-            casts.append(expr.dt.cast_time_unit("us"))
-            continue
-        try:
-            frame.select(pl.col(column).cast(dtype, strict=True))
-        except Exception as exc:  # noqa: BLE001 - re-raised with the table and column named
-            raise CleansingInputError(
-                f"column {column!r} of table {table!r} is {current}, expected {dtype} ({exc.__class__.__name__})",
-                table, column,
-            ) from exc
-        casts.append(pl.col(column).cast(dtype))
+    casts = _contract_casts(table, frame.schema, lambda column, dtype: frame.select(pl.col(column).cast(dtype, strict=True)))
     return frame.with_columns(casts) if casts else frame
 
 
 def conform_lazy(table: str, frame: pl.LazyFrame) -> pl.LazyFrame:
     """`conform` for a scan: the same checks and casts, a value that does not cast found by one streaming pass."""
-    schema = frame.collect_schema()
+    casts = _contract_casts(
+        table, frame.collect_schema(),
+        lambda column, dtype: frame.select(pl.col(column).cast(dtype, strict=True).null_count()).collect(engine="streaming"),
+    )
+    return frame.with_columns(casts) if casts else frame
+
+
+def _contract_casts(table: str, schema, try_cast) -> list[pl.Expr]:
+    """The casts that bring `schema` to the contract of `table`; `try_cast(column, dtype)` raises
+    where a value does not cast (re-raised naming the table and the column)."""
     missing = [c for c in REQUIRED_COLUMNS[table] if c not in schema]
     if missing:
         raise CleansingInputError(
@@ -81,14 +68,14 @@ def conform_lazy(table: str, frame: pl.LazyFrame) -> pl.LazyFrame:
             casts.append(expr.dt.cast_time_unit("us"))
             continue
         try:
-            frame.select(pl.col(column).cast(dtype, strict=True).null_count()).collect(engine="streaming")
+            try_cast(column, dtype)
         except Exception as exc:  # noqa: BLE001 - re-raised with the table and column named
             raise CleansingInputError(
                 f"column {column!r} of table {table!r} is {current}, expected {dtype} ({exc.__class__.__name__})",
                 table, column,
             ) from exc
         casts.append(pl.col(column).cast(dtype))
-    return frame.with_columns(casts) if casts else frame
+    return casts
 
 
 def fmt(template: str, *columns: str | pl.Expr) -> pl.Expr:
