@@ -458,13 +458,13 @@ def main(argv: list[str] | None = None) -> int:
             write(results)
         elif (RESULTS / "scale.json").exists():  # the last comparison stays in the report
             results["quality"] = json.loads((RESULTS / "scale.json").read_text()).get("quality")
+        results["sizes"] = kept
         for products, lines in parse_sizes(args.sizes):
             row = bench_size(products, lines, algorithms, args.requests, scratch)
             row["measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
             row["algorithms_run"] = algorithms
             # rows in order of products, then lines: the earlier run's beside this one's
-            results["sizes"] = sorted(kept + results["sizes"] + [row], key=lambda r: (r["products"], r["lines_target"]))
-            kept = []
+            results["sizes"] = sorted(results["sizes"] + [row], key=lambda r: (r["products"], r["lines_target"]))
             results["exponents"] = exponents(results["sizes"], algorithms)
             write(results)
     print(f"\nwritten: {RESULTS / 'scale.md'}")

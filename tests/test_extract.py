@@ -283,20 +283,15 @@ def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 if die_at == "part":  # half-way through writing the new part
-    real = pl.DataFrame.write_parquet
-    def write_parquet(self, path, *a, **k):
-        if str(path).rsplit("/", 1)[-1].startswith("part-"):
-            open(path, "wb").write(b"PAR1 half a part")
-            die()
-        return real(self, path, *a, **k)
-    pl.DataFrame.write_parquet = write_parquet
-    real_sink = pl.LazyFrame.sink_parquet  # parts are streamed to disk
-    def sink_parquet(self, path, *a, **k):
-        if str(path).rsplit("/", 1)[-1].startswith("part-"):
-            open(path, "wb").write(b"PAR1 half a part")
-            die()
-        return real_sink(self, path, *a, **k)
-    pl.LazyFrame.sink_parquet = sink_parquet
+    def dying_at_part(real):
+        def write(self, path, *a, **k):
+            if str(path).rsplit("/", 1)[-1].startswith("part-"):
+                open(path, "wb").write(b"PAR1 half a part")
+                die()
+            return real(self, path, *a, **k)
+        return write
+    pl.DataFrame.write_parquet = dying_at_part(pl.DataFrame.write_parquet)
+    pl.LazyFrame.sink_parquet = dying_at_part(pl.LazyFrame.sink_parquet)  # parts are streamed to disk
 elif die_at == "watermark":  # between the part and the watermark
     real_text = store.Path.write_text
     def write_text(self, text, *a, **k):
