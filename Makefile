@@ -9,6 +9,8 @@ PORT ?= 8866
 SERVE_PORT ?= 5001
 # server processes of `make serve`; 0: one per core
 WORKERS ?= 0
+# pos: workbench.pos_server; mlflow: `mlflow models serve` (the same model and JSON protocol)
+SERVER ?= pos
 LEGAL_ENTITY ?=
 TRACKING_URI := sqlite:///$(CURDIR)/mlruns/mlflow.db
 
@@ -58,7 +60,7 @@ dashboard: install
 # LEGAL_ENTITY=USRT serves models:/pos-recommender@champion-USRT, which no other legal entity's run
 # moves; without it, the last registered @champion (the legal entity it belongs to is printed)
 serve: install
-	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/python -m workbench.local_server --legal-entity "$(LEGAL_ENTITY)" --port $(SERVE_PORT) --workers $(WORKERS)
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/python -m workbench.local_server --legal-entity "$(LEGAL_ENTITY)" --port $(SERVE_PORT) --workers $(WORKERS) --server $(SERVER)
 
 benchmarks: install postgres
 	$(BIN)/python benchmarks/pipeline.py

@@ -3,13 +3,15 @@
 * in process: `mlflow.pyfunc.load_model("models:/pos-recommender@champion").predict(one_row_df)`,
   per scenario (product, basket, customer), `--requests` timed calls after `--warmup` untimed ones;
   budget p50 <= 5 ms, p99 <= 20 ms;
-* over HTTP: `mlflow models serve --env-manager local` on 127.0.0.1, the same requests posted one by
-  one to /invocations as {"dataframe_records": [...]}; budget p99 <= 50 ms.
+* over HTTP: the server `make serve` runs (`workbench.pos_server`; `--server mlflow`: `mlflow models
+  serve --env-manager local`) on 127.0.0.1, the same requests posted one by one to /invocations as
+  {"dataframe_records": [...]}; budget p99 <= 50 ms.
 * concurrent, over HTTP: 1, 4 and 16 clients (`--clients`), each on its own keep-alive connection,
   sending single requests of all three pages at once to the same server (`make serve`'s one worker
   process per core, `--workers`); throughput, p50, p99, errors and wrong answers (an answer that
   differs from the one the same request got from a lone client before). The 1-client numbers are
-  the same-run baseline.
+  the same-run baseline; unless `--no-compare`, the same section also runs against the other server
+  (`mlflow models serve` for the POS server), interleaved round by round, as a second baseline.
   Budget: no error and no wrong answer at any level, p99 <= 50 ms at 4 clients.
 
 The model comes from the current tracking store (`workbench.paths.tracking_uri()`, so run it after
@@ -27,6 +29,7 @@ Results: benchmarks/results/latency.{json,md}.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import threading
@@ -192,12 +195,17 @@ def over_http(base: str, requests: dict[str, list[dict]], warmup: int) -> dict:
     return results
 
 
-def concurrent_http(base: str, requests: dict[str, list[dict]], levels: list[int], per_level: int, repeats: int = 3, seed: int = 0) -> dict:
-    """Single requests of all three pages from 1, 4, 16... clients at once (see the docstring)."""
-    host, port = base.removeprefix("http://").split(":")
+def concurrent_http(bases: dict[str, str], requests: dict[str, list[dict]], levels: list[int], per_level: int, repeats: int = 3,
+                    seed: int = 0) -> dict[str, dict]:
+    """Single requests of all three pages from 1, 4, 16... clients at once (see the docstring), against
+    each server of `bases` (name -> base URL) in turn, round by round."""
     pool = [r for triple in zip(*requests.values()) for r in triple]  # product, basket, customer, product...
     bodies = [json.dumps({"dataframe_records": [r]}).encode() for r in pool]
     headers = {"Content-Type": "application/json"}
+
+    def address(base: str) -> tuple[str, int]:
+        host, port = base.removeprefix("http://").split(":")
+        return host, int(port)
 
     def post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes]:
         connection.request("POST", "/invocations", body=body, headers=headers)
@@ -205,23 +213,26 @@ def concurrent_http(base: str, requests: dict[str, list[dict]], levels: list[int
         return response.status, response.read()
 
     # the answers of a lone client: what every concurrent answer must equal
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    expected = []
-    for body in bodies:
-        status, answer = post(connection, body)
-        if status != 200:
-            raise SystemExit(f"HTTP {status} for {body!r}: {answer[:300]!r}")
-        expected.append(json.loads(answer))
-    connection.close()
+    expected = {}
+    for server, base in bases.items():
+        connection = http.client.HTTPConnection(*address(base), timeout=60)
+        expected[server] = []
+        for body in bodies:
+            status, answer = post(connection, body)
+            if status != 200:
+                raise SystemExit(f"{server}: HTTP {status} for {body!r}: {answer[:300]!r}")
+            expected[server].append(json.loads(answer))
+        connection.close()
 
-    def one_round(clients: int, order: np.ndarray) -> dict:
+    def one_round(base: str, expected: list, clients: int, order: np.ndarray) -> dict:
+        host, port = address(base)
         shares = np.array_split(order, clients)
         timings: list[list[float]] = [[] for _ in range(clients)]
         errors, wrong = [0] * clients, [0] * clients
         start = threading.Barrier(clients + 1)
 
         def client(c: int) -> None:
-            connection = http.client.HTTPConnection(host, int(port), timeout=60)
+            connection = http.client.HTTPConnection(host, port, timeout=60)
             post(connection, bodies[int(shares[c][0])])  # connect and warm up, untimed
             start.wait()
             for i in shares[c]:
@@ -231,7 +242,7 @@ def concurrent_http(base: str, requests: dict[str, list[dict]], levels: list[int
                 except (OSError, http.client.HTTPException):
                     errors[c] += 1
                     connection.close()
-                    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+                    connection = http.client.HTTPConnection(host, port, timeout=60)
                     continue
                 timings[c].append(time.perf_counter() - started)
                 if status != 200:
@@ -252,28 +263,35 @@ def concurrent_http(base: str, requests: dict[str, list[dict]], levels: list[int
         stats.update(seconds=round(wall, 3), throughput_rps=round(len(order) / wall, 1), errors=int(sum(errors)), wrong_answers=int(sum(wrong)))
         return stats
 
-    # every level `repeats` times, interleaved (1, 4, 16, 1, 4, 16, ...) so that a noisy spell of the
-    # machine does not fall on one level; a level reports the median of its rounds, the p99's range,
-    # and all of its rounds' errors and wrong answers
-    results, rounds = {}, {clients: [] for clients in levels}
+    # every level `repeats` times, interleaved (1, 4, 16, 1, 4, 16, ..., each server in turn) so that a
+    # noisy spell of the machine does not fall on one level or one server; a level reports the median
+    # of its rounds, the p99's range, and all of its rounds' errors and wrong answers
+    rounds = {server: {clients: [] for clients in levels} for server in bases}
     rng = np.random.default_rng(seed)
     for _ in range(repeats):
         for clients in levels:
-            rounds[clients].append(one_round(clients, rng.permutation(np.arange(per_level) % len(pool))))
-            print(f"concurrent {clients:>3} clients, round {len(rounds[clients])}: {rounds[clients][-1]}")
-    for clients in levels:
-        runs = rounds[clients]
-        stats = {key: round(float(np.median([run[key] for run in runs])), 3) for key in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_rps")}
-        stats.update(clients=clients, requests=int(per_level), rounds=len(runs), max_ms=max(run["max_ms"] for run in runs),
-                     p99_range_ms=[min(run["p99_ms"] for run in runs), max(run["p99_ms"] for run in runs)],
-                     errors=sum(run["errors"] for run in runs), wrong_answers=sum(run["wrong_answers"] for run in runs))
-        results[str(clients)] = stats
-        print(f"concurrent {clients:>3} clients, median of {len(runs)} rounds: {stats}")
-    base_level = results[str(levels[0])]
-    for stats in results.values():
-        stats["p99_vs_baseline"] = round(stats["p99_ms"] / max(base_level["p99_ms"], 1e-9), 2)
-        stats["throughput_vs_baseline"] = round(stats["throughput_rps"] / max(base_level["throughput_rps"], 1e-9), 2)
-    return {"levels": results, "distinct_requests": len(pool), "baseline_clients": levels[0]}
+            order = rng.permutation(np.arange(per_level) % len(pool))
+            for server, base in bases.items():
+                rounds[server][clients].append(one_round(base, expected[server], clients, order))
+                print(f"{server}: concurrent {clients:>3} clients, round {len(rounds[server][clients])}: {rounds[server][clients][-1]}")
+    agree = all(answers == next(iter(expected.values())) for answers in expected.values())
+    out = {}
+    for server in bases:
+        results = {}
+        for clients in levels:
+            runs = rounds[server][clients]
+            stats = {key: round(float(np.median([run[key] for run in runs])), 3) for key in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_rps")}
+            stats.update(clients=clients, requests=int(per_level), rounds=len(runs), max_ms=max(run["max_ms"] for run in runs),
+                         p99_range_ms=[min(run["p99_ms"] for run in runs), max(run["p99_ms"] for run in runs)],
+                         errors=sum(run["errors"] for run in runs), wrong_answers=sum(run["wrong_answers"] for run in runs))
+            results[str(clients)] = stats
+            print(f"{server}: concurrent {clients:>3} clients, median of {len(runs)} rounds: {stats}")
+        base_level = results[str(levels[0])]
+        for stats in results.values():
+            stats["p99_vs_baseline"] = round(stats["p99_ms"] / max(base_level["p99_ms"], 1e-9), 2)
+            stats["throughput_vs_baseline"] = round(stats["throughput_rps"] / max(base_level["throughput_rps"], 1e-9), 2)
+        out[server] = {"levels": results, "distinct_requests": len(pool), "baseline_clients": levels[0], "servers_agree": agree}
+    return out
 
 
 def verdict(results: dict) -> list[str]:
@@ -289,6 +307,10 @@ def verdict(results: dict) -> list[str]:
         if int(clients) == CONCURRENT_BUDGET["clients"]:
             ok = stats["p99_ms"] <= CONCURRENT_BUDGET["p99_ms"]
             lines.append(f"{'ok  ' if ok else 'OVER'} concurrent {clients} clients p99_ms {stats['p99_ms']:.2f} ms (budget {CONCURRENT_BUDGET['p99_ms']:g} ms)")
+    compare = results.get("concurrent_compare")
+    if compare:
+        lines.append(f"{'ok  ' if compare['servers_agree'] else 'FAIL'} {SERVER_NAMES[results['server']]} and {SERVER_NAMES[compare['server']]} "
+                     "give the same answers")
     return lines
 
 
@@ -308,7 +330,7 @@ def write_results(record: dict, results: Path = RESULTS) -> None:
         "| path | scenario | p50 ms | p90 ms | p99 ms | max ms | budget |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
-    for where, label in (("in_process", "in process (`pyfunc.predict`)"), ("http", "HTTP (`mlflow models serve`, loopback)")):
+    for where, label in (("in_process", "in process (`pyfunc.predict`)"), ("http", f"HTTP ({SERVER_NAMES[record.get('server', 'mlflow')]}, loopback)")):
         budget = ", ".join(f"{k.split('_')[0]} <= {v:g} ms" for k, v in BUDGET[where].items())
         for scenario, stats in record.get(where, {}).items():
             lines.append(f"| {label} | {scenario} | {stats['p50_ms']:.2f} | {stats['p90_ms']:.2f} | {stats['p99_ms']:.2f} | {stats['max_ms']:.2f} | {budget} |")
@@ -332,6 +354,7 @@ def write_results(record: dict, results: Path = RESULTS) -> None:
         for clients, stats in levels.items():
             lines.append(f"| {clients} | {stats['throughput_rps']:.0f} | {stats['p50_ms']:.2f} | {stats['p99_ms']:.2f} | {_range(stats)} | {stats['max_ms']:.2f} | "
                          f"{stats['errors']} | {stats['wrong_answers']} | {stats['p99_vs_baseline']:.2f} | {stats['throughput_vs_baseline']:.2f} |")
+        lines += _compare_lines(record)
     load = record.get("load_average", {})
     lines += ["", f"Load average (1 min) at the start {load.get('start')}, at the end {load.get('end')}.",
               "", "```", *record["verdict"], "```", ""]
@@ -349,9 +372,31 @@ def _range(stats: dict) -> str:
     return f"{low_high[0]:.1f}-{low_high[1]:.1f}" if low_high else "-"
 
 
-def _workers(record: dict) -> str:
+SERVER_NAMES = {"pos": "`workbench.pos_server`", "mlflow": "`mlflow models serve`"}
+
+
+def _workers(record: dict, server: str | None = None) -> str:
     workers = record.get("workers", 1)  # records before `--workers` served with one
-    return f"{workers} `mlflow models serve` worker process{'es' if workers != 1 else ''}"
+    server = server or record.get("server", "mlflow")  # records before `--server` served with mlflow
+    return f"{workers} {SERVER_NAMES[server]} worker process{'es' if workers != 1 else ''}"
+
+
+def _compare_lines(record: dict) -> list[str]:
+    """The same-run comparison with the other server: its concurrent rows and the ratio of p99s."""
+    compare = record.get("concurrent_compare")
+    if not compare:
+        return []
+    ours, theirs = record["concurrent"]["levels"], compare["levels"]
+    lines = ["", f"The same rounds against {_workers(record, compare['server'])} in the same run, interleaved round by round "
+             f"(same requests, same clients); the answers of the two servers to a lone client were "
+             f"{'identical' if compare.get('servers_agree') else 'DIFFERENT'}.", "",
+             f"| clients | throughput req/s | p50 ms | p99 ms | p99 range ms | errors | wrong answers | {SERVER_NAMES[record['server']]} p99 / this p99 |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for clients, stats in theirs.items():
+        ratio = ours[clients]["p99_ms"] / max(stats["p99_ms"], 1e-9) if clients in ours else float("nan")
+        lines.append(f"| {clients} | {stats['throughput_rps']:.0f} | {stats['p50_ms']:.2f} | {stats['p99_ms']:.2f} | {_range(stats)} | "
+                     f"{stats['errors']} | {stats['wrong_answers']} | {ratio:.2f} |")
+    return lines
 
 
 def readme_block(record: dict) -> list[str]:
@@ -390,6 +435,7 @@ def readme_block(record: dict) -> list[str]:
         for clients, stats in levels.items():
             lines.append(f"| {clients} | {stats['throughput_rps']:.0f} | {stats['p50_ms']:.2f} | {stats['p99_ms']:.2f} | {_range(stats)} | {stats['errors']} | "
                          f"{stats['wrong_answers']} | {stats['p99_vs_baseline']:.2f} | {stats['throughput_vs_baseline']:.2f} |")
+        lines += _compare_lines(record)
         lines.append("")
     verdict_lines = record["verdict"]
     missed = [line[5:] for line in verdict_lines if not line.startswith("ok")]
@@ -418,6 +464,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every client count (the median is reported)")
     parser.add_argument("--concurrent-only", action="store_true", help="only the concurrent section")
     parser.add_argument("--workers", type=int, default=0, help="server processes over HTTP; 0: one per core, as `make serve`")
+    parser.add_argument("--server", choices=("pos", "mlflow"), default="pos", help="the HTTP server measured (pos: what `make serve` runs)")
+    parser.add_argument("--no-compare", action="store_true", help="skip the concurrent section against the other server")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where latency.md/json go")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.clients.split(",") if c.strip()]
@@ -465,13 +513,22 @@ def main(argv=None) -> int:
             from workbench import local_server
 
             record["workers"] = args.workers or local_server.default_workers()
-            with tempfile.NamedTemporaryFile(suffix=".log") as log, local_server.model_server(
-                f"models:/{args.name}@champion", local_server.free_port(), tracking_uri=uri, log_path=Path(log.name),
-                workers=record["workers"],
-            ) as base:
+            record["server"] = args.server
+            servers = [args.server] + ([] if args.no_compare else [other for other in local_server.SERVERS if other != args.server])
+            with contextlib.ExitStack() as stack:
+                bases = {}
+                for server in servers:
+                    log = stack.enter_context(tempfile.NamedTemporaryFile(suffix=f"-{server}.log"))
+                    bases[server] = stack.enter_context(local_server.model_server(
+                        f"models:/{args.name}@champion", local_server.free_port(), tracking_uri=uri, log_path=Path(log.name),
+                        workers=record["workers"], server=server))
                 if not args.concurrent_only:
-                    record["http"] = over_http(base, requests, args.warmup)
-                record["concurrent"] = concurrent_http(base, requests, levels, args.concurrent_requests, args.rounds)
+                    record["http"] = over_http(bases[args.server], requests, args.warmup)
+                measured = concurrent_http(bases, requests, levels, args.concurrent_requests, args.rounds)
+            record["concurrent"] = measured.pop(args.server)
+            if measured:
+                other, result = measured.popitem()
+                record["concurrent_compare"] = {"server": other, **result}
         record["load_average"]["end"] = round(os.getloadavg()[0], 2)
         record["verdict"] = verdict(record)
         print("\n".join(record["verdict"]))

@@ -16,7 +16,7 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "workbench"
 # the layers from the bottom up; a module may import its own layer and those below it only
 LAYERS = ("datasets", "cleansing", "models", "evaluation")
 # above every layer checked here: the pipeline's records, the tuning runs, serving and the UI
-ABOVE_ALL = ("tracking", "tuning", "serving", "local_server", "dashboard")
+ABOVE_ALL = ("tracking", "tuning", "serving", "pos_server", "local_server", "dashboard")
 
 
 def _module_name(path: Path) -> str:

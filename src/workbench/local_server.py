@@ -1,9 +1,12 @@
-"""A server process on loopback (`mlflow models serve`, Voila) for tests and benchmarks: started in
-its own process group, waited for, and stopped by its process id with everything it spawned.
+"""A server process on loopback (the POS server, `mlflow models serve`, Voila) for tests and
+benchmarks: started in its own process group, waited for, and stopped by its process id with
+everything it spawned.
 
 `python -m workbench.local_server [--legal-entity USRT] [--port 5001]` (what `make serve` runs)
 serves the champion of one legal entity, `models:/pos-recommender@champion-<legal entity>`, or
-without one the last registered `@champion`, and says first which legal entity that is.
+without one the last registered `@champion`, and says first which legal entity that is. It serves
+with `workbench.pos_server` (`--server pos`, the default) or `mlflow models serve` (`--server mlflow`):
+the same model and the same JSON protocol.
 """
 
 from __future__ import annotations
@@ -84,20 +87,31 @@ def default_workers() -> int:
     return max(os.cpu_count() or 1, 1)
 
 
-def serve_command(model_uri: str, port: int, host: str = "127.0.0.1", workers: int = 1, request_timeout_s: int | None = None) -> list[str]:
-    """`mlflow models serve` of `model_uri`. Its server (uvicorn) reads each body whole and has no
-    size limit of its own: the model bounds what a call may ask (see workbench.serving).
-    `request_timeout_s`: past it a call is answered 504 (MLflow's default: 60 s)."""
+SERVERS = ("pos", "mlflow")
+
+
+def serve_command(model_uri: str, port: int, host: str = "127.0.0.1", workers: int = 1, request_timeout_s: int | None = None,
+                  server: str = "pos") -> list[str]:
+    """The command serving `model_uri`: `workbench.pos_server` ("pos") or `mlflow models serve`
+    ("mlflow"; its uvicorn reads each body whole with no size limit of its own, so the model bounds
+    what a call may ask, see workbench.serving). `request_timeout_s`: past it a call is answered 504
+    (default 60 s)."""
+    if server == "pos":
+        from workbench import pos_server
+
+        return pos_server.command(model_uri, port, host, workers, request_timeout_s)
+    if server != "mlflow":
+        raise ValueError(f"server must be one of {SERVERS}, got {server!r}")
     command = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
                "-h", host, "-p", str(port), "-w", str(workers)]
     return command + (["-t", str(int(request_timeout_s))] if request_timeout_s else [])
 
 
 def model_server(model_uri: str, port: int, *, tracking_uri: str, log_path: Path, timeout: float = 180,
-                 request_timeout_s: int | None = None, workers: int = 1):
-    """`mlflow models serve` of `model_uri` on 127.0.0.1:`port` with `workers` processes, ready once /ping answers."""
+                 request_timeout_s: int | None = None, workers: int = 1, server: str = "pos"):
+    """`model_uri` served on 127.0.0.1:`port` by `server` with `workers` processes, ready once /ping answers."""
     env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    command = serve_command(model_uri, port, request_timeout_s=request_timeout_s, workers=workers)
+    command = serve_command(model_uri, port, request_timeout_s=request_timeout_s, workers=workers, server=server)
     return running(command, port, log_path=log_path, env=env, ready_path="/ping", timeout=timeout)
 
 
@@ -135,11 +149,12 @@ def describe(uri: str, settings: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Serve the champion of one legal entity over HTTP (mlflow models serve).")
+    parser = argparse.ArgumentParser(description="Serve the champion of one legal entity over HTTP.")
     parser.add_argument("--legal-entity", default="", help="serve @champion-<legal entity>; empty: the last registered @champion")
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--workers", type=int, default=0, help="server processes; 0: one per core")
+    parser.add_argument("--server", choices=SERVERS, default="pos", help="pos: workbench.pos_server; mlflow: `mlflow models serve`")
     args = parser.parse_args(argv)
     uri, settings = champion_uri(args.legal_entity or None)
     print(f"Serving {describe(uri, settings)} on http://{args.host}:{args.port}", flush=True)
@@ -148,7 +163,7 @@ def main(argv=None) -> int:
               "keeps serving that legal entity's own champion)", flush=True)
     workers = args.workers or default_workers()
     print(f"{workers} worker process(es), each with its own copy of the model", flush=True)
-    command = serve_command(uri, args.port, args.host, workers)
+    command = serve_command(uri, args.port, args.host, workers, server=args.server)
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # mlflow runs `uvicorn` from PATH
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow

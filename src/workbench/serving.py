@@ -106,16 +106,19 @@ def _records(model_input, max_rows: int | None = None) -> tuple[dict[str, list],
         model_input = pd.DataFrame.from_records(model_input) if model_input else pd.DataFrame()
     if not isinstance(model_input, pd.DataFrame):
         raise _invalid(f"requests must be a pandas DataFrame, not {type(model_input).__name__}")
-    if "scenario" not in model_input.columns:
+    columns = {c: model_input[c].tolist() for c in INPUT_COLUMNS if c in model_input.columns}
+    return _checked_columns(columns, len(model_input), list(model_input.columns), max_rows), len(model_input)
+
+
+def _checked_columns(columns: dict[str, list], n: int, given: list, max_rows: int | None) -> dict[str, list]:
+    if "scenario" not in columns:
         raise _invalid(
             "requests lack the column 'scenario' (one of 'product', 'basket', 'customer'); "
-            f"columns given: {list(model_input.columns)}"
+            f"columns given: {[_shown(c) for c in given[:20]]}"
         )
-    n = len(model_input)
     if max_rows is not None and n > max_rows:
         raise _invalid(f"the call holds {n:,} requests; at most {max_rows:,} are answered per call: split it")
-    columns = {c: model_input[c].tolist() for c in INPUT_COLUMNS if c in model_input.columns}
-    return columns, n
+    return columns
 
 
 def _as_id(value, row: int, column: str) -> str | None:
@@ -145,6 +148,21 @@ def parse_requests(model_input, max_rows: int | None = MAX_BATCH_ROWS) -> list[R
     the call's size where it holds more than `max_rows` requests.
     """
     columns, n = _records(model_input, max_rows)
+    return _requests_from_columns(columns, n)
+
+
+def parse_columns(columns: dict[str, list], n: int, max_rows: int | None = MAX_BATCH_ROWS) -> list[Request]:
+    """`parse_requests` of requests given as columns (name -> list of n values), as the POS server
+    reads them from JSON without building a DataFrame; columns other than INPUT_COLUMNS are ignored."""
+    given = list(columns)
+    columns = {c: columns[c] for c in INPUT_COLUMNS if c in columns}
+    for name, values in columns.items():
+        if not isinstance(values, list) or len(values) != n:
+            raise _invalid(f"column {name} holds {len(values) if isinstance(values, list) else _shown(values)} values; the call has {n:,} requests")
+    return _requests_from_columns(_checked_columns(columns, n, given, max_rows), n)
+
+
+def _requests_from_columns(columns: dict[str, list], n: int) -> list[Request]:
     none = [None] * n
     scenarios = columns["scenario"]
     customers = columns.get("customer_id", none)
@@ -203,18 +221,6 @@ def _json_numbers(values: np.ndarray):
     if finite.all():
         return values
     return pd.Series([float(v) if ok else None for v, ok in zip(values, finite)], dtype="object")
-
-
-def _empty_output() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "request": pd.Series([], dtype="int64"),
-            "rank": pd.Series([], dtype="int64"),
-            "product_id": pd.Series([], dtype="object"),
-            "score": pd.Series([], dtype="float64"),
-            "reason": pd.Series([], dtype="object"),
-        }
-    )
 
 
 class PosRecommenderModel(mlflow.pyfunc.PythonModel):
@@ -276,24 +282,37 @@ class PosRecommenderModel(mlflow.pyfunc.PythonModel):
     # explicit signature (type hints cannot express optional columns)
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         requests = parse_requests(model_input, max_rows=getattr(self, "max_batch_rows", MAX_BATCH_ROWS))
+        answer = self.answer(requests, params)
+        return pd.DataFrame(
+            {
+                "request": np.asarray(answer["request"], dtype=np.int64),
+                "rank": np.asarray(answer["rank"], dtype=np.int64),
+                "product_id": pd.Series(answer["product_id"], dtype="object"),
+                # null, not NaN: JSON has no NaN, and strict parsers (JSON.parse, Jackson, Go) reject it
+                "score": _json_numbers(np.asarray(answer["score"], dtype=np.float64)),
+                "reason": pd.Series(answer["reason"], dtype="object"),
+            }
+        )
+
+    def answer_columns(self, columns: dict[str, list], n: int, params: dict | None = None) -> dict[str, list]:
+        """`answer` to n requests given as columns (see `parse_columns`): the POS server's call."""
+        return self.answer(parse_columns(columns, n, max_rows=getattr(self, "max_batch_rows", MAX_BATCH_ROWS)), params)
+
+    def answer(self, requests: list[Request], params: dict | None = None) -> dict[str, list]:
+        """The answer to parsed `requests` as columns (OUTPUT_COLUMNS -> list): what `predict`
+        returns as a DataFrame and the POS server writes as JSON records without one. A score that
+        is not a number (a turned-off legal entity's row) is nan here; both writers make it null."""
         if not self.enabled(params):
             n = len(requests)
-            return pd.DataFrame(
-                {
-                    "request": np.arange(n, dtype=np.int64),
-                    "rank": np.zeros(n, dtype=np.int64),
-                    "product_id": pd.Series([None] * n, dtype="object"),
-                    # null, not NaN: JSON has no NaN, and strict parsers (JSON.parse, Jackson, Go) reject it
-                    "score": pd.Series([None] * n, dtype="object"),
-                    "reason": [disabled_reason(self.settings["legal_entity"])] * n,
-                }
-            )
+            reason = disabled_reason(self.settings["legal_entity"])
+            return {"request": list(range(n)), "rank": [0] * n, "product_id": [None] * n, "score": [math.nan] * n, "reason": [reason] * n}
+        answer = {column: [] for column in OUTPUT_COLUMNS}
         if not requests:
-            return _empty_output()
+            return answer
         if self.recommender is None:
             raise MlflowException("PosRecommenderModel has no fitted recommender (load_context not run?)")
         results = self.recommender.recommend(requests)
-        request_col, rank_col, product_col, score_col, reason_col = [], [], [], [], []
+        request_col, rank_col, product_col, score_col, reason_col = (answer[c] for c in OUTPUT_COLUMNS)
         for r, (request, rec) in enumerate(zip(requests, results)):
             blocked = set(request.product_ids) if request.excludes_input else ()
             notes = "; ".join(rec.notes)
@@ -310,17 +329,9 @@ class PosRecommenderModel(mlflow.pyfunc.PythonModel):
                 request_col.append(r)
                 rank_col.append(rank)
                 product_col.append(item)
-                score_col.append(score)
+                score_col.append(float(score))
                 reason_col.append(reason)
-        return pd.DataFrame(
-            {
-                "request": np.asarray(request_col, dtype=np.int64),
-                "rank": np.asarray(rank_col, dtype=np.int64),
-                "product_id": pd.Series(product_col, dtype="object"),
-                "score": _json_numbers(np.asarray(score_col, dtype=np.float64)),
-                "reason": pd.Series(reason_col, dtype="object"),
-            }
-        )
+        return answer
 
     # -- MLflow metadata -----------------------------------------------------------------------------
     def signature(self) -> ModelSignature:
