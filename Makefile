@@ -14,7 +14,7 @@ SERVER ?= pos
 LEGAL_ENTITY ?=
 TRACKING_URI := sqlite:///$(CURDIR)/mlruns/mlflow.db
 
-.PHONY: screenshots install demo test lab dashboard serve online-retail browser postgres benchmarks clean
+.PHONY: screenshots install demo test lab dashboard serve online-retail browser postgres benchmarks research clean
 
 install: $(VENV)/.stamp-install
 
@@ -66,6 +66,14 @@ benchmarks: install postgres
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/latency.py
+
+# The research notebooks behind the defaults (not CI: minutes each), on Online Retail in ../shared;
+# their figures and tables go to benchmarks/results/research/, the executed notebooks to data/runs/research/
+RESEARCH := champion_settings validation_window_length
+research: install
+	mkdir -p data/runs/research
+	for nb in $(RESEARCH); do $(BIN)/papermill notebooks/research/$$nb.ipynb data/runs/research/$$nb.ipynb --cwd notebooks/research \
+	  -k pos-workbench -p figure_dir $(CURDIR)/benchmarks/results/research || exit 1; done
 
 clean:
 	rm -rf data/operational data/raw data/interim data/processed data/runs mlruns/mlflow.db mlruns/artifacts

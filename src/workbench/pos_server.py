@@ -39,6 +39,8 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from workbench.serving import OUTPUT_COLUMNS, quoted
+
 _logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a full batch (10,000 requests) of realistic baskets is a few MB
@@ -57,11 +59,6 @@ class CallError(Exception):
         self.status, self.error_code = status, error_code
 
 
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:32]}...{text[-5:]}"
-
-
 def request_columns(payload) -> tuple[dict[str, list], int, dict | None]:
     """(columns, number of requests, params) of a parsed JSON body in the MLflow scoring protocol."""
     if not isinstance(payload, dict):
@@ -70,43 +67,41 @@ def request_columns(payload) -> tuple[dict[str, list], int, dict | None]:
     unknown = [key for key in payload if key not in INPUT_KEYS and key != "params"]
     if len(keys) != 1 or unknown:
         raise CallError(f"the body needs exactly one of {', '.join(INPUT_KEYS)} (and optionally params); "
-                         f"it holds {[_shown(key) for key in list(payload)[:10]]}")
+                         f"it holds {[quoted(key) for key in list(payload)[:10]]}")
     key, data = keys[0], payload[keys[0]]
     params = payload.get("params")
     if params is not None:
         if not isinstance(params, dict):
-            raise CallError(f"params must be an object, got {_shown(params)}")
+            raise CallError(f"params must be an object, got {quoted(params)}")
         extra = [name for name in params if name not in KNOWN_PARAMS]
         if extra:
-            raise CallError(f"unknown params {[_shown(name) for name in extra[:5]]}; known: {', '.join(KNOWN_PARAMS)}")
+            raise CallError(f"unknown params {[quoted(name) for name in extra[:5]]}; known: {', '.join(KNOWN_PARAMS)}")
         enable = params.get("enable_pos_recommendations")
         if enable is not None and not isinstance(enable, bool) and str(enable).strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise CallError(f"params.enable_pos_recommendations must be true or false, got {_shown(enable)}")
+            raise CallError(f"params.enable_pos_recommendations must be true or false, got {quoted(enable)}")
     if key == "dataframe_split":
         if not isinstance(data, dict) or not isinstance(data.get("columns"), list) or not isinstance(data.get("data"), list):
             raise CallError('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
         names, rows = data["columns"], data["data"]
         for r, row in enumerate(rows):
             if not isinstance(row, list) or len(row) != len(names):
-                raise CallError(f"dataframe_split row {r} must be a list of {len(names)} values (one per column), got {_shown(row)}")
+                raise CallError(f"dataframe_split row {r} must be a list of {len(names)} values (one per column), got {quoted(row)}")
         return {str(name): [row[i] for row in rows] for i, name in enumerate(names)}, len(rows), params
     if not isinstance(data, list):
         raise CallError(f"{key} must be a list of request objects, got {type(data).__name__}")
     names: dict[str, None] = {}
     for r, record in enumerate(data):
         if not isinstance(record, dict):
-            raise CallError(f"{key} row {r} must be an object (a request), got {_shown(record)}")
+            raise CallError(f"{key} row {r} must be an object (a request), got {quoted(record)}")
         names.update(dict.fromkeys(record))
     return {name: [record.get(name) for record in data] for name in names}, len(data), params
 
 
 def answer_records(answer: dict[str, list]) -> list[dict]:
-    """The model's answer columns as JSON records; a score that is not a finite number is null."""
-    scores = [s if math.isfinite(s) else None for s in answer["score"]]
-    return [
-        {"request": r, "rank": k, "product_id": p, "score": s, "reason": t}
-        for r, k, p, s, t in zip(answer["request"], answer["rank"], answer["product_id"], scores, answer["reason"])
-    ]
+    """The model's answer columns (OUTPUT_COLUMNS) as JSON records; a score that is not a finite
+    number is null."""
+    columns = {**answer, "score": [s if math.isfinite(s) else None for s in answer["score"]]}
+    return [dict(zip(OUTPUT_COLUMNS, row)) for row in zip(*(columns[c] for c in OUTPUT_COLUMNS))]
 
 
 class PosServer:
@@ -114,8 +109,6 @@ class PosServer:
 
     def __init__(self, model_uri: str, *, max_body_bytes: int = MAX_BODY_BYTES, request_timeout_s: float = REQUEST_TIMEOUT_S):
         import mlflow
-
-        from workbench.serving import PosRecommenderModel
 
         self.model_uri = model_uri
         self.max_body_bytes = int(max_body_bytes)
@@ -125,7 +118,7 @@ class PosServer:
         if not hasattr(model, "answer_columns"):
             raise SystemExit(f"{model_uri} is not a POS recommender model ({type(model).__name__}); "
                              f"serve it with `mlflow models serve` or register a workbench model")
-        self.model: PosRecommenderModel = model
+        self.model = model  # a workbench.serving.PosRecommenderModel
         self.version = json.dumps({"model_uri": model_uri, **self.model.settings}).encode()
         self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pos-scoring")
 
@@ -164,7 +157,7 @@ class PosServer:
         headers = dict(scope["headers"])
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if content_type != b"application/json":
-            raise CallError(f"Content-Type must be application/json, got {_shown(content_type.decode('latin-1'))}", status=415)
+            raise CallError(f"Content-Type must be application/json, got {quoted(content_type.decode('latin-1'))}", status=415)
         chunks, size = [], 0
         while True:
             message = await receive()

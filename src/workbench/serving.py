@@ -114,7 +114,7 @@ def _checked_columns(columns: dict[str, list], n: int, given: list, max_rows: in
     if "scenario" not in columns:
         raise _invalid(
             "requests lack the column 'scenario' (one of 'product', 'basket', 'customer'); "
-            f"columns given: {[_shown(c) for c in given[:20]]}"
+            f"columns given: {[quoted(c) for c in given[:20]]}"
         )
     if max_rows is not None and n > max_rows:
         raise _invalid(f"the call holds {n:,} requests; at most {max_rows:,} are answered per call: split it")
@@ -126,16 +126,16 @@ def _as_id(value, row: int, column: str) -> str | None:
         return None
     if isinstance(value, (str, Integral)) and not isinstance(value, bool):
         return _checked_length(str(value), row, column)
-    raise _invalid(f"request row {row}: {column} must be a string or null, got {_shown(value)}")
+    raise _invalid(f"request row {row}: {column} must be a string or null, got {quoted(value)}")
 
 
 def _checked_length(value: str, row: int, column: str) -> str:
     if len(value) > MAX_ID_LENGTH:
-        raise _invalid(f"request row {row}: {column} is {len(value):,} characters long ({_shown(value)}); ids are at most {MAX_ID_LENGTH}")
+        raise _invalid(f"request row {row}: {column} is {len(value):,} characters long ({quoted(value)}); ids are at most {MAX_ID_LENGTH}")
     return value
 
 
-def _shown(value) -> str:
+def quoted(value) -> str:
     """A value as an error message quotes it: never more than a few dozen characters."""
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:32]}...{text[-5:]}"
@@ -158,7 +158,7 @@ def parse_columns(columns: dict[str, list], n: int, max_rows: int | None = MAX_B
     columns = {c: columns[c] for c in INPUT_COLUMNS if c in columns}
     for name, values in columns.items():
         if not isinstance(values, list) or len(values) != n:
-            raise _invalid(f"column {name} holds {len(values) if isinstance(values, list) else _shown(values)} values; the call has {n:,} requests")
+            raise _invalid(f"column {name} holds {len(values) if isinstance(values, list) else quoted(values)} values; the call has {n:,} requests")
     return _requests_from_columns(_checked_columns(columns, n, given, max_rows), n)
 
 
@@ -174,7 +174,7 @@ def _requests_from_columns(columns: dict[str, list], n: int) -> list[Request]:
         scenario = scenarios[row]
         if scenario not in SCENARIOS:
             raise _invalid(
-                f"request row {row}: scenario {_shown(scenario)} is unknown; use one of {', '.join(SCENARIOS)}"
+                f"request row {row}: scenario {quoted(scenario)} is unknown; use one of {', '.join(SCENARIOS)}"
             )
         product_ids = products[row]
         if _is_null(product_ids):
@@ -184,13 +184,13 @@ def _requests_from_columns(columns: dict[str, list], n: int) -> list[Request]:
         if not isinstance(product_ids, (list, tuple)):
             raise _invalid(
                 f"request row {row}: product_ids must be a list of product ids, got "
-                f"{type(product_ids).__name__} {_shown(product_ids)}"
+                f"{type(product_ids).__name__} {quoted(product_ids)}"
             )
         if len(product_ids) > MAX_PRODUCTS:
             raise _invalid(f"request row {row}: product_ids holds {len(product_ids):,} ids; at most {MAX_PRODUCTS:,}")
         bad = [p for p in product_ids if _is_null(p) or not isinstance(p, (str, Integral)) or isinstance(p, bool)]
         if bad:
-            raise _invalid(f"request row {row}: product_ids must hold product id strings, got {_shown(bad[0])}")
+            raise _invalid(f"request row {row}: product_ids must hold product id strings, got {quoted(bad[0])}")
         product_ids = [_checked_length(str(p), row, "product_ids") for p in product_ids]
         if scenario in ("product", "basket") and not product_ids:
             what = "the viewed product" if scenario == "product" else "the basket's items"
@@ -201,7 +201,7 @@ def _requests_from_columns(columns: dict[str, list], n: int) -> list[Request]:
         elif isinstance(k, float) and k.is_integer():
             k = int(k)  # JSON nulls beside ints turn the column into floats
         if not isinstance(k, Integral) or isinstance(k, (bool, np.bool_)) or not 1 <= int(k) <= MAX_K:
-            raise _invalid(f"request row {row}: k must be a positive integer (at most {MAX_K}), got {_shown(k)}")
+            raise _invalid(f"request row {row}: k must be a positive integer (at most {MAX_K}), got {quoted(k)}")
         requests.append(
             Request(
                 scenario=scenario,
