@@ -346,6 +346,12 @@ def markdown(results: dict) -> str:
                 + " / ".join(fmt(lat[p]["p50_ms"]) for p in ("product", "basket", "customer")) + " | "
                 + " / ".join(fmt(lat[p]["p99_ms"]) for p in ("product", "basket", "customer")) + f" | {fmt(r['evaluate_s'])} |"
             )
+    mixed = [f"{row['products']:,} x {row['lines']:,}: " + "; ".join(f"{name} {when}" for when, name in sorted(
+                 (r.get("measured") or row.get("measured", "?"), name) for name, r in row.get("algorithms", {}).items()))
+             for row in rows if "lines" in row and len({r.get("measured") for r in row.get("algorithms", {}).values()}) > 1]
+    if mixed:
+        lines += ["", "Rows measured in more than one run (`--append` of some algorithms; extract and cleanse from the latest): "
+                  + " | ".join(mixed) + "."]
     lines += ["", "## Whole pipeline and the targets", "", *targets_table(results)]
     fits = results.get("exponents", [])
     if fits:
@@ -436,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--not-run", default="", help="a sentence for the report: which sizes were left out and why")
     parser.add_argument("--report-only", action="store_true", help="rewrite scale.md and the README block from scale.json")
     parser.add_argument("--append", action="store_true",
-                        help="keep the sizes of the last run (scale.json) and add these (a size run again replaces its row)")
+                        help="keep the sizes of the last run (scale.json) and add these; a size run again gets new extract and "
+                             "cleanse figures and new results for --algorithms, and keeps the earlier results of the others")
     args = parser.parse_args(argv)
     if args.report_only:
         write(json.loads((RESULTS / "scale.json").read_text()))
@@ -444,11 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     algorithms = args.algorithms.split(",")
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "algorithms": algorithms,
                "sizes": [], "not_run": args.not_run, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    kept = []
+    kept, rerun = [], {}
     if args.append and (RESULTS / "scale.json").exists():
         earlier = json.loads((RESULTS / "scale.json").read_text())
         asked = set(parse_sizes(args.sizes))
         kept = [row for row in earlier.get("sizes", []) if (row["products"], row["lines_target"]) not in asked]
+        rerun = {(row["products"], row["lines_target"]): row for row in earlier.get("sizes", []) if (row["products"], row["lines_target"]) in asked}
         results["algorithms"] = list(dict.fromkeys(earlier.get("algorithms", []) + algorithms))
         results["started"] = f"{earlier.get('started')} (sizes added {results['started']})"
     with tempfile.TemporaryDirectory(prefix="scale-") as scratch:
@@ -463,6 +471,12 @@ def main(argv: list[str] | None = None) -> int:
             row = bench_size(products, lines, algorithms, args.requests, scratch)
             row["measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
             row["algorithms_run"] = algorithms
+            for result in row.get("algorithms", {}).values():
+                result["measured"] = row["measured"]
+            earlier_row = rerun.get((products, lines), {})
+            for name, result in earlier_row.get("algorithms", {}).items():  # the algorithms this run left out
+                if name not in row.get("algorithms", {}):
+                    row.setdefault("algorithms", {})[name] = {**result, "measured": result.get("measured") or earlier_row.get("measured")}
             # rows in order of products, then lines: the earlier run's beside this one's
             results["sizes"] = sorted(results["sizes"] + [row], key=lambda r: (r["products"], r["lines_target"]))
             results["exponents"] = exponents(results["sizes"], algorithms)
