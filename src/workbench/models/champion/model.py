@@ -10,6 +10,7 @@ from workbench.models.champion import explanations, ranker, signals
 from workbench.models.champion.state import ChampionState, fit_state
 from workbench.models.champion.tuning import tune
 from workbench.models.data import TrainingData
+from workbench.models.item_to_item import DENSE_ITEM_LIMIT
 
 
 class Champion(Recommender):
@@ -45,6 +46,7 @@ class Champion(Recommender):
         negative_rate: float = 0.4,
         balance_cases: bool = True,
         blend_share: float = 0.0,
+        dense_item_limit: int = DENSE_ITEM_LIMIT,
         seed: int = 0,
     ):
         super().__init__(
@@ -67,6 +69,7 @@ class Champion(Recommender):
             negative_rate=negative_rate,
             balance_cases=balance_cases,
             blend_share=blend_share,
+            dense_item_limit=dense_item_limit,
             seed=seed,
         )
 

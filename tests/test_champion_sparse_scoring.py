@@ -1,0 +1,149 @@
+"""The champion's large-catalog candidates (models/champion/candidates.py, `dense_item_limit`): past
+the limit each list is read from its positive items, never partitioned over the whole catalog; it
+nominates the same positive items as the dense path, and only the filler of a short list differs
+(the newest products instead of argpartition's pick among tied zeros)."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import tiny_interactions
+
+from workbench.models import Request, TrainingData, make_model
+from workbench.models.base import Batch
+from workbench.models.champion import signals as champion_signals
+from workbench.models.champion.candidates import blocked_items, candidate_pairs, on_product_page
+from workbench.models.champion.pages import COMPONENTS, PRODUCT_ONLY, page_of
+from workbench.models.champion.ranker import blend
+
+FAST = {"validation_days": 20, "max_tuning_cases": 150, "ranker_iterations": 10, "product_ranker_iterations": 10}
+
+
+@pytest.fixture(scope="module")
+def forced():
+    """The champion with the large-catalog path forced on a small catalog (tuned with it too)."""
+    data = TrainingData.from_interactions(tiny_interactions(seed=5, n_customers=40, n_products=150, n_baskets=700, days=120))
+    return make_model("champion", dense_item_limit=0, **FAST).fit(data)
+
+
+def requests_of(model, n: int = 30, seed: int = 0) -> list[Request]:
+    rng = np.random.default_rng(seed)
+    items = [str(i) for i in model.item_ids]
+    customers = sorted(model.customer_index)
+    out = []
+    for i in range(n):
+        customer = customers[rng.integers(len(customers))] if rng.random() < 0.6 else None
+        store = ("S0", "S1", None)[i % 3]
+        out.append(Request("product", None, (items[rng.integers(len(items))],), store_id=store))
+        out.append(Request("basket", customer, tuple(rng.choice(items, size=int(rng.integers(1, 5)), replace=False)), store_id=store))
+        out.append(Request("customer", customers[rng.integers(len(customers))], exclude_purchased=bool(i % 2), store_id=store))
+    return out
+
+
+def pairs_of(state, model, requests):
+    batch = Batch(requests, model)
+    found = champion_signals.compute(state, batch)
+    scores = blend(state, batch, found)[0]
+    blocked = blocked_items(state, batch)
+    rows, cols = candidate_pairs(state, batch, found, scores, blocked)
+    return batch, found, scores, blocked, set(zip(rows.tolist(), cols.tolist()))
+
+
+def test_both_paths_nominate_every_lists_best_positive_items(forced):
+    requests = requests_of(forced)
+    sparse_state = forced.state
+    dense_state = dataclasses.replace(sparse_state, dense_item_limit=10**9)
+    batch, found, scores, blocked, sparse = pairs_of(sparse_state, forced, requests)
+    dense = pairs_of(dense_state, forced, requests)[-1]
+    product = on_product_page(batch)
+    n = sparse_state.candidates_per_signal
+    must, positive = set(), set()
+    for r, request in enumerate(batch):
+        deep = [c for c in COMPONENTS if c not in ("trending", "store") and (product[r] or c not in PRODUCT_ONLY)]
+        for values, depth in [(found[c][r], n) for c in deep] + [(scores[r], 2 * n)]:
+            values = np.where(blocked[r], 0.0, values)
+            items = np.flatnonzero(values > 0)
+            positive |= {(r, int(i)) for i in items}
+            if len(items) > depth:  # strictly above the cut: in any top `depth`, whatever the ties
+                items = items[values[items] > np.sort(values[items])[::-1][depth - 1]]
+            must |= {(r, int(i)) for i in items}
+    assert must <= dense
+    assert must <= sparse
+    assert not any(blocked[r, c] for r, c in sparse)
+    # the trending and store lists as the dense path has them (their orders sorted at fit); beyond
+    # those and the lists' positive items, the newest products, in order (none skipped)
+    for r, request in enumerate(batch):
+        trending = [int(i) for i in sparse_state.trending_order if not blocked[r, i]][: n // 2]
+        store = [int(i) for i in sparse_state.store_orders.get(request.store_id, sparse_state.trending_order) if not blocked[r, i]][: n // 2]
+        dense_trending = np.argsort(-np.where(blocked[r], -1.0, found["trending"][r]), kind="stable")[: n // 2]
+        assert {(r, i) for i in trending + store} <= sparse
+        assert set(trending) == set(dense_trending.tolist())
+        order = [int(i) for i in sparse_state.arrivals_order if not blocked[r, i] and (r, int(i)) not in positive and int(i) not in trending + store]
+        taken = [(r, i) in sparse for i in order]
+        assert taken == sorted(taken, reverse=True), page_of(request)
+    # each row is as deep as the dense path's where the catalog allows
+    assert all(len([p for p in sparse if p[0] == r]) >= min(n, sparse_state.n_items - blocked[r].sum()) for r in range(len(batch)))
+
+
+def test_the_large_catalog_path_answers_as_a_recommender(forced):
+    requests = requests_of(forced, n=12, seed=1)
+    one_by_one = [forced.recommend([r], k=10)[0] for r in requests]
+    together = forced.recommend(requests, k=10)
+    copy = pickle.loads(pickle.dumps(forced))
+    again = copy.recommend(requests, k=10)
+    for request, alone, batched, pickled in zip(requests, one_by_one, together, again):
+        assert alone.item_ids == batched.item_ids == pickled.item_ids
+        assert len(alone.item_ids) == 10 and len(alone.reasons) == 10
+        if request.excludes_input:
+            assert not set(alone.item_ids) & set(request.product_ids)
+
+
+def large_catalog(n_items: int = 40_000, seed: int = 0) -> TrainingData:
+    """Every product sold at least once, a long tail, a few thousand customers."""
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / (np.arange(n_items) + 20.0) ** 0.9
+    popularity /= popularity.sum()
+    sizes = rng.integers(1, 6, size=n_items // 2)
+    items = np.concatenate([np.arange(n_items), rng.choice(n_items, size=int(sizes.sum()), p=popularity)])
+    basket = np.concatenate([np.arange(n_items) % (n_items // 2), np.repeat(np.arange(n_items // 2), sizes)])
+    customer = rng.integers(-500, 3000, size=n_items // 2)[basket]
+    frame = pd.DataFrame({
+        "customer_id": [f"C{c}" if c >= 0 else None for c in customer],
+        "basket_id": [f"B{b}" for b in basket],
+        "product_id": [f"P{i}" for i in items],
+        "time": (pd.Timestamp("2024-01-01") + pd.to_timedelta(basket * 600, unit="s")).astype("datetime64[us]"),
+        "quantity": 1.0,
+        "store_id": [f"S{b % 3}" for b in basket],
+    }).drop_duplicates(["basket_id", "product_id"])
+    frame["customer_id"] = frame["customer_id"].astype(object)
+    return TrainingData.from_interactions(frame)
+
+
+def test_a_single_request_on_a_large_catalog_nominates_without_a_catalog_wide_array():
+    model = make_model("champion", tune=False).fit(large_catalog())
+    state = model.state
+    assert state.n_items > state.dense_item_limit  # the large-catalog path, chosen by catalog size
+    customer = next(iter(model.customer_index))
+    items = [str(i) for i in model.item_ids[:3]]
+    for request in (Request("product", None, items[:1]), Request("basket", customer, tuple(items)), Request("customer", customer)):
+        batch = Batch([request], model)
+        found = champion_signals.compute(state, batch)
+        scores = blend(state, batch, found)[0]
+        blocked = blocked_items(state, batch)
+        peaks = {}
+        for row_wise in (True, False):
+            tracemalloc.start()
+            rows, cols = candidate_pairs(state, batch, found, scores, blocked, row_wise=row_wise)
+            peaks[row_wise] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert len(rows) >= state.candidates_per_signal
+        # the dense path holds a float32 copy of every list and an int64 partition of each (12 bytes
+        # x lists x items); reading the positives, a few bytes per item at a time
+        assert peaks[True] < 4 * 4 * state.n_items, (request.scenario, peaks)
+        assert peaks[False] > 10 * peaks[True], (request.scenario, peaks)
