@@ -3,6 +3,9 @@ state and the batch of requests."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
 import numpy as np
 
 from workbench.models.base import Batch, Recommender, Request
@@ -19,7 +22,11 @@ class Champion(Recommender):
     and its categories; re-ranked per page by a learnt model.
 
     Everything fitted is in `state` (a ChampionState, immutable); scoring writes nothing to the
-    model, so one fitted champion serves any number of threads."""
+    model, so one fitted champion serves any number of threads.
+
+    The fit's own tuning learns each page's re-ranker from at most `max_training_rows` rows (every
+    positive kept, the negatives a sample seeded by `seed`) and works the pages on `fit_threads`
+    threads: the same model on any number, only sooner where cores are free."""
 
     name = "champion"
     # a chunk holds about 40 (rows x items) float matrices (signals, their parts in the blend, raws)
@@ -42,11 +49,12 @@ class Champion(Recommender):
         product_candidates_per_signal: int | None = None,
         ranker_iterations: int = 60,
         product_ranker_iterations: int | None = 120,
-        max_training_rows: int = 250_000,
+        max_training_rows: int = 50_000,
         negative_rate: float = 0.4,
         balance_cases: bool = True,
         blend_share: float = 0.0,
         dense_item_limit: int = DENSE_ITEM_LIMIT,
+        fit_threads: int = 2,
         seed: int = 0,
     ):
         super().__init__(
@@ -70,17 +78,25 @@ class Champion(Recommender):
             balance_cases=balance_cases,
             blend_share=blend_share,
             dense_item_limit=dense_item_limit,
+            fit_threads=fit_threads,
             seed=seed,
         )
 
     # -- fitting -------------------------------------------------------------------------------
     def _fit(self, data: TrainingData) -> None:
         p = self.params
-        weights, rankers, report = p["weights"], {}, None
-        if p["tune"]:
+        weights = p["weights"]
+        if not p["tune"]:
+            self.state: ChampionState = fit_state(data, p, weights, {}, None)
+            return
+        # the signals' matrices and statistics owe nothing to the tuning: fitted on another thread
+        # meanwhile, and the tuning's outcome put in after
+        with ThreadPoolExecutor(1) as pool:
+            fitting = pool.submit(fit_state, data, p, weights, {}, None) if int(p["fit_threads"]) > 1 else None
             searched, rankers, report = tune(p, data, search_weights=weights is None)
-            weights = weights if weights is not None else searched
-        self.state: ChampionState = fit_state(data, p, weights, rankers, report)
+            state = fitting.result() if fitting is not None else fit_state(data, p, weights, {}, None)
+        weights = weights if weights is not None else searched
+        self.state = replace(state.with_weights(weights), rankers=dict(rankers), tuning_report=report)
 
     # what the notebooks and the quality benchmark show of a fit (copies: the state stays as fitted)
     @property

@@ -3,6 +3,7 @@ training data (the protocol of EVALUATION.md one period earlier, never the test 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -31,29 +32,46 @@ def tune(params: dict, data: TrainingData, search_weights: bool):
     `validation_days` before the end of `data`. The blend weights are searched on the most recent
     window alone (from DEFAULT_WEIGHTS), first: every window's re-ranker rows are then built on the
     retailer's own blend. Where the data is too small for a validation window, nothing is learnt
-    (defaults serve)."""
+    (defaults serve). The pages are worked on `fit_threads` threads: each page's search, rows and
+    re-ranker depend on nothing of another page's, so the outcome is the same on any number."""
     p = params
     interactions = data.to_interactions()
     wish_lists = _wish_list_frame(data)
     weights, report = {}, {}
     rows = {page: [] for page in dict.fromkeys(RANKER_OF_PAGE.values())}
-    for window in range(max(int(p["validation_windows"]), 1)):
-        inner, cases = _validation_window(p, data, interactions, wish_lists, window)
-        if inner is None:
-            break
-        state = inner.state
-        for page in PAGES:
-            requests, truth = cases[page].requests, cases[page].truth
+    with ThreadPoolExecutor(max(int(p["fit_threads"]), 1)) as pool:
+        for window in range(max(int(p["validation_windows"]), 1)):
+            inner, cases = _validation_window(p, data, interactions, wish_lists, window)
+            if inner is None:
+                break
             if window == 0:
-                weights[page] = DEFAULT_WEIGHTS.get(page, {})
-                if search_weights and requests and (page in SEARCHED_UNDER_RANKER or not p["second_stage"]):
-                    weights[page], report[page] = _search(inner, state, requests, truth, TUNING_METRIC[page])
-            if p["second_stage"] and requests and page in rows:
-                state = state.with_weights({**state.weights, page: weights[page]})
-                rows[page].append(_ranker_rows(inner, state, requests, truth, seed=(p["seed"], window, PAGES.index(page)), negative_rate=p["negative_rate"]))
+                weights = {page: DEFAULT_WEIGHTS.get(page, {}) for page in PAGES}
+
+            def page_work(page, window=window, inner=inner, cases=cases):
+                """(searched weights and their quality or None, the page's re-ranker rows or None)."""
+                requests, truth = cases[page].requests, cases[page].truth
+                searched = None
+                if window == 0 and search_weights and requests and (page in SEARCHED_UNDER_RANKER or not p["second_stage"]):
+                    searched = _search(inner, inner.state, requests, truth, TUNING_METRIC[page])
+                block = None
+                if p["second_stage"] and requests and page in rows:
+                    # the page's requests are blended with its own weights alone
+                    chosen = searched[0] if searched else weights[page]
+                    state = inner.state.with_weights({**inner.state.weights, page: chosen})
+                    block = _ranker_rows(inner, state, requests, truth, seed=(p["seed"], window, PAGES.index(page)), negative_rate=p["negative_rate"])
+                return searched, block
+
+            for page, (searched, block) in zip(PAGES, pool.map(page_work, PAGES)):
+                if searched is not None:
+                    weights[page], report[page] = searched
+                if block is not None:
+                    rows[page].append(block)
+        # the most rows first: the longest fits start while the others share the threads
+        order = sorted((page for page, blocks in rows.items() if blocks), key=lambda page: -sum(len(b[1]) for b in rows[page]))
+        trained = dict(zip(order, pool.map(lambda page: train_ranker(rows[page], p, page), order)))
     rankers = {}
-    for page, blocks in rows.items():
-        ranker = train_ranker(blocks, p, page) if blocks else None
+    for page in rows:
+        ranker = trained.get(page)
         if ranker is not None:
             rankers[page] = ranker
             report[f"{page}.ranker_rows"] = ranker.n_rows_
@@ -171,19 +189,24 @@ def _search_candidates(inner, state, requests, truth, depth: int = 60):
 def _search(inner, state, requests, truth, metric: str, k: int = 10):
     """Steepest ascent over GRID, one signal's weight at a time, from the defaults;
     deterministic, and cheap: the signals are computed once, on each case's candidates, and only
-    re-weighted."""
+    re-weighted (a trial changes one weight: the round's blend plus that change, blocked items kept
+    out once per round)."""
     signals, blocked, relevant, sizes = _search_candidates(inner, state, requests, truth)
     k = min(k, blocked.shape[1])
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.cumsum(discounts)[np.minimum(sizes, k) - 1]
 
-    def quality(weights):
+    def losses(weights):
+        """The blend's scores, negated (argpartition takes the smallest), +inf where blocked."""
         scores = sum(w * signals[c] for c, w in weights.items() if w) + 1e-6 * signals["store"]
-        scores = np.where(blocked, -np.inf, scores)
-        top = _top_columns(scores, k)
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        hits = np.take_along_axis(relevant, top, axis=1) & np.isfinite(np.take_along_axis(scores, top, axis=1))
+        return np.where(blocked, np.inf, -scores).astype(np.float32, copy=False)
+
+    def quality(negated):
+        top = np.argpartition(negated, k - 1, axis=1)[:, :k] if k < negated.shape[1] else _top_columns(-negated, k)
+        chosen = np.take_along_axis(negated, top, axis=1)
+        order = np.argsort(chosen, axis=1, kind="stable")
+        top, chosen = np.take_along_axis(top, order, axis=1), np.take_along_axis(chosen, order, axis=1)
+        hits = np.take_along_axis(relevant, top, axis=1) & np.isfinite(chosen)
         if metric == "hr":
             return float(hits.any(axis=1).mean()) + 0.01 * float((hits @ discounts / ideal).mean())
         return float((hits @ discounts / ideal).mean())
@@ -191,17 +214,26 @@ def _search(inner, state, requests, truth, metric: str, k: int = 10):
     page = page_of(requests[0])
     weights = {c: DEFAULT_WEIGHTS.get(page, {}).get(c, 0.0) for c in COMPONENTS}
     live = [c for c in COMPONENTS if signals[c].any()]
-    best = quality(weights)
+    negated = losses(weights)
+    best = quality(negated)
+    trial = np.empty_like(negated)
     # steepest ascent: each round takes the single best change of one weight, until none helps
     for _ in range(8):
-        trials = [{**weights, c: v} for c in live for v in GRID if v != weights[c]]
-        scored = [(quality(t), -i, t) for i, t in enumerate(trials) if any(t.values())]
+        trials = [(c, v) for c in live for v in GRID if v != weights[c]]
+        scored = []
+        for i, (c, v) in enumerate(trials):
+            if not any({**weights, c: v}.values()):
+                continue
+            np.multiply(signals[c], np.float32(weights[c] - v), out=trial)
+            trial += negated
+            scored.append((quality(trial), -i, (c, v)))
         if not scored:
             break
-        top_quality, _, top = max(scored, key=lambda x: (x[0], x[1]))
+        top_quality, _, (c, v) = max(scored, key=lambda x: (x[0], x[1]))
         if top_quality <= best + 1e-6:
             break
-        best, weights = top_quality, top
+        best, weights = top_quality, {**weights, c: v}
+        negated = losses(weights)
     return weights, best
 
 
