@@ -163,9 +163,9 @@ def _orders(trending: np.ndarray, store_sellers: dict, item_age: np.ndarray) -> 
     """The trending list's and each store list's order of the items, best first, ties by item index:
     the same for every request, so sorted once here. Scaled and summed in float32 exactly as
     `signals.compute` does, so the order is the one the dense path's lists have. And the newest
-    products first (the best sellers first among those first sold the same day): on Online Retail's
-    validation window they top up a short list as well as the dense path's filler (quality within
-    1.8% on every page), trending best sellers did not (new items -4%)."""
+    products first (the best sellers first among those first sold the same day), what tops up a
+    large catalog's short lists: forced on Online Retail's validation window, every headline metric
+    within 2% of the dense path's filler (benchmarks/results/champion_candidates.md)."""
     scaled = (trending / max(float(trending.max()), 1e-9)).astype(np.float32) if len(trending) else trending.astype(np.float32)
     store_orders = {}
     for store, sellers in store_sellers.items():
