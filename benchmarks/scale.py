@@ -459,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         rerun = {(row["products"], row["lines_target"]): row for row in earlier.get("sizes", []) if (row["products"], row["lines_target"]) in asked}
         results["algorithms"] = list(dict.fromkeys(earlier.get("algorithms", []) + algorithms))
         results["started"] = f"{earlier.get('started')} (sizes added {results['started']})"
+        results["not_run"] = args.not_run or earlier.get("not_run", "")  # what the grid still lacks stays said
     with tempfile.TemporaryDirectory(prefix="scale-") as scratch:
         scratch = Path(scratch)
         if args.quality:
@@ -479,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
                     row.setdefault("algorithms", {})[name] = {**result, "measured": result.get("measured") or earlier_row.get("measured")}
             # rows in order of products, then lines: the earlier run's beside this one's
             results["sizes"] = sorted(results["sizes"] + [row], key=lambda r: (r["products"], r["lines_target"]))
-            results["exponents"] = exponents(results["sizes"], algorithms)
+            results["exponents"] = exponents(results["sizes"], results["algorithms"])  # the kept algorithms' too
             write(results)
     print(f"\nwritten: {RESULTS / 'scale.md'}")
     return 0
