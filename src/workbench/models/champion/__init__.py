@@ -16,10 +16,11 @@ EVALUATION.md one period earlier, never the test window):
    model also sees P(item | viewed item) (all baskets and recent ones), its lift and P(viewed | item),
    draws candidates from P(item | viewed item) too, and gets `product_ranker_iterations` trees.
 
-Every default here was picked on validation windows before the evaluation split (the protocol run
-with split 2011-10-10 on the data before 2011-11-09, and a month earlier), never on the test window:
-see benchmarks/results/quality.md, "How the settings were chosen". The signals are then refitted on
-all the data.
+Every default here was picked on validation windows before the evaluation split, never on the test
+window: notebooks/research/champion_settings.ipynb compares the defaults with their alternatives on
+the validation windows before Online Retail's 2011-11-09 split (`make research`; its figure and
+table are benchmarks/results/research/champion_settings_2011-11-09.*). The signals are then
+refitted on all the data.
 
 The parts, each a pure function of (fitted state, batch of requests):
 
