@@ -39,6 +39,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from workbench.parameters import FALSE, TRUE
 from workbench.serving import OUTPUT_COLUMNS, quoted
 
 _logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def request_columns(payload) -> tuple[dict[str, list], int, dict | None]:
         if extra:
             raise CallError(f"unknown params {[quoted(name) for name in extra[:5]]}; known: {', '.join(KNOWN_PARAMS)}")
         enable = params.get("enable_pos_recommendations")
-        if enable is not None and not isinstance(enable, bool) and str(enable).strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+        if enable is not None and not isinstance(enable, bool) and str(enable).strip().lower() not in TRUE | FALSE:
             raise CallError(f"params.enable_pos_recommendations must be true or false, got {quoted(enable)}")
     if key == "dataframe_split":
         if not isinstance(data, dict) or not isinstance(data.get("columns"), list) or not isinstance(data.get("data"), list):

@@ -49,6 +49,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import AnyType, Array, ColSpec, ParamSchema, ParamSpec, Schema
 
 from workbench.models.base import SCENARIOS, Recommender, Request
+from workbench.parameters import TRUE
 
 _logger = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ class PosRecommenderModel(mlflow.pyfunc.PythonModel):
         if override is None:
             return self.settings["enable_pos_recommendations"]
         if isinstance(override, str):
-            override = override.strip().lower() in ("true", "1", "yes")
+            override = override.strip().lower() in TRUE
         return bool(override)
 
     # `pd.DataFrame` as the type hint: MLflow infers nothing from it and validates against the
