@@ -24,7 +24,7 @@ import polars as pl
 from workbench import paths
 from workbench.datasets.extract import read_watermark
 from workbench.datasets.store import scratch_dir
-from workbench.cleansing.batches import BATCH_LINES, cleanse_lines_in_batches
+from workbench.cleansing.batches import BATCH_LINES, ROW, cleanse_lines_in_batches
 from workbench.cleansing.dimensions import cleanse_customers, cleanse_products, cleanse_stores, cleanse_wish_lists
 from workbench.cleansing.frames import REQUIRED_COLUMNS, CleansingInputError, conform, conform_lazy
 from workbench.cleansing.result import (
@@ -157,7 +157,7 @@ def cleanse_entity_store(legal_entity: str, rules: CleansingRules | None = None,
     started = time.perf_counter()
     try:
         raw = {t: conform(t, dimensions[t]) for t in TABLES[1:]}
-        lines = conform_lazy("sales_lines", pl.scan_parquet(parts))
+        lines = conform_lazy("sales_lines", pl.scan_parquet(parts, row_index_name=ROW))
         if lines.select(pl.len()).collect().item() == 0:
             raise ValueError(f"legal entity {legal_entity!r} has no sales: {folder / 'sales_lines'} holds no rows")
     except CleansingInputError as exc:
