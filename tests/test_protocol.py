@@ -80,3 +80,20 @@ def test_evaluate_gives_one_row_per_scenario():
     assert set(result.columns) >= {"n_cases", "precision", "recall", "ndcg", "map", "hr", "coverage", "novelty"}
     # c2's only new item is A, the top best seller it has not bought: a hit at rank 1
     assert result.set_index("scenario").loc["customer_new_items", "ndcg"] == pytest.approx(1.0)
+
+
+def test_customer_cases_past_the_cap_are_a_seeded_draw_and_leave_the_invoices_alone():
+    train, test = temporal_split(frame(), "2011-01-10")
+    every = build_cases(train, test, seed=0)
+    capped = build_cases(train, test, seed=0, max_customers=1)
+    (drawn,) = [r.customer_id for r in capped["customer"].requests]
+    assert drawn in {"c1", "c2"}
+    truth = dict(zip((r.customer_id for r in every["customer"].requests), every["customer"].truth))
+    assert capped["customer"].truth == [truth[drawn]]
+    # new-items cases come from the drawn customers only (c1 has no new item, c2 has A)
+    assert [r.customer_id for r in capped["customer_new_items"].requests] == (["c2"] if drawn == "c2" else [])
+    for scenario in ("basket", "product"):
+        assert [r.product_ids for r in capped[scenario].requests] == [r.product_ids for r in every[scenario].requests]
+    again = build_cases(train, test, seed=0, max_customers=1)
+    assert [r.customer_id for r in again["customer"].requests] == [drawn]
+    assert build_cases(train, test, seed=0, max_customers=2)["customer"].truth == every["customer"].truth

@@ -7,6 +7,8 @@ Layers: this package may use `workbench.models`; it never imports tracking, serv
 from workbench.evaluation import metrics
 from workbench.evaluation.metrics import HEADLINE, HEADLINE_LABELS, headline
 from workbench.evaluation.protocol import (
+    MAX_BASKETS,
+    MAX_CUSTOMERS,
     Cases,
     build_cases,
     evaluate,
@@ -22,6 +24,8 @@ from workbench.evaluation.windows import Fold, ValidationPlan, Window, folds, pl
 __all__ = [
     "HEADLINE",
     "HEADLINE_LABELS",
+    "MAX_BASKETS",
+    "MAX_CUSTOMERS",
     "Cases",
     "Fold",
     "Interval",

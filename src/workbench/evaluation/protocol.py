@@ -20,6 +20,8 @@ from workbench.models.base import Recommender, Request
 # the cases and splits live one layer down, where the champion's own validation windows use them too;
 # re-exported here, where the protocol has always been imported from
 from workbench.models.cases import (  # noqa: F401
+    MAX_BASKETS,
+    MAX_CUSTOMERS,
     SCENARIO_NAMES,
     Cases,
     _like,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 import polars as pl
 
-from workbench.evaluation.protocol import Cases, _polars, build_cases, temporal_split, wish_lists_before
+from workbench.evaluation.protocol import MAX_BASKETS, Cases, _polars, build_cases, temporal_split, wish_lists_before
 
 DAY = pd.Timedelta(days=1)
 
@@ -173,7 +173,7 @@ def plan_validation(
     )
 
 
-def folds(interactions, plan: ValidationPlan, wish_lists=None, *, seed: int = 0, max_baskets: int = 3000) -> list[Fold]:
+def folds(interactions, plan: ValidationPlan, wish_lists=None, *, seed: int = 0, max_baskets: int = MAX_BASKETS) -> list[Fold]:
     """One `Fold` per window of `plan`: nothing at or after the split is ever looked at, and each
     window sees the wish lists as they stood at its own start."""
     history = _polars(interactions).filter(pl.col("time") < plan.split.to_pydatetime())
