@@ -159,26 +159,22 @@ class Recommender:
         discover = [r for r, request in enumerate(batch) if request.exclude_purchased]
         bought = self.histories([batch[r] for r in discover]) if discover else None
         bought_rows = dict(zip(discover, range(len(discover))))
+        sellers = np.asarray(self.best_sellers, dtype=np.float32)
         results = []
         for r, request in enumerate(batch):
             n = k or request.k
-            row = scores[r].copy()
-            blocked = np.zeros(self.n_items, dtype=bool)
+            parts = []
             if request.excludes_input:
-                blocked[row_items(inputs, r)] = True
+                parts.append(row_items(inputs, r))
             if r in bought_rows:
-                blocked[row_items(bought, bought_rows[r])] = True
-            row[blocked] = -np.inf
-            ranked = _top(row, n)
-            ranked = ranked[row[ranked] > 0]
+                parts.append(row_items(bought, bought_rows[r]))
+            blocked = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            ranked = _top(scores[r], n, blocked, positive=True)
             reasons = self.explain_in_batch(batch, r, ranked, scores[r]) if len(ranked) else []
             notes = self._notes(request)
             if len(ranked) < n:
                 # not enough signal: fill with best sellers, as a POS never shows an empty panel
-                fill_scores = np.where(blocked, -np.inf, self.best_sellers).astype(np.float32)
-                fill_scores[ranked] = -np.inf
-                fill = _top(fill_scores, n - len(ranked))
-                fill = fill[np.isfinite(fill_scores[fill])]
+                fill = _top(sellers, n - len(ranked), np.concatenate([blocked, ranked]))
                 fallback = "best seller" + (f" ({'; '.join(notes)})" if notes else "")
                 ranked = np.concatenate([ranked, fill])
                 reasons = list(reasons) + [fallback] * len(fill)
@@ -290,12 +286,40 @@ def select_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((matrix.data[take], matrix.indices[take], indptr), shape=(len(rows), matrix.shape[1]))
 
 
-def _top(row: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the n largest finite values, best first (ties by item index, for determinism)."""
-    finite = np.flatnonzero(np.isfinite(row))
-    if len(finite) == 0 or n <= 0:
+def _top(row: np.ndarray, n: int, blocked: np.ndarray | None = None, *, positive: bool = False) -> np.ndarray:
+    """Indices of the n largest finite values of `row` (only values > 0 where `positive`), leaving out
+    the `blocked` indices, best first, ties by index. One partition of the row for a few more than n
+    candidates: a catalog-sized mask and copy per request cost more than the scoring at 100k products."""
+    size = len(row)
+    if n <= 0 or size == 0:
         return np.array([], dtype=np.int64)
-    n = min(n, len(finite))
-    candidates = finite[np.argpartition(-row[finite], n - 1)[:n]] if n < len(finite) else finite
-    order = np.lexsort((candidates, -row[candidates]))
-    return candidates[order]
+    blocked = np.zeros(0, dtype=np.int64) if blocked is None else np.asarray(blocked, dtype=np.int64)
+    floor_allowed = 0.0 if positive else -np.inf  # an item outside the candidates is at most their floor
+    m = min(size, n + len(blocked))
+    if m < size:
+        candidates = np.argpartition(-row, m - 1)[:m]
+        floor = row[candidates].min()
+    else:
+        candidates, floor = np.arange(size), -np.inf
+    values = row[candidates]
+    usable = np.isfinite(values) & (values > 0) if positive else np.isfinite(values)
+    if len(blocked):
+        usable &= ~np.isin(candidates, blocked)
+    chosen = candidates[usable]
+    if len(chosen) < n and not floor <= floor_allowed:
+        # infinities or NaNs took candidate places while usable items lie beyond them: mask the whole row
+        masked = np.where(np.isfinite(row) & (row > 0) if positive else np.isfinite(row), row, -np.inf)
+        masked[blocked] = -np.inf
+        return _top(masked, n, positive=positive)
+    chosen = chosen[np.lexsort((chosen, -row[chosen]))]
+    if len(chosen) < n or m == size:
+        return chosen[:n]
+    last = row[chosen[n - 1]]
+    if last == floor:
+        # ties at the cut may lie outside the candidates: the lowest indices of the tied value win
+        tied = np.flatnonzero(row == last)
+        if len(blocked):
+            tied = tied[~np.isin(tied, blocked)]
+        above = chosen[row[chosen] > last]
+        return np.concatenate([above, tied[: n - len(above)]])
+    return chosen[:n]
