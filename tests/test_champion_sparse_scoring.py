@@ -147,3 +147,17 @@ def test_a_single_request_on_a_large_catalog_nominates_without_a_catalog_wide_ar
         # x lists x items); reading the positives, a few bytes per item at a time
         assert peaks[True] < 4 * 4 * state.n_items, (request.scenario, peaks)
         assert peaks[False] > 10 * peaks[True], (request.scenario, peaks)
+
+
+def test_session_neighbours_are_sought_among_each_items_latest_baskets():
+    import scipy.sparse as sp
+
+    from workbench.models.champion.state import latest_baskets_by_item
+
+    # 5 baskets x 3 items; item 0 in every basket, item 1 in two, item 2 in one
+    baskets = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 0, 0], [1, 0, 0]], dtype=np.float32))
+    age = np.array([50.0, 1.0, 30.0, 1.0, 10.0])  # baskets 1 and 3 tie as the newest
+    kept = latest_baskets_by_item(baskets, age, sample=3).toarray()
+    assert kept[0].tolist() == [0, 1, 0, 1, 1]  # the three newest, ties by basket index
+    assert kept[1].tolist() == [1, 0, 1, 0, 0] and kept[2].tolist() == [0, 0, 1, 0, 0]  # short rows whole
+    assert (latest_baskets_by_item(baskets, age, sample=0) != baskets.T).nnz == 0

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from workbench.models.base import freeze
 from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, PAGES
 from workbench.models.data import TrainingData
-from workbench.models.item_to_item import DENSE_ITEM_LIMIT, ease_weights
+from workbench.models.item_to_item import DENSE_ITEM_LIMIT, ease_weights, top_k_per_row
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
         together=together,
         recent_together=recent_together,
         baskets=baskets,
-        baskets_by_item=baskets.T.tocsr(),
+        baskets_by_item=latest_baskets_by_item(baskets, data.basket_age_days, int(p.get("basket_sample") or 0)),
         basket_weight=recency / np.sqrt(sizes),
         basket_customer=np.array(data.basket_customer),  # a copy: frozen here, the data stays the caller's
         n_fit_baskets=max(int(baskets.shape[0]), 1),
@@ -157,6 +157,21 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
         **statistics,
         **_orders(trending, store_sellers, statistics["item_age"]),
     )
+
+
+def latest_baskets_by_item(baskets: sp.csr_matrix, basket_age_days: np.ndarray, sample: int) -> sp.csr_matrix:
+    """items x baskets of the binary baskets x items `baskets`: each item's `sample` most recent
+    baskets (all where `sample` <= 0; ties by basket index), what a request's session neighbours are
+    sought among."""
+    by_item = baskets.T.tocsr()
+    if sample <= 0 or not (np.diff(by_item.indptr) > sample).any():
+        return by_item
+    # ranked by recency (the youngest largest), then the kept entries given their own values back
+    recency = by_item.copy()
+    recency.data = (basket_age_days.max() - basket_age_days[by_item.indices]).astype(np.float64) + 1.0
+    kept = top_k_per_row(recency, sample)
+    kept.data = np.ones(kept.nnz, dtype=by_item.dtype)
+    return kept
 
 
 def _orders(trending: np.ndarray, store_sellers: dict, item_age: np.ndarray) -> dict:
