@@ -161,3 +161,35 @@ def test_session_neighbours_are_sought_among_each_items_latest_baskets():
     assert kept[0].tolist() == [0, 1, 0, 1, 1]  # the three newest, ties by basket index
     assert kept[1].tolist() == [1, 0, 1, 0, 0] and kept[2].tolist() == [0, 0, 1, 0, 0]  # short rows whole
     assert (latest_baskets_by_item(baskets, age, sample=0) != baskets.T).nnz == 0
+
+
+def test_a_large_catalogs_together_rows_keep_each_products_most_frequent_companions():
+    from datetime import datetime, timedelta
+
+    import polars as pl
+
+    from workbench.models.item_to_item import LARGE_CATALOG_NEIGHBOURS
+
+    # product P0 is bought beside 700 other products, P1..P50 twice as often as the rest
+    rows = []
+    for b in range(750):
+        other = 1 + (b % 50 if b >= 700 else b % 700)
+        rows += [(f"C{b % 40}", f"B{b}", "P0", b), (f"C{b % 40}", f"B{b}", f"P{other}", b)]
+    frame = pl.DataFrame(
+        {
+            "customer_id": [r[0] for r in rows], "basket_id": [r[1] for r in rows], "product_id": [r[2] for r in rows],
+            "time": [datetime(2025, 1, 1) + timedelta(hours=r[3]) for r in rows], "quantity": [1.0] * len(rows),
+        }
+    )
+    data = TrainingData.from_interactions(frame)
+    large = make_model("champion", tune=False, dense_item_limit=100).fit(data)
+    exact = make_model("champion", tune=False).fit(data)
+    p0 = int(np.flatnonzero(data.item_ids == "P0")[0])
+    for matrix in ("together", "recent_together"):
+        assert getattr(exact.state, matrix)[p0].nnz == 700
+        kept = getattr(large.state, matrix)[p0]
+        assert kept.nnz == LARGE_CATALOG_NEIGHBOURS
+        doubled = {f"P{i}" for i in range(1, 51)}
+        assert doubled <= {str(data.item_ids[j]) for j in kept.indices}  # the most frequent companions stay
+    (answer,) = large.recommend([Request("basket", None, ("P0",))], k=5)
+    assert len(answer.item_ids) == 5 and "P0" not in answer.item_ids

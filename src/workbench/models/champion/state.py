@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from workbench.models.base import freeze
 from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, PAGES
 from workbench.models.data import TrainingData
-from workbench.models.item_to_item import DENSE_ITEM_LIMIT, ease_weights, top_k_per_row
+from workbench.models.item_to_item import DENSE_ITEM_LIMIT, LARGE_CATALOG_NEIGHBOURS, ease_weights, top_k_per_row
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,11 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
     together.setdiag(0)
     together.eliminate_zeros()
     together = (sp.diags(1.0 / np.maximum(item_basket_count, 1.0)) @ together).tocsr().astype(np.float32)
+    if data.n_items > int(p.get("dense_item_limit", DENSE_ITEM_LIMIT)):
+        # a large catalog: each product keeps its most frequent companions only (as SAR does there), so a
+        # basket of best sellers costs what those rows hold, not every product ever bought beside them
+        recent_together = top_k_per_row(recent_together, LARGE_CATALOG_NEIGHBOURS)
+        together = top_k_per_row(together, LARGE_CATALOG_NEIGHBOURS)
     category_of, category_names = _categories(data)
     statistics = _statistics(data, counts, trending)
     return ChampionState(
