@@ -159,7 +159,7 @@ class Recommender:
         discover = [r for r, request in enumerate(batch) if request.exclude_purchased]
         bought = self.histories([batch[r] for r in discover]) if discover else None
         bought_rows = dict(zip(discover, range(len(discover))))
-        sellers = np.asarray(self.best_sellers, dtype=np.float32)
+        sellers = None  # the fill's float32 best sellers, cast only when a list runs short
         results = []
         for r, request in enumerate(batch):
             n = k or request.k
@@ -174,6 +174,8 @@ class Recommender:
             notes = self._notes(request)
             if len(ranked) < n:
                 # not enough signal: fill with best sellers, as a POS never shows an empty panel
+                if sellers is None:
+                    sellers = np.asarray(self.best_sellers, dtype=np.float32)
                 fill = _top(sellers, n - len(ranked), np.concatenate([blocked, ranked]))
                 fallback = "best seller" + (f" ({'; '.join(notes)})" if notes else "")
                 ranked = np.concatenate([ranked, fill])
@@ -301,14 +303,16 @@ def _top(row: np.ndarray, n: int, blocked: np.ndarray | None = None, *, positive
         floor = row[candidates].min()
     else:
         candidates, floor = np.arange(size), -np.inf
-    values = row[candidates]
-    usable = np.isfinite(values) & (values > 0) if positive else np.isfinite(values)
+    def usable_of(values: np.ndarray) -> np.ndarray:
+        return np.isfinite(values) & (values > 0) if positive else np.isfinite(values)
+
+    usable = usable_of(row[candidates])
     if len(blocked):
         usable &= ~np.isin(candidates, blocked)
     chosen = candidates[usable]
     if len(chosen) < n and not floor <= floor_allowed:
         # infinities or NaNs took candidate places while usable items lie beyond them: mask the whole row
-        masked = np.where(np.isfinite(row) & (row > 0) if positive else np.isfinite(row), row, -np.inf)
+        masked = np.where(usable_of(row), row, -np.inf)
         masked[blocked] = -np.inf
         return _top(masked, n, positive=positive)
     chosen = chosen[np.lexsort((chosen, -row[chosen]))]

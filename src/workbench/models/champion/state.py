@@ -125,7 +125,8 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
     together.setdiag(0)
     together.eliminate_zeros()
     together = (sp.diags(1.0 / np.maximum(item_basket_count, 1.0)) @ together).tocsr().astype(np.float32)
-    if data.n_items > int(p.get("dense_item_limit", DENSE_ITEM_LIMIT)):
+    dense_item_limit = int(p.get("dense_item_limit", DENSE_ITEM_LIMIT))
+    if data.n_items > dense_item_limit:
         # a large catalog: each product keeps its most frequent companions only (as SAR does there), so a
         # basket of best sellers costs what those rows hold, not every product ever bought beside them
         recent_together = top_k_per_row(recent_together, LARGE_CATALOG_NEIGHBOURS)
@@ -140,7 +141,7 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
         candidates_per_signal=p["candidates_per_signal"],
         product_candidates_per_signal=p["product_candidates_per_signal"],
         blend_share=p["blend_share"],
-        dense_item_limit=int(p.get("dense_item_limit", DENSE_ITEM_LIMIT)),
+        dense_item_limit=dense_item_limit,
         repeat=repeat,
         recent=recent,
         counts=counts,
