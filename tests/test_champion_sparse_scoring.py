@@ -193,3 +193,45 @@ def test_a_large_catalogs_together_rows_keep_each_products_most_frequent_compani
         assert doubled <= {str(data.item_ids[j]) for j in kept.indices}  # the most frequent companions stay
     (answer,) = large.recommend([Request("basket", None, ("P0",))], k=5)
     assert len(answer.item_ids) == 5 and "P0" not in answer.item_ids
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_request_products_equal_scipys(seed, monkeypatch):
+    """A request times a sparse matrix is summed without scipy (`_products`: scipy's product sets up a
+    slot per column of the items x past-baskets matrix on every call): the same floats, dense and sparse,
+    with duplicate inputs, empty rows and float64 inputs; past DIRECT_PRODUCTS scipy's own product."""
+    import scipy.sparse as sp
+
+    matrix = sp.random(300, 5000, density=0.01, format="csr", dtype=np.float32, random_state=seed)
+    for dtype, limit in ((np.float32, 1_000_000), (np.float64, 1_000_000), (np.float32, 10)):
+        monkeypatch.setattr(champion_signals, "DIRECT_PRODUCTS", limit)
+        rows = sp.random(7, 300, density=0.02, format="csr", dtype=dtype, random_state=seed + 1)
+        # a repeated input item in the last row (a basket scanned twice), uncanonical as a batch builds it
+        rows = sp.csr_matrix((np.r_[rows.data, dtype(1.5), dtype(0.5)], np.r_[rows.indices, 3, 3], np.r_[rows.indptr[:-1], rows.indptr[-1] + 2]),
+                             shape=rows.shape)
+        rows = sp.vstack([sp.csr_matrix((1, 300), dtype=dtype), rows]).tocsr()  # an empty row
+        expected = (rows @ matrix).toarray().astype(np.float32)
+        assert np.array_equal(champion_signals._times(rows, matrix), expected)
+        indptr, indices, data = champion_signals._sparse_times(rows, matrix)
+        got = sp.csr_matrix((data, indices, indptr), shape=expected.shape)
+        assert got.has_canonical_format and np.all(data != 0)
+        assert np.array_equal(got.toarray().astype(np.float32), expected)
+
+
+def test_explanations_source_as_scipys_lookup():
+    """The product a reason names ("bought together with X"), read from the CSR rows: as scipy's
+    fancy indexing picks it, ties and missing entries (0) included."""
+    import scipy.sparse as sp
+
+    from workbench.models.champion.explanations import _top_source
+
+    matrix = sp.random(200, 200, density=0.05, format="csr", dtype=np.float32, random_state=0)
+    matrix.data -= 0.5  # EASE's negative weights: a missing entry (0) can win
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        sources = rng.choice(200, int(rng.integers(1, 12)), replace=False)
+        item = int(rng.integers(200))
+        column = matrix[sources, item].toarray().ravel()
+        assert _top_source(sources, matrix, item) == int(sources[np.argmax(column)])
+        assert _top_source(sources, matrix.toarray(), item) == int(sources[np.argmax(column)])
+    assert _top_source(np.zeros(0, dtype=np.int64), matrix, 3) == -1

@@ -36,12 +36,64 @@ def _dense(scores) -> np.ndarray:
     return np.asarray(scores, dtype=np.float32)
 
 
+# up to this many (input entry, matrix entry) products, the products here are summed without scipy
+DIRECT_PRODUCTS = 1_000_000
+
+
+def _products(rows: sp.csr_matrix, matrix: sp.csr_matrix, limit: int = DIRECT_PRODUCTS):
+    """(row, column, value) of each product of an entry of `rows` with an entry of `matrix` that
+    `rows @ matrix` adds up, in the order scipy adds them; None past `limit` of them.
+
+    Why not scipy: its product keeps one accumulator slot per column of `matrix`, set up on every
+    call. For a POS request times the items x past-baskets matrix (millions of columns at 20M lines)
+    that setup costs more than the request's few thousand products, and it grows with the history."""
+    starts = matrix.indptr[rows.indices]
+    lengths = matrix.indptr[rows.indices + 1] - starts
+    total = int(lengths.sum())
+    if total > limit:
+        return None
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    take = np.repeat(starts - offsets[:-1], lengths) + np.arange(total, dtype=np.int64)
+    owner = np.repeat(np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(rows.indptr)), lengths)
+    dtype = np.result_type(rows.dtype, matrix.dtype)
+    return owner, matrix.indices[take].astype(np.int64), np.repeat(rows.data.astype(dtype, copy=False), lengths) * matrix.data[take]
+
+
 def _times(rows: sp.csr_matrix, matrix) -> np.ndarray:
     """rows @ matrix, dense; no scipy call where the rows hold nothing (an anonymous customer's
-    history, a product page's wish list): the POS asks one request at a time."""
+    history, a product page's wish list): the POS asks one request at a time. A few rows times a
+    sparse matrix are summed straight into the dense result (`_products`): the same floats as scipy's."""
     if rows.nnz == 0:
         return np.zeros((rows.shape[0], matrix.shape[1]), dtype=np.float32)
-    return _dense(rows @ matrix)
+    found = _products(rows, matrix.tocsr()) if sp.issparse(matrix) else None
+    if found is None:
+        return _dense(rows @ matrix)
+    owner, columns, values = found
+    out = np.zeros(rows.shape[0] * matrix.shape[1], dtype=values.dtype)
+    np.add.at(out, owner * matrix.shape[1] + columns, values)
+    return out.reshape(rows.shape[0], matrix.shape[1]).astype(np.float32, copy=False)
+
+
+def _sparse_times(rows: sp.csr_matrix, matrix: sp.csr_matrix):
+    """(indptr, indices, data) of rows @ matrix with sorted columns and no zeros, as scipy's product
+    after `sum_duplicates` (`_products`: the same floats). Sorting the products pays where they are
+    fewer than the matrix's columns (a request against past baskets); a batch of the fit's tuning
+    has more, and scipy's product is then the faster."""
+    found = _products(rows, matrix, min(DIRECT_PRODUCTS, matrix.shape[1]))
+    if found is None:
+        product = (rows @ matrix).tocsr()
+        product.sum_duplicates()
+        product.eliminate_zeros()
+        return product.indptr, product.indices, product.data
+    owner, columns, values = found
+    keys, first = np.unique(owner * matrix.shape[1] + columns, return_inverse=True)
+    data = np.zeros(len(keys), dtype=values.dtype)
+    np.add.at(data, first, values)
+    nonzero = data != 0
+    keys, data = keys[nonzero], data[nonzero]
+    indptr = np.searchsorted(keys // matrix.shape[1], np.arange(rows.shape[0] + 1))
+    return indptr, keys % matrix.shape[1], data
 
 
 def _scale_rows(scores) -> np.ndarray:
@@ -119,20 +171,18 @@ def basket_neighbours(state, shopping: sp.csr_matrix, customers: np.ndarray, nei
     Kept sparse throughout: a basket shares an item with a few thousand past baskets at most,
     and on a single POS request densifying all of them cost more than the vote itself."""
     n = shopping.shape[0]
-    overlap = (shopping @ state.baskets_by_item).tocsr()
-    overlap.sum_duplicates()
-    lengths = np.diff(overlap.indptr)
+    indptr, baskets, overlap = _sparse_times(shopping, state.baskets_by_item)
+    lengths = np.diff(indptr)
     rows = np.repeat(np.arange(n), lengths)
-    baskets = overlap.indices
     sizes = np.sqrt(np.maximum(np.asarray(shopping.sum(axis=1)).ravel(), 1.0))
-    values = (overlap.data * (state.basket_weight[baskets] / sizes[rows])).astype(np.float32)
+    values = (overlap * (state.basket_weight[baskets] / sizes[rows])).astype(np.float32)
     customers = np.asarray(customers, dtype=np.int64)
     own = (customers[rows] >= 0) & (state.basket_customer[baskets] == customers[rows])
     # the `neighbours` best of each row, ties at the cut included
     near = np.ones(len(values), dtype=bool)
     if state.baskets.shape[0] > neighbours:
         for r in np.flatnonzero(lengths > neighbours):
-            span = slice(overlap.indptr[r], overlap.indptr[r + 1])
+            span = slice(indptr[r], indptr[r + 1])
             near[span] = values[span] >= np.partition(values[span], -neighbours)[-neighbours]
     near &= values > 0
     own &= values > 0
@@ -143,5 +193,5 @@ def basket_neighbours(state, shopping: sp.csr_matrix, customers: np.ndarray, nei
         (np.concatenate([values[near], values[own]]), vote_baskets, np.searchsorted(vote_rows, np.arange(2 * n + 1))),
         shape=(2 * n, state.baskets.shape[0]),
     )
-    votes = _scale_rows(voters @ state.baskets)
+    votes = _scale_rows(_times(voters, state.baskets))
     return votes[:n], votes[n:]
