@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 from datetime import datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -19,6 +21,8 @@ from workbench.datasets.extract import (
     read_sales_lines,
     read_watermark,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _scalar(db, sql: str, *args):
@@ -379,6 +383,80 @@ def test_sql_lines_are_read_out_of_core_with_the_same_store(workbench_home, demo
     assert small["contracts"] == big["contracts"] and small["rows"] == big["rows"]
     assert read_sales_lines("USRT", out_dir=tmp_path / "small").equals(read_sales_lines("USRT", out_dir=tmp_path / "big"))
     assert not [p for p in tmp_path.iterdir() if "extracting" in p.name]  # the scratch folder went
+
+
+def _export_files(demo_db, folder):
+    """The demo retailer's USRT lines as a retailer's export: two CSV files in latin-1 (the second
+    gzipped), a product name with an accent, products and customers left to be derived from the lines."""
+    import gzip
+
+    lines = pl.read_database(
+        "SELECT l.transaction_id, l.line_number, t.store_id, t.customer_id, l.product_id, l.description AS Description, "
+        "l.quantity, l.unit_price, t.transaction_time FROM sales_lines l JOIN sales_transactions t ON l.transaction_id = t.id "
+        "WHERE t.legal_entity_id = 'USRT' ORDER BY t.transaction_time, l.transaction_id, l.line_number", sqlite3.connect(demo_db))
+    lines = lines.with_columns(pl.when(pl.int_range(pl.len()) == 5000).then(pl.lit("CAFÉ CRÈME MUG")).otherwise(pl.col("Description"))
+                               .alias("Description"))
+    half = lines.height // 2
+    (folder / "lines-1.csv").write_bytes(lines[:half].write_csv().encode("latin-1"))
+    (folder / "lines-2.csv.gz").write_bytes(gzip.compress(lines[half:].write_csv().encode("latin-1")))
+    # the export mapping of benchmarks/extract_files.py, over both files
+    spec = importlib.util.spec_from_file_location("extract_files_benchmark", ROOT / "benchmarks" / "extract_files.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    mapping = json.loads(json.dumps(benchmark.MAPPING))
+    mapping["source"] = str(folder)
+    mapping["entities"]["sales_lines"]["files"] = "{source}/lines-*"
+    return lines, mapping
+
+
+def test_file_lines_are_read_out_of_core_with_the_same_store(demo_db, tmp_path, monkeypatch):
+    """Export files (latin-1, one gzipped): decoded block by block, scanned in chunks, each mapped and
+    written to scratch; the lines and the entities derived from them are those a whole read gives."""
+    from workbench.datasets import sources
+    from workbench.datasets.extract import read_source
+    from workbench.datasets.mapping import load_mapping
+
+    lines, spec = _export_files(demo_db, tmp_path)
+    m = load_mapping(spec)
+    whole = read_source(m, str(tmp_path), "EXP", (None, datetime(2025, 10, 1)))
+    monkeypatch.setattr(sources, "CHUNK_ROWS", 997)
+    monkeypatch.setattr(sources, "TEXT_BLOCK", 4096)  # blocks that end inside lines and characters
+    (tmp_path / "scratch").mkdir()
+    chunked = read_source(m, str(tmp_path), "EXP", (None, datetime(2025, 10, 1)), scratch=tmp_path / "scratch")
+    assert isinstance(chunked["sales_lines"], pl.LazyFrame)
+    assert len(list((tmp_path / "scratch").glob("sales_lines-*.parquet"))) > 3
+    got = chunked["sales_lines"].collect()
+    assert got.equals(whole["sales_lines"]) and 0 < got.height < lines.height  # the window applied
+    assert "CAFÉ CRÈME MUG" in got["description"].to_list()
+    for name in ("products", "customers"):
+        assert chunked[name].equals(whole[name]) and chunked[name].height > 0
+
+
+def test_a_streamed_file_fails_as_a_whole_read_does(demo_db, tmp_path, monkeypatch):
+    """The streamed read names the same byte offset and line for a byte not valid in the declared
+    encoding (past the first block), and a truncated archive is an error, never the rows before the break."""
+    from workbench.datasets import sources
+    from workbench.datasets.extract import read_source
+    from workbench.datasets.mapping import load_mapping
+
+    _, spec = _export_files(demo_db, tmp_path)
+    data = (tmp_path / "lines-1.csv").read_bytes()
+    offset = data.index("É".encode("latin-1"))
+    line = data.count(b"\n", 0, offset) + 1
+    expected = rf"lines-1\.csv: byte offset {offset} \(line {line}\) is not valid utf-8"
+    spec["entities"]["sales_lines"]["encoding"] = "utf-8"
+    m = load_mapping(spec)
+    with pytest.raises(ExtractionError, match=expected):
+        read_source(m, str(tmp_path), "EXP")
+    monkeypatch.setattr(sources, "TEXT_BLOCK", 4096)
+    (tmp_path / "scratch").mkdir()
+    with pytest.raises(ExtractionError, match=expected):
+        read_source(m, str(tmp_path), "EXP", scratch=tmp_path / "scratch")
+    spec["entities"]["sales_lines"]["encoding"] = "latin-1"
+    archive = (tmp_path / "lines-2.csv.gz").read_bytes()
+    (tmp_path / "lines-2.csv.gz").write_bytes(archive[: len(archive) // 2])
+    with pytest.raises(ExtractionError, match=r"cannot read .*lines-2\.csv\.gz"):
+        read_source(load_mapping(spec), str(tmp_path), "EXP", scratch=tmp_path / "scratch")
 
 
 def test_only_a_mapping_that_reads_row_by_row_is_chunked():

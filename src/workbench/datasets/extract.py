@@ -177,8 +177,8 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
                         continue
                     lines_window = window if name == "sales_lines" and entity.window else (None, None)
                     spilled = None
-                    if name == "sales_lines" and scratch is not None and not any(e.derive_from for e in m.entities.values()):
-                        spilled = _sql_lines_out_of_core(conn, engine, entity, legal_entity, lines_window, shown,
+                    if name == "sales_lines" and scratch is not None:
+                        spilled = _sql_lines_out_of_core(conn, engine, m, entity, legal_entity, lines_window, shown,
                                                          progress, m.where(f"source {shown}"), scratch)
                     if spilled is not None:
                         evaluated[name] = spilled
@@ -203,14 +203,17 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
             options = dict(fmt=entity.format, encoding=encoding or entity.encoding, separator=entity.separator,
                            header=entity.header, quote=entity.quote)
             key = (pattern, *options.values())
+            if name == "sales_lines" and scratch is not None and key not in cache:
+                batches = sources.file_batches(pattern, m.where(f"entity {name}"), scratch, **options)
+                spilled = None if batches is None else _lines_out_of_core(
+                    _checked(batches, m, name, pattern), entity, m.where(f"source {shown}"), scratch, m)
+                if spilled is not None:
+                    evaluated[name] = spilled
+                    continue
             if key not in cache:
                 cache[key] = sources.read_files(pattern, m.where(f"entity {name}"), **options)
             raw[name] = cache[key]
-            lacking = [c for c in m.requires.get(name, ()) if c not in raw[name].columns]
-            if lacking:
-                have = ", ".join(c for c in raw[name].columns if not c.startswith("__"))
-                raise ExtractionError(m.where(f"entity {name}: {pattern} lacks column(s) {', '.join(lacking)} "
-                                              f"(it has: {have or 'none'})"))
+            next(_checked(iter([raw[name]]), m, name, pattern))
 
     where = m.where(f"source {shown}")
     info = _legal_entity_info(m, info_row, legal_entity, where)
@@ -314,37 +317,89 @@ def _row_by_row(entity: EntityMapping, source_columns: list[str], where: str) ->
     return all(e.meta.is_row_separable() and ".over(" not in str(e) for e in exprs)
 
 
-def _sql_lines_out_of_core(conn, engine, entity: EntityMapping, legal_entity: str, window, shown: str, progress: bool,
-                           where: str, scratch: Path) -> pl.LazyFrame | None:
-    """The sales lines read chunk by chunk, each mapped (`evaluate`) and written under `scratch`; a scan of
-    them. None where the mapping does not read row by row, where there are no lines, or where a chunk does
-    not map (the lines are then read whole, so the message counts and names the rows over all of them)."""
-    query, params = _sql_statement(engine, entity, legal_entity, window)
+def _checked(frames, m: SourceMapping, name: str, pattern: str):
+    """`frames` of the entity's source, the first checked for the columns the mapping `requires`."""
+    for i, frame in enumerate(frames):
+        lacking = [c for c in m.requires.get(name, ()) if c not in frame.columns] if i == 0 else []
+        if lacking:
+            have = ", ".join(c for c in frame.columns if not c.startswith("__"))
+            raise ExtractionError(m.where(f"entity {name}: {pattern} lacks column(s) {', '.join(lacking)} "
+                                          f"(it has: {have or 'none'})"))
+        yield frame
+
+
+def _derived_needs(m: SourceMapping, columns: list[str], where: str) -> set[str] | None:
+    """The columns of the sales lines' working frame that the entities derived from them read (group_by,
+    `rows`, each `agg`'s `of` and `where`); None where an expression does not say."""
+    needs: set[str] = set()
+    try:
+        for entity in m.entities.values():
+            if not entity.derive_from:
+                continue
+            needs.add(entity.group_by)
+            exprs = [pl.sql_expr(entity.rows)] if entity.rows else []
+            for spec in entity.columns.values():
+                if isinstance(spec, dict) and "agg" in spec:
+                    exprs.append(_base(spec.get("of", entity.group_by), columns, where))
+                    exprs += [pl.sql_expr(spec["where"])] if spec.get("where") else []
+            for expr in exprs:
+                needs.update(expr.meta.root_names())
+    except Exception:  # noqa: BLE001 - the whole read reports it
+        return None
+    return needs
+
+
+def _lines_out_of_core(chunks, entity: EntityMapping, where: str, scratch: Path, m: SourceMapping) -> pl.LazyFrame | None:
+    """The sales lines from `chunks` of source rows (a cursor's, a file scan's), each mapped (`evaluate`) and
+    written under `scratch`; a scan of them. None where the mapping does not read row by row, where there are
+    no lines, or where a chunk does not map (the lines are then read whole, so the message counts and names
+    the rows over all of them)."""
     files: list[Path] = []
     offset = 0
+    kept: dict[str, pl.DataType] = {}
+    with contextlib.closing(chunks) if hasattr(chunks, "close") else contextlib.nullcontext():
+        for chunk in chunks:
+            if not files and not _row_by_row(entity, chunk.columns, where):
+                return None
+            try:
+                frame = evaluate(chunk.with_row_index("__row", offset=offset), entity, where)
+            except ExtractionError:
+                return None
+            offset += chunk.height
+            del chunk
+            if not files:
+                # what the lines go on to need: the store's columns, mapped or of the source's own name, and
+                # what the derived entities read, typed as in the first chunk (so that the chunks stack)
+                needs = _derived_needs(m, frame.columns, where)
+                if needs is None or any(frame.schema.get(c) == pl.Null for c in needs - set(SALES_LINES_SCHEMA)):
+                    return None  # (a column without a type in the first chunk: the types to stack by are unknown)
+                kept = {**{c: t for c, t in SALES_LINES_SCHEMA.items() if c in frame.columns},
+                        **{c: frame.schema[c] for c in sorted(needs) if c in frame.columns and c not in SALES_LINES_SCHEMA},
+                        **{c: frame.schema[c] for c in ("__row", "__file", "__line") if c in frame.columns}}
+            try:
+                # a column all null in a chunk has no type of its own; another type is no stacking: read whole
+                strict = {c for c in kept if c not in SALES_LINES_SCHEMA and frame.schema.get(c) != pl.Null}
+                chunk_out = frame.select([pl.col(c).cast(t, strict=c in strict) if frame.schema.get(c) != t else pl.col(c)
+                                          for c, t in kept.items()])
+            except (pl.exceptions.PolarsError, pl.exceptions.ColumnNotFoundError):
+                return None
+            files.append(scratch / f"sales_lines-{len(files):06d}.parquet")
+            chunk_out.write_parquet(files[-1])
+            del frame, chunk_out
+    return pl.scan_parquet(files) if files else None
+
+
+def _sql_lines_out_of_core(conn, engine, m: SourceMapping, entity: EntityMapping, legal_entity: str, window, shown: str,
+                           progress: bool, where: str, scratch: Path) -> pl.LazyFrame | None:
+    """The sales lines of a database read chunk by chunk (`_lines_out_of_core`)."""
+    query, params = _sql_statement(engine, entity, legal_entity, window)
     try:
         batches = sources.sql_batches(conn, sa.text(query), params, progress=progress, desc=f"{legal_entity} {entity.name}")
-        with contextlib.closing(batches):
-            for chunk in batches:
-                if not files and not _row_by_row(entity, chunk.columns, where):
-                    return None
-                try:
-                    frame = evaluate(chunk.with_row_index("__row", offset=offset), entity, where)
-                except ExtractionError:
-                    return None
-                offset += chunk.height
-                del chunk
-                files.append(scratch / f"sales_lines-{len(files):06d}.parquet")
-                # what the lines go on to need: the store's columns, mapped or of the source's own name
-                # (typed as the store's, so that the chunks stack; a column all null in a chunk has no type)
-                frame.select(*[pl.col(c).cast(t, strict=False) if frame.schema[c] != t else pl.col(c)
-                               for c, t in SALES_LINES_SCHEMA.items() if c in frame.columns], "__row").write_parquet(files[-1])
-                del frame
+        return _lines_out_of_core(batches, entity, where, scratch, m)
     except SQLAlchemyError as exc:
         conn.rollback()
         raise ExtractionError(f"source {shown}: entity {entity.name}: the query failed: "
                               f"{str(getattr(exc, 'orig', exc)).strip()}") from exc
-    return pl.scan_parquet(files) if files else None
 
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")

@@ -408,11 +408,14 @@ def conform_entity(frame: pl.DataFrame, name: str, where: str) -> pl.DataFrame:
     return frame.select(cols + [c for c in ("__row", "__file", "__line") if c in frame.columns])
 
 
-def derive(lines: pl.DataFrame, entity: EntityMapping, where: str) -> pl.DataFrame:
+def derive(lines: pl.DataFrame | pl.LazyFrame, entity: EntityMapping, where: str) -> pl.DataFrame:
     """An entity keyed by one column of the sales lines' working frame: one row per distinct value
-    (sorted), its `agg` columns aggregated over that value's rows, then the other columns in order."""
+    (sorted), its `agg` columns aggregated over that value's rows, then the other columns in order.
+    Lines read out of core (a scan) are aggregated by polars' streaming engine."""
     key = entity.group_by
-    if key not in lines.columns:
+    lazy = isinstance(lines, pl.LazyFrame)
+    columns = lines.collect_schema().names() if lazy else lines.columns
+    if key not in columns:
         raise ExtractionError(f"{where}: group_by {key!r} is not a column of the sales lines' source or mapping")
     frame = lines
     if entity.rows:
@@ -422,10 +425,9 @@ def derive(lines: pl.DataFrame, entity: EntityMapping, where: str) -> pl.DataFra
     for target, spec in entity.columns.items():
         if isinstance(spec, dict) and "agg" in spec:
             at = f"{where}, column {entity.name}.{target}"
-            value = _base(spec.get("of", key), frame.columns, at)
-            sub = frame.select(pl.col(key), value.alias("__v"))
-            if spec.get("where"):
-                sub = sub.filter(frame.select(pl.sql_expr(spec["where"]).fill_null(False))[:, 0])
+            value = _base(spec.get("of", key), columns, at)
+            keep = pl.sql_expr(spec["where"]).fill_null(False) if spec.get("where") else pl.lit(True)
+            sub = frame.select(pl.col(key), value.alias("__v"), keep.alias("__keep")).filter(pl.col("__keep")).drop("__keep")
             sub = sub.filter(pl.col("__v").is_not_null())
             how = spec["agg"]
             if how == "mode":  # the most frequent value; ties to the smallest
@@ -433,9 +435,11 @@ def derive(lines: pl.DataFrame, entity: EntityMapping, where: str) -> pl.DataFra
                        .group_by(key, maintain_order=True).first().select(key, "__v"))
             else:
                 agg = sub.group_by(key).agg(getattr(pl.col("__v"), how if how != "count" else "len")())
-            out = out.join(agg.rename({"__v": target}), on=key, how="left")
+            out = out.join(agg.rename({"__v": target}), on=key, how="left", maintain_order="left")
         else:
             later[target] = spec
+    if lazy:
+        out = out.collect(engine="streaming")
     if later:
         rest = EntityMapping(name=entity.name, columns=later)
         out = evaluate(out, rest, where)

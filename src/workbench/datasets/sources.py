@@ -199,6 +199,110 @@ def read_file(path: Path, *, fmt: str | None = None, encoding: str = "utf-8", se
         raise ExtractionError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
 
 
+# bytes of a text file decoded at a time on the way to a streamed read
+TEXT_BLOCK = 16 * 2**20
+
+
+def _utf8_file(path: Path, encoding: str, target: Path) -> Path | None:
+    """The text of a CSV / JSON-lines file as a plain UTF-8 file, read block by block: the file itself
+    where it already is one, else a copy (decompressed, decoded, BOM dropped). Each
+    block is checked as `decode` checks a whole file (same message: file, byte offset, line). The copy is
+    `target`. None for
+    an encoding whose line break is not the byte 10 (UTF-16, say): such a file is read whole."""
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError as exc:
+        raise ExtractionError(f"{path}: unknown encoding {encoding!r} (the mapping's `encoding:`)") from exc
+    if "\n".encode(codec.name) != b"\n" or "a,".encode(codec.name) != b"a,":
+        return None
+    gz = path.name.lower().endswith(".gz")
+    utf8 = codec.name == "utf-8"
+    copy = None
+    consumed, lines, rest = 0, 0, b""
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as source:
+            first = source.read(len(codecs.BOM_UTF8))
+            bom = utf8 and first == codecs.BOM_UTF8
+            if gz or bom or not utf8:
+                copy = open(target, "wb")
+            pending = b"" if bom else first
+            consumed = len(first) if bom else 0
+            while True:
+                block = source.read(TEXT_BLOCK)
+                data = rest + pending + block
+                pending = b""
+                cut = data.rfind(b"\n") + 1 if block else len(data)
+                whole, rest = data[:cut], data[cut:]
+                try:
+                    text = codecs.decode(whole, codec.name)
+                except UnicodeDecodeError as exc:
+                    line = lines + whole.count(b"\n", 0, exc.start) + 1
+                    raise ExtractionError(
+                        f"{path}: byte offset {consumed + exc.start} (line {line}) is not valid {encoding}: "
+                        f"{whole[exc.start:exc.start + 4]!r}; declare the file's encoding in the mapping (e.g. `encoding: latin-1` "
+                        "or `encoding: cp1252`)"
+                    ) from exc
+                consumed += len(whole)
+                lines += whole.count(b"\n")
+                if copy is not None:
+                    copy.write(whole if utf8 else text.encode())
+                if not block:
+                    break
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:  # a truncated or broken archive: never the rows before the break
+        raise ExtractionError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if copy is not None:
+            copy.close()
+    return target if copy is not None else path
+
+
+def file_batches(pattern: str, what: str, scratch: Path, *, fmt: str | None = None, encoding: str = "utf-8",
+                 separator: str = ",", header: bool = True, quote: str | None = '"') -> Iterator[pl.DataFrame] | None:
+    """The rows of every file the glob names as frames of about `CHUNK_ROWS` rows, with `__file` and
+    `__line` as `read_files` gives them, read by a streaming scan (never a whole file in memory). None
+    where that cannot be: a spreadsheet, an encoding without a byte-10 line break, or files whose
+    columns differ (`read_files` stacks those by name)."""
+    found = expand(pattern, what)
+    formats = {_format_of(p, fmt) for p in found}
+    if formats - {"csv", "jsonl", "parquet"} or len(formats) != 1:
+        return None
+    kind = formats.pop()
+    scans = []
+    for i, path in enumerate(found):
+        if kind == "parquet":
+            scan = pl.scan_parquet(path)
+        else:
+            text = _utf8_file(path, encoding, scratch / f"text-{i:06d}.utf8")
+            if text is None:
+                return None
+            scan = (pl.scan_ndjson(text) if kind == "jsonl" else
+                    pl.scan_csv(text, infer_schema=False, separator=separator, has_header=header, quote_char=quote))
+        try:
+            names = scan.collect_schema().names()
+        except Exception as exc:  # noqa: BLE001 - polars raises its own kinds
+            raise ExtractionError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+        if kind == "csv" and not header:
+            scan = scan.rename({c: f"column_{i}" for i, c in enumerate(names, start=1)})
+        scan = scan.rename({c: c.strip().lstrip("\ufeff") for c in scan.collect_schema().names()})
+        first_line = 2 if kind == "csv" and header else 1
+        scans.append((path, scan.with_row_index("__line", offset=first_line).with_columns(
+            pl.col("__line").cast(pl.Int64), __file=pl.lit(path.name))))
+    if len({tuple(scan.collect_schema().names()) for _, scan in scans}) > 1:
+        return None
+
+    def batches():
+        for path, scan in scans:
+            try:
+                for batch in scan.collect_batches(chunk_size=CHUNK_ROWS):
+                    yield batch.select(*[c for c in batch.columns if not c.startswith("__")], "__file", "__line")
+            except ExtractionError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - polars raises its own kinds
+                raise ExtractionError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+
+    return batches()
+
+
 def read_files(pattern: str, what: str, **options) -> pl.DataFrame:
     """Every file the glob names, stacked; `__file` and `__line` (the row's line in its file) say where each row came from."""
     frames = []
