@@ -385,9 +385,10 @@ def test_sql_lines_are_read_out_of_core_with_the_same_store(workbench_home, demo
     assert not [p for p in tmp_path.iterdir() if "extracting" in p.name]  # the scratch folder went
 
 
-def _export_files(demo_db, folder):
+def _export_files(demo_db, folder, fmt: str = "csv"):
     """The demo retailer's USRT lines as a retailer's export: two CSV files in latin-1 (the second
-    gzipped), a product name with an accent, products and customers left to be derived from the lines."""
+    gzipped), a product name with an accent, products and customers left to be derived from the lines;
+    or the same in two JSON-lines files (UTF-8, the second gzipped) or two parquet files."""
     import gzip
 
     lines = pl.read_database(
@@ -397,8 +398,15 @@ def _export_files(demo_db, folder):
     lines = lines.with_columns(pl.when(pl.int_range(pl.len()) == 5000).then(pl.lit("CAFÉ CRÈME MUG")).otherwise(pl.col("Description"))
                                .alias("Description"))
     half = lines.height // 2
-    (folder / "lines-1.csv").write_bytes(lines[:half].write_csv().encode("latin-1"))
-    (folder / "lines-2.csv.gz").write_bytes(gzip.compress(lines[half:].write_csv().encode("latin-1")))
+    if fmt == "csv":
+        (folder / "lines-1.csv").write_bytes(lines[:half].write_csv().encode("latin-1"))
+        (folder / "lines-2.csv.gz").write_bytes(gzip.compress(lines[half:].write_csv().encode("latin-1")))
+    elif fmt == "jsonl":
+        (folder / "lines-1.jsonl").write_bytes(lines[:half].write_ndjson().encode())
+        (folder / "lines-2.jsonl.gz").write_bytes(gzip.compress(lines[half:].write_ndjson().encode()))
+    else:
+        lines[:half].write_parquet(folder / "lines-1.parquet")
+        lines[half:].write_parquet(folder / "lines-2.parquet")
     # the export mapping of benchmarks/extract_files.py, over both files
     spec = importlib.util.spec_from_file_location("extract_files_benchmark", ROOT / "benchmarks" / "extract_files.py")
     benchmark = importlib.util.module_from_spec(spec)
@@ -406,17 +414,21 @@ def _export_files(demo_db, folder):
     mapping = json.loads(json.dumps(benchmark.MAPPING))
     mapping["source"] = str(folder)
     mapping["entities"]["sales_lines"]["files"] = "{source}/lines-*"
+    if fmt != "csv":
+        mapping["entities"]["sales_lines"]["encoding"] = "utf-8"
     return lines, mapping
 
 
-def test_file_lines_are_read_out_of_core_with_the_same_store(demo_db, tmp_path, monkeypatch):
-    """Export files (latin-1, one gzipped): decoded block by block, scanned in chunks, each mapped and
-    written to scratch; the lines and the entities derived from them are those a whole read gives."""
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_file_lines_are_read_out_of_core_with_the_same_store(demo_db, tmp_path, monkeypatch, fmt):
+    """Export files (CSV in latin-1, JSON lines; one of them gzipped; parquet): decoded block by block,
+    scanned in chunks, each mapped and written to scratch; the lines and the entities derived from them
+    are those a whole read gives."""
     from workbench.datasets import sources
     from workbench.datasets.extract import read_source
     from workbench.datasets.mapping import load_mapping
 
-    lines, spec = _export_files(demo_db, tmp_path)
+    lines, spec = _export_files(demo_db, tmp_path, fmt)
     m = load_mapping(spec)
     whole = read_source(m, str(tmp_path), "EXP", (None, datetime(2025, 10, 1)))
     monkeypatch.setattr(sources, "CHUNK_ROWS", 997)
