@@ -227,7 +227,7 @@ def test_turned_off_answer_becomes_a_banner():
 
 
 def test_request_frame_is_what_the_pyfunc_parses():
-    from workbench.serving import parse_requests
+    from workbench.pos_model import parse_requests
 
     frame = D.request_frame("basket", None, ["P1", "P2"], 7, None)
     (request,) = parse_requests(frame)

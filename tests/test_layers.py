@@ -1,4 +1,5 @@
-"""Layers point one way: datasets -> cleansing -> models -> evaluation -> tracking -> serving.
+"""Layers point one way: datasets -> cleansing -> models -> evaluation -> tracking (with the registered
+POS model, `pos_model`) -> serving (the POS servers) and the dashboard.
 
 Read from the source with `ast`, so an import hidden inside a function (to dodge a cycle at import
 time) counts as much as one at the top of a module.
@@ -66,6 +67,19 @@ def forbidden_imports(layer: str) -> list[str]:
 @pytest.mark.parametrize("layer", ["datasets", "cleansing", "models"])
 def test_lower_layers_never_import_higher_ones(layer):
     assert forbidden_imports(layer) == []
+
+
+# the registry's layer: the MLflow records and the registered model's format, below what serves it
+RECORDS = ("tracking.py", "tuning.py", "pos_model.py")
+SERVING = ("serving", "pos_server", "local_server", "dashboard", "runner", "cli")
+
+
+@pytest.mark.parametrize("module", RECORDS)
+def test_tracking_never_imports_what_serves_the_model(module):
+    path = SOURCE / module
+    found = [f"{module}:{line} imports {name}" for line, name in imported_modules(path.read_text(), _module_name(path))
+             if _layer_of(name) in SERVING]
+    assert found == []
 
 
 def test_the_check_sees_imports_inside_functions_and_relative_ones():

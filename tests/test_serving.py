@@ -11,7 +11,7 @@ from helpers import scratch_home, tiny_interactions
 
 from workbench import tracking
 from workbench.models import TrainingData, make_model
-from workbench.serving import OUTPUT_COLUMNS, PosRecommenderModel, disabled_reason, model_signature
+from workbench.pos_model import OUTPUT_COLUMNS, PosRecommenderModel, disabled_reason, model_signature
 
 
 @pytest.fixture(scope="module")

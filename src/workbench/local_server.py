@@ -94,7 +94,7 @@ def serve_command(model_uri: str, port: int, host: str = "127.0.0.1", workers: i
                   server: str = "pos") -> list[str]:
     """The command serving `model_uri`: `workbench.pos_server` ("pos") or `mlflow models serve`
     ("mlflow"; its uvicorn reads each body whole with no size limit of its own, so the model bounds
-    what a call may ask, see workbench.serving). `request_timeout_s`: past it a call is answered 504
+    what a call may ask, see workbench.pos_model). `request_timeout_s`: past it a call is answered 504
     (default 60 s)."""
     if server == "pos":
         from workbench import pos_server

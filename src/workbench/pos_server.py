@@ -5,7 +5,7 @@ works with both: a body with one of ``dataframe_records`` (a list of request obj
 ``dataframe_split`` (``{"columns": [...], "data": [[...], ...]}``; the two layouts in which
 `mlflow models serve` reads this model's list column), and optional ``params``
 (``{"enable_pos_recommendations": false}``); the answer is ``{"predictions": [records]}`` with the
-columns of `workbench.serving` (request, rank, product_id, score, reason), strict JSON (null, never
+columns of `workbench.pos_model` (request, rank, product_id, score, reason), strict JSON (null, never
 NaN). A bad request is answered 400 ``{"error_code": "INVALID_PARAMETER_VALUE", "message": ...}``
 naming the row and the column; a body over ``max_body_bytes`` 413; a call that waited longer than
 ``request_timeout_s`` 504.
@@ -40,7 +40,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from workbench.parameters import FALSE, TRUE
-from workbench.serving import OUTPUT_COLUMNS, quoted
+from workbench.pos_model import OUTPUT_COLUMNS, quoted
 
 _logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class PosServer:
         if not hasattr(model, "answer_columns"):
             raise SystemExit(f"{model_uri} is not a POS recommender model ({type(model).__name__}); "
                              f"serve it with `mlflow models serve` or register a workbench model")
-        self.model = model  # a workbench.serving.PosRecommenderModel
+        self.model = model  # a workbench.pos_model.PosRecommenderModel
         self.version = json.dumps({"model_uri": model_uri, **self.model.settings}).encode()
         self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pos-scoring")
 

@@ -158,7 +158,7 @@ def settle_orphaned_runs(legal_entity: str) -> list[dict[str, Any]]:
 def log_recommender(model, settings: dict, *, name: str = MODEL_ARTIFACT_NAME) -> str:
     """Log a fitted recommender as a `PosRecommenderModel` pyfunc into the active run (one is
     started when none is active) and tag the run with its settings; returns the model URI."""
-    from workbench.serving import log_pos_model, normalize_settings
+    from workbench.pos_model import log_pos_model, normalize_settings
 
     configure()
     settings = normalize_settings(settings, model)
