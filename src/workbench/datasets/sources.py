@@ -205,10 +205,9 @@ TEXT_BLOCK = 16 * 2**20
 
 def _utf8_file(path: Path, encoding: str, target: Path) -> Path | None:
     """The text of a CSV / JSON-lines file as a plain UTF-8 file, read block by block: the file itself
-    where it already is one, else a copy (decompressed, decoded, BOM dropped). Each
-    block is checked as `decode` checks a whole file (same message: file, byte offset, line). The copy is
-    `target`. None for
-    an encoding whose line break is not the byte 10 (UTF-16, say): such a file is read whole."""
+    where it already is one, else a copy at `target` (decompressed, decoded, BOM dropped). Each block
+    is checked as `decode` checks a whole file (same message: file, byte offset, line). None for an
+    encoding whose line break is not the byte 10 (UTF-16, say): such a file is read whole."""
     try:
         codec = codecs.lookup(encoding)
     except LookupError as exc:
@@ -282,7 +281,7 @@ def file_batches(pattern: str, what: str, scratch: Path, *, fmt: str | None = No
         except Exception as exc:  # noqa: BLE001 - polars raises its own kinds
             raise ExtractionError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
         if kind == "csv" and not header:
-            scan = scan.rename({c: f"column_{i}" for i, c in enumerate(names, start=1)})
+            scan = scan.rename({c: f"column_{n}" for n, c in enumerate(names, start=1)})
         scan = scan.rename({c: c.strip().lstrip("\ufeff") for c in scan.collect_schema().names()})
         first_line = 2 if kind == "csv" and header else 1
         scans.append((path, scan.with_row_index("__line", offset=first_line).with_columns(
