@@ -281,11 +281,18 @@ def select_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     last = len(matrix.indptr) - 1  # clipped: a matrix without rows (a retailer without customer ids) has no row 0
     starts = np.where(known, matrix.indptr[np.clip(rows, 0, last)], 0)
     lengths = np.where(known, matrix.indptr[np.clip(rows + 1, 0, last)], 0) - starts
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    # positions of the selected entries: each row's start, then +1 along the row
-    take = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
+    take, indptr = entry_positions(starts, lengths)
     return sp.csr_matrix((matrix.data[take], matrix.indices[take], indptr), shape=(len(rows), matrix.shape[1]))
+
+
+def entry_positions(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, offsets): where in a CSR matrix's `indices` / `data` the entries of some rows lie
+    (rows starting at `starts`, of `lengths` entries, one after the other), and where each row's
+    entries begin among those positions (an indptr). A gather of rows without building a matrix."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    # each row's start, then +1 along the row
+    return np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64), offsets
 
 
 def _top(row: np.ndarray, n: int, blocked: np.ndarray | None = None, *, positive: bool = False) -> np.ndarray:

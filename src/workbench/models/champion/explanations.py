@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.models.base import Batch, row_items
+from workbench.models.base import Batch, entry_positions, row_items
 from workbench.models.champion.pages import COMPONENTS, REASONS
 from workbench.models.champion.ranker import Scored
 
@@ -66,11 +66,9 @@ def _top_source(sources: np.ndarray, similarity, item: int) -> int:
     # read straight from the CSR rows: scipy's fancy indexing builds two matrices per call, ~0.2 ms,
     # and a POS list explains ten items
     similarity = similarity.tocsr()
-    starts, ends = similarity.indptr[sources], similarity.indptr[np.asarray(sources) + 1]
-    lengths = ends - starts
-    offsets = np.zeros(len(sources) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    take = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
+    starts = similarity.indptr[sources]
+    lengths = similarity.indptr[np.asarray(sources) + 1] - starts
+    take, _ = entry_positions(starts, lengths)
     hit = similarity.indices[take] == item
     column = np.zeros(len(sources), dtype=np.float64)
     np.add.at(column, np.repeat(np.arange(len(sources)), lengths)[hit], similarity.data[take[hit]])  # duplicates sum, as scipy's

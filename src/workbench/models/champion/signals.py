@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.models.base import Batch, select_rows
+from workbench.models.base import Batch, entry_positions, select_rows
 from workbench.models.item_to_item import _row_max_normalise
 
 
@@ -49,12 +49,9 @@ def _products(rows: sp.csr_matrix, matrix: sp.csr_matrix, limit: int = DIRECT_PR
     that setup costs more than the request's few thousand products, and it grows with the history."""
     starts = matrix.indptr[rows.indices]
     lengths = matrix.indptr[rows.indices + 1] - starts
-    total = int(lengths.sum())
-    if total > limit:
+    if int(lengths.sum()) > limit:
         return None
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    take = np.repeat(starts - offsets[:-1], lengths) + np.arange(total, dtype=np.int64)
+    take, _ = entry_positions(starts, lengths)
     owner = np.repeat(np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(rows.indptr)), lengths)
     dtype = np.result_type(rows.dtype, matrix.dtype)
     return owner, matrix.indices[take].astype(np.int64), np.repeat(rows.data.astype(dtype, copy=False), lengths) * matrix.data[take]
