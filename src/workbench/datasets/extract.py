@@ -206,14 +206,14 @@ def read_source(m: SourceMapping, src: str, legal_entity: str, window=(None, Non
             if name == "sales_lines" and scratch is not None and key not in cache:
                 batches = sources.file_batches(pattern, m.where(f"entity {name}"), scratch, **options)
                 spilled = None if batches is None else _lines_out_of_core(
-                    _checked(batches, m, name, pattern), entity, m.where(f"source {shown}"), scratch, m)
+                    _first_checked(batches, m, name, pattern), entity, m.where(f"source {shown}"), scratch, m)
                 if spilled is not None:
                     evaluated[name] = spilled
                     continue
             if key not in cache:
                 cache[key] = sources.read_files(pattern, m.where(f"entity {name}"), **options)
             raw[name] = cache[key]
-            next(_checked(iter([raw[name]]), m, name, pattern))
+            _check_required(raw[name], m, name, pattern)
 
     where = m.where(f"source {shown}")
     info = _legal_entity_info(m, info_row, legal_entity, where)
@@ -317,14 +317,21 @@ def _row_by_row(entity: EntityMapping, source_columns: list[str], where: str) ->
     return all(e.meta.is_row_separable() and ".over(" not in str(e) for e in exprs)
 
 
-def _checked(frames, m: SourceMapping, name: str, pattern: str):
-    """`frames` of the entity's source, the first checked for the columns the mapping `requires`."""
+def _check_required(frame: pl.DataFrame, m: SourceMapping, name: str, pattern: str) -> None:
+    """An error naming what the entity's source lacks of the columns the mapping `requires`."""
+    lacking = [c for c in m.requires.get(name, ()) if c not in frame.columns]
+    if lacking:
+        have = ", ".join(c for c in frame.columns if not c.startswith("__"))
+        raise ExtractionError(m.where(f"entity {name}: {pattern} lacks column(s) {', '.join(lacking)} "
+                                      f"(it has: {have or 'none'})"))
+
+
+def _first_checked(frames, m: SourceMapping, name: str, pattern: str):
+    """`frames` of the entity's source (chunks of one scan: one set of columns), the first checked
+    with `_check_required`."""
     for i, frame in enumerate(frames):
-        lacking = [c for c in m.requires.get(name, ()) if c not in frame.columns] if i == 0 else []
-        if lacking:
-            have = ", ".join(c for c in frame.columns if not c.startswith("__"))
-            raise ExtractionError(m.where(f"entity {name}: {pattern} lacks column(s) {', '.join(lacking)} "
-                                          f"(it has: {have or 'none'})"))
+        if i == 0:
+            _check_required(frame, m, name, pattern)
         yield frame
 
 
@@ -381,7 +388,7 @@ def _lines_out_of_core(chunks, entity: EntityMapping, where: str, scratch: Path,
                 strict = {c for c in kept if c not in SALES_LINES_SCHEMA and frame.schema.get(c) != pl.Null}
                 chunk_out = frame.select([pl.col(c).cast(t, strict=c in strict) if frame.schema.get(c) != t else pl.col(c)
                                           for c, t in kept.items()])
-            except (pl.exceptions.PolarsError, pl.exceptions.ColumnNotFoundError):
+            except pl.exceptions.PolarsError:  # (a column a chunk lacks included)
                 return None
             files.append(scratch / f"sales_lines-{len(files):06d}.parquet")
             chunk_out.write_parquet(files[-1])

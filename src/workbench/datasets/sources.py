@@ -152,20 +152,35 @@ def _format_of(path: Path, declared: str | None) -> str:
                           "or declare `format:` in the mapping)")
 
 
+def _unreadable(path: Path, exc: Exception) -> ExtractionError:
+    """The error for a file its reader failed on (polars, gzip, zip and openpyxl each raise their own kinds)."""
+    return ExtractionError(f"cannot read {path}: {type(exc).__name__}: {exc}")
+
+
+def _unknown_encoding(path: Path, encoding: str) -> ExtractionError:
+    return ExtractionError(f"{path}: unknown encoding {encoding!r} (the mapping's `encoding:`)")
+
+
+def _not_valid(path: Path, encoding: str, data: bytes, exc: UnicodeDecodeError, offset: int = 0, lines: int = 0) -> ExtractionError:
+    """The error for a byte of `data` not valid in `encoding`; `data` starts `offset` bytes and `lines`
+    line breaks into the file."""
+    line = lines + data.count(b"\n", 0, exc.start) + 1
+    return ExtractionError(
+        f"{path}: byte offset {offset + exc.start} (line {line}) is not valid {encoding}: "
+        f"{data[exc.start:exc.start + 4]!r}; declare the file's encoding in the mapping (e.g. `encoding: latin-1` "
+        "or `encoding: cp1252`)"
+    )
+
+
 def decode(data: bytes, path: Path, encoding: str) -> bytes:
     """The file's bytes as UTF-8. A byte that is not valid in `encoding` is an error naming the file, the
     byte offset and the bytes, never a silent replacement character."""
     try:
         text = codecs.decode(data, encoding)
     except LookupError as exc:
-        raise ExtractionError(f"{path}: unknown encoding {encoding!r} (the mapping's `encoding:`)") from exc
+        raise _unknown_encoding(path, encoding) from exc
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ExtractionError(
-            f"{path}: byte offset {exc.start} (line {line}) is not valid {encoding}: "
-            f"{data[exc.start:exc.start + 4]!r}; declare the file's encoding in the mapping (e.g. `encoding: latin-1` "
-            "or `encoding: cp1252`)"
-        ) from exc
+        raise _not_valid(path, encoding, data, exc) from exc
     if codecs.lookup(encoding).name == "utf-8" and text.startswith("\ufeff"):
         text = text[1:]
     return data if codecs.lookup(encoding).name == "utf-8" and not data.startswith(codecs.BOM_UTF8) else text.encode()
@@ -196,7 +211,7 @@ def read_file(path: Path, *, fmt: str | None = None, encoding: str = "utf-8", se
     except ExtractionError:
         raise
     except Exception as exc:  # polars, gzip, zip and openpyxl each raise their own kinds
-        raise ExtractionError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
 
 
 # bytes of a text file decoded at a time on the way to a streamed read
@@ -211,7 +226,7 @@ def _utf8_file(path: Path, encoding: str, target: Path) -> Path | None:
     try:
         codec = codecs.lookup(encoding)
     except LookupError as exc:
-        raise ExtractionError(f"{path}: unknown encoding {encoding!r} (the mapping's `encoding:`)") from exc
+        raise _unknown_encoding(path, encoding) from exc
     if "\n".encode(codec.name) != b"\n" or "a,".encode(codec.name) != b"a,":
         return None
     gz = path.name.lower().endswith(".gz")
@@ -235,12 +250,7 @@ def _utf8_file(path: Path, encoding: str, target: Path) -> Path | None:
                 try:
                     text = codecs.decode(whole, codec.name)
                 except UnicodeDecodeError as exc:
-                    line = lines + whole.count(b"\n", 0, exc.start) + 1
-                    raise ExtractionError(
-                        f"{path}: byte offset {consumed + exc.start} (line {line}) is not valid {encoding}: "
-                        f"{whole[exc.start:exc.start + 4]!r}; declare the file's encoding in the mapping (e.g. `encoding: latin-1` "
-                        "or `encoding: cp1252`)"
-                    ) from exc
+                    raise _not_valid(path, encoding, whole, exc, consumed, lines) from exc
                 consumed += len(whole)
                 lines += whole.count(b"\n")
                 if copy is not None:
@@ -248,7 +258,7 @@ def _utf8_file(path: Path, encoding: str, target: Path) -> Path | None:
                 if not block:
                     break
     except (OSError, EOFError, gzip.BadGzipFile) as exc:  # a truncated or broken archive: never the rows before the break
-        raise ExtractionError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
     finally:
         if copy is not None:
             copy.close()
@@ -279,7 +289,7 @@ def file_batches(pattern: str, what: str, scratch: Path, *, fmt: str | None = No
         try:
             names = scan.collect_schema().names()
         except Exception as exc:  # noqa: BLE001 - polars raises its own kinds
-            raise ExtractionError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+            raise _unreadable(path, exc) from exc
         if kind == "csv" and not header:
             scan = scan.rename({c: f"column_{n}" for n, c in enumerate(names, start=1)})
         scan = scan.rename({c: c.strip().lstrip("\ufeff") for c in scan.collect_schema().names()})
@@ -297,7 +307,7 @@ def file_batches(pattern: str, what: str, scratch: Path, *, fmt: str | None = No
             except ExtractionError:
                 raise
             except Exception as exc:  # noqa: BLE001 - polars raises its own kinds
-                raise ExtractionError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+                raise _unreadable(path, exc) from exc
 
     return batches()
 
