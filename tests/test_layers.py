@@ -95,3 +95,14 @@ def test_the_check_sees_imports_inside_functions_and_relative_ones():
     assert "workbench.evaluation" in names  # `..` from workbench.models.champion is workbench
     assert "workbench.tracking" in names
     assert {_layer_of(n) for n in names} >= {"evaluation", "tracking"}
+
+
+def test_tracking_records_runs_and_never_chooses():
+    """Choosing (splits, windows, cases, which model serves a page) is `workbench.evaluation`'s;
+    tracking.py only records runs and registers the chosen model, so it needs nothing of evaluation."""
+    path = SOURCE / "tracking.py"
+    found = [f"tracking.py:{line} imports {name}" for line, name in imported_modules(path.read_text(), _module_name(path))
+             if _layer_of(name) == "evaluation"]
+    assert found == []
+    defined = {node.name for node in ast.parse(path.read_text()).body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    assert not defined & {"choose_champion", "default_split_time", "algorithm_hyperparameters"}

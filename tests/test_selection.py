@@ -19,9 +19,10 @@ from workbench.evaluation import (
     temporal_split,
 )
 from workbench.evaluation.search import SEARCH_SPACES, search, search_space
-from workbench.evaluation.selection import SIMPLICITY, best_baseline, choose_per_page, validate
+from workbench.evaluation.selection import SIMPLICITY, best_baseline, choose, choose_champion, choose_per_page, validate
 from workbench.models import MODELS, TrainingData, make_model
 from workbench.models.routing import PAGES, Routing
+from workbench.models.settings import algorithm_hyperparameters
 
 SPLIT = "2024-04-01"
 
@@ -280,3 +281,42 @@ def test_readme_quality_table_is_the_benchmarks():
     block = readme.split(quality.README_BEGIN, 1)[1].split(quality.README_END, 1)[0].strip("\n")
     results = json.loads((root / "benchmarks" / "results" / "quality.json").read_text()).get("datasets", [])
     assert block == "\n".join(quality.summary_table(results))
+
+
+def test_choose_champion_rules():
+    results = pd.DataFrame(
+        [
+            ("a", "customer", 0.30, 0.8), ("a", "customer_new_items", 0.05, 0.3), ("a", "basket", 0.1, 0.20), ("a", "product", 0.1, 0.50),
+            ("b", "customer", 0.25, 0.7), ("b", "customer_new_items", 0.09, 0.4), ("b", "basket", 0.2, 0.30), ("b", "product", 0.2, 0.60),
+            ("c", "customer", 0.10, 0.5), ("c", "customer_new_items", 0.01, 0.1), ("c", "basket", 0.3, 0.40), ("c", "product", 0.1, 0.40),
+        ],
+        columns=["algorithm", "scenario", "ndcg", "hr"],
+    )
+    champion, table = choose_champion(results, "rank_sum")
+    assert champion == "b" and table["algorithm"].tolist()[0] == "b"
+    assert choose_champion(results, "metric:basket.hr")[0] == "c"
+    assert choose_champion(results, "metric:customer.ndcg")[0] == "a"
+    with pytest.raises(ValueError, match="unknown"):
+        choose_champion(results, "best")
+    with pytest.raises(ValueError, match="metric:<scenario>.<metric>"):
+        choose_champion(results, "metric:basket")
+    # a notebook's champion_rule: one algorithm on every page, or each page its own winner
+    assert choose(results, "rank_sum").routes == dict.fromkeys(["customer", "customer_new_items", "basket", "product"], "b")
+    assert choose(results, "per_page").routes == {"customer": "a", "customer_new_items": "b", "basket": "c", "product": "b"}
+
+
+def test_hyperparameters_map_flat_parameters_to_each_algorithm():
+    chosen = algorithm_hyperparameters(
+        ["sar", "ease", "repeat", "als"],
+        {"sar_similarity": "lift", "ease_lambda": 50.0, "repeat_half_life_days": None, "als_factors": 8},
+        {"sar": {"half_life_days": 10}},
+        seed=3,
+    )
+    assert chosen["sar"] == {"similarity": "lift", "half_life_days": 10}
+    assert chosen["ease"] == {"lambda_": 50.0}
+    assert chosen["repeat"] == {}
+    assert chosen["als"] == {"factors": 8, "seed": 3}
+    with pytest.raises(ValueError, match=r"\['nope'\] are not arguments of 'sar'"):
+        algorithm_hyperparameters(["sar"], {}, {"sar": {"nope": 1}})
+    with pytest.raises(ValueError, match="not among algorithms"):
+        algorithm_hyperparameters(["sar"], {}, {"ease": {}})

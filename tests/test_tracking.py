@@ -28,7 +28,7 @@ def home(tmp_path, monkeypatch):
 def _train_pipeline(algorithms, legal_entity="LE1"):
     """What 03_train + 04_evaluate do, in a few lines: nested runs under a pipeline run, with metrics."""
     interactions = tiny_interactions()
-    split = tracking.default_split_time(interactions, 30)
+    split = protocol.last_days_start(interactions, 30)
     train, test = protocol.temporal_split(interactions, split)
     data = TrainingData.from_interactions(train)
     cases = protocol.build_cases(train, test, seed=0, max_baskets=100)
@@ -109,42 +109,6 @@ def test_last_pipeline_comparison_is_the_latest_evaluated_pipeline(home):
 def test_empty_store_gives_an_empty_comparison(home):
     comparison = tracking.last_pipeline_comparison()
     assert comparison.empty and "algorithm" in comparison.columns
-
-
-def test_choose_champion_rules():
-    results = pd.DataFrame(
-        [
-            ("a", "customer", 0.30, 0.8), ("a", "customer_new_items", 0.05, 0.3), ("a", "basket", 0.1, 0.20), ("a", "product", 0.1, 0.50),
-            ("b", "customer", 0.25, 0.7), ("b", "customer_new_items", 0.09, 0.4), ("b", "basket", 0.2, 0.30), ("b", "product", 0.2, 0.60),
-            ("c", "customer", 0.10, 0.5), ("c", "customer_new_items", 0.01, 0.1), ("c", "basket", 0.3, 0.40), ("c", "product", 0.1, 0.40),
-        ],
-        columns=["algorithm", "scenario", "ndcg", "hr"],
-    )
-    champion, table = tracking.choose_champion(results, "rank_sum")
-    assert champion == "b" and table["algorithm"].tolist()[0] == "b"
-    assert tracking.choose_champion(results, "metric:basket.hr")[0] == "c"
-    assert tracking.choose_champion(results, "metric:customer.ndcg")[0] == "a"
-    with pytest.raises(ValueError, match="unknown"):
-        tracking.choose_champion(results, "best")
-    with pytest.raises(ValueError, match="metric:<scenario>.<metric>"):
-        tracking.choose_champion(results, "metric:basket")
-
-
-def test_hyperparameters_map_flat_parameters_to_each_algorithm():
-    chosen = tracking.algorithm_hyperparameters(
-        ["sar", "ease", "repeat", "als"],
-        {"sar_similarity": "lift", "ease_lambda": 50.0, "repeat_half_life_days": None, "als_factors": 8},
-        {"sar": {"half_life_days": 10}},
-        seed=3,
-    )
-    assert chosen["sar"] == {"similarity": "lift", "half_life_days": 10}
-    assert chosen["ease"] == {"lambda_": 50.0}
-    assert chosen["repeat"] == {}
-    assert chosen["als"] == {"factors": 8, "seed": 3}
-    with pytest.raises(ValueError, match=r"\['nope'\] are not arguments of 'sar'"):
-        tracking.algorithm_hyperparameters(["sar"], {}, {"sar": {"nope": 1}})
-    with pytest.raises(ValueError, match="not among algorithms"):
-        tracking.algorithm_hyperparameters(["sar"], {}, {"ease": {}})
 
 
 def test_the_training_record_is_scoped_to_its_pipeline_run(home):

@@ -26,7 +26,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from workbench import paths
-from workbench.evaluation.metrics import HEADLINE
 from workbench.storage import atomic_write_json
 
 EXPERIMENT_NAME = "pos-recommendations"
@@ -42,8 +41,6 @@ SETTINGS_TAGS = {
 }
 METRICS = ("precision", "recall", "ndcg", "map", "hr", "coverage", "novelty")
 SCENARIO_ORDER = ("customer", "customer_new_items", "basket", "product")
-# the champion rule's default: what each POS page is judged on (../shared/EVALUATION.md)
-RANK_SUM_METRICS = tuple(HEADLINE.items())  # the one definition: workbench.evaluation.metrics.HEADLINE
 
 
 #: Who started a run (the `workbench run` process, or the notebook's kernel when a notebook runs on
@@ -304,46 +301,6 @@ def describe_metrics(metrics: dict[str, dict[str, float]], k: int = 10) -> str:
     return "\n".join(lines)
 
 
-# -- choosing the champion ------------------------------------------------------------------------------
-def choose_champion(results: pd.DataFrame, rule: str = "rank_sum") -> tuple[str, pd.DataFrame]:
-    """Pick the champion among algorithms from a long table (algorithm, scenario, <metric>...).
-
-    rule ``rank_sum``: rank the algorithms on customer NDCG, customer_new_items NDCG, basket HR and
-    product HR (1 = best), lowest sum of ranks wins (ties: higher sum of those metrics, then name).
-    rule ``metric:<scenario>.<metric>``, e.g. ``metric:basket.hr``: the highest value wins.
-    Returns (algorithm, the scoring table, best first)."""
-    if results.empty:
-        raise ValueError("no evaluation results to choose a champion from")
-    if rule == "rank_sum":
-        criteria = [c for c in RANK_SUM_METRICS if c[0] in set(results["scenario"])]
-    elif rule.startswith("metric:"):
-        scenario, dot, metric = rule[len("metric:") :].partition(".")
-        if not dot or metric not in METRICS:
-            raise ValueError(f"champion_rule {rule!r}: expected metric:<scenario>.<metric>, metric one of {METRICS}")
-        criteria = [(scenario, metric)]
-    else:
-        raise ValueError(f"champion_rule {rule!r} is unknown: use 'rank_sum' or 'metric:<scenario>.<metric>'")
-    missing = [f"{s}.{m}" for s, m in criteria if s not in set(results["scenario"])]
-    if missing or not criteria:
-        raise ValueError(f"champion_rule {rule!r}: no results for {missing or 'any scenario'}")
-    table = pd.DataFrame({"algorithm": sorted(results["algorithm"].unique())}).set_index("algorithm")
-    for scenario, metric in criteria:
-        values = results[results["scenario"] == scenario].set_index("algorithm")[metric]
-        table[f"{scenario}.{metric}"] = values
-    table = table.fillna(0.0)
-    metric_columns = list(table.columns)
-    if rule == "rank_sum":
-        for column in metric_columns:
-            table[f"rank {column}"] = table[column].rank(ascending=False, method="min")
-        table["rank_sum"] = table[[f"rank {c}" for c in metric_columns]].sum(axis=1)
-        table["metric_sum"] = table[metric_columns].sum(axis=1)
-        table = table.reset_index().sort_values(["rank_sum", "metric_sum", "algorithm"], ascending=[True, False, True])
-    else:
-        table = table.reset_index().sort_values([metric_columns[0], "algorithm"], ascending=[False, True])
-    table = table.reset_index(drop=True)
-    return str(table.loc[0, "algorithm"]), table
-
-
 # -- the registry ------------------------------------------------------------------------------------
 def register_champion(
     model_uri: str,
@@ -501,90 +458,6 @@ def last_pipeline_comparison(pipeline_run_id: str | None = None, legal_entity: s
     frame = comparison_table([])
     frame.attrs["pipeline_run_id"] = None
     return frame
-
-
-# -- training parameters ------------------------------------------------------------------------------
-# 03_train's flat notebook parameters -> (algorithm, constructor argument names it may go by)
-FLAT_HYPERPARAMETERS = {
-    "sar_similarity": ("sar", ("similarity",)),
-    "sar_half_life_days": ("sar", ("half_life_days",)),
-    "als_factors": ("als", ("factors",)),
-    "als_iterations": ("als", ("iterations",)),
-    "bpr_factors": ("bpr", ("factors",)),
-    "bpr_iterations": ("bpr", ("iterations",)),
-    "item_knn_neighbours": ("item_knn", ("neighbours", "neighbors", "k")),
-    "ease_lambda": ("ease", ("lambda_", "l2", "regularization", "lam", "lambda")),
-    "repeat_half_life_days": ("repeat", ("half_life_days",)),
-    "trending_half_life_days": ("trending", ("half_life_days",)),
-    "validation_days": ("champion", ("validation_days",)),
-    "tune_champion": ("champion", ("tune",)),
-}
-
-
-def _accepted_arguments(algorithm: str) -> tuple[set[str], bool]:
-    import inspect
-
-    from workbench.models import MODELS
-
-    if algorithm not in MODELS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; known: {sorted(MODELS)}")
-    signature = inspect.signature(MODELS[algorithm])
-    names = {p.name for p in signature.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
-    return names, takes_any
-
-
-def algorithm_hyperparameters(
-    algorithms: list[str], flat: dict | None = None, overrides: dict | None = None, seed: int | None = None
-) -> dict[str, dict]:
-    """Each algorithm's constructor arguments: the flat notebook parameters (`sar_half_life_days`,
-    `ease_lambda`, ...) where the algorithm takes them, the seed (`seed` / `random_state`), then
-    `overrides` ({"sar": {"similarity": "lift"}}), which must name arguments the algorithm takes."""
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(algorithms))
-    if unknown:
-        raise ValueError(f"hyperparameters given for {unknown}, which are not among algorithms {list(algorithms)}")
-    result = {}
-    for algorithm in algorithms:
-        accepted, takes_any = _accepted_arguments(algorithm)
-        params = {}
-        for flat_name, value in (flat or {}).items():
-            target, candidates = FLAT_HYPERPARAMETERS.get(flat_name, (None, ()))
-            if target != algorithm or value is None:
-                continue
-            argument = next((c for c in candidates if c in accepted), None)
-            if argument is not None:
-                params[argument] = value
-        if seed is not None:
-            for argument in ("seed", "random_state"):
-                if argument in accepted:
-                    params[argument] = seed
-                    break
-        extra = dict(overrides.get(algorithm) or {})
-        bad = sorted(set(extra) - accepted) if not takes_any else []
-        if bad:
-            raise ValueError(f"hyperparameters {bad} are not arguments of {algorithm!r}; it takes {sorted(accepted)}")
-        params.update(extra)
-        result[algorithm] = params
-    return result
-
-
-def default_split_time(interactions, test_days: int = 30) -> pd.Timestamp:
-    """The start of the test window: the last `test_days` whole days of the interactions."""
-    import polars as pl
-
-    frame = pl.from_pandas(interactions) if isinstance(interactions, pd.DataFrame) else interactions
-    return pd.Timestamp(frame["time"].max()).normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=int(test_days))
-
-
-def legal_entity_enabled(legal_entity: str, default: bool = True) -> bool:
-    """The legal entity's `pos_recommendations_enabled` (data/raw/<le>/legal_entity.json)."""
-    path = paths.raw_dir(legal_entity) / "legal_entity.json"
-    if path.exists():
-        value = json.loads(path.read_text()).get("pos_recommendations_enabled")
-        if isinstance(value, bool):
-            return value
-    return default
 
 
 def write_training_runs(legal_entity: str, record: dict) -> Path:

@@ -132,6 +132,17 @@ def read_watermark(legal_entity: str, *, out_dir: str | os.PathLike | None = Non
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def legal_entity_enabled(legal_entity: str, default: bool = True) -> bool:
+    """The legal entity's `pos_recommendations_enabled` (data/raw/<le>/legal_entity.json): whether
+    its POS shows recommendations; `default` where the extraction recorded no such setting."""
+    path = paths.raw_dir(legal_entity) / "legal_entity.json"
+    if path.exists():
+        value = json.loads(path.read_text()).get("pos_recommendations_enabled")
+        if isinstance(value, bool):
+            return value
+    return default
+
+
 def _part_files(root: Path) -> list[Path]:
     return sorted((root / "sales_lines").glob("part-*.parquet"))
 

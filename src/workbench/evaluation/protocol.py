@@ -27,6 +27,7 @@ from workbench.models.cases import (  # noqa: F401
     _like,
     _polars,
     build_cases,
+    last_days_start,
     temporal_split,
     validation_split,
     wish_lists_before,

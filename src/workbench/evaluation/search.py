@@ -15,7 +15,6 @@ bit for bit, give `n_trials` alone.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import time
@@ -27,6 +26,7 @@ import pandas as pd
 from workbench.evaluation import metrics
 from workbench.evaluation.selection import Validation, validate
 from workbench.evaluation.windows import Fold
+from workbench.models.settings import defaults
 
 
 @dataclass(frozen=True)
@@ -136,20 +136,11 @@ class SearchResult:
         return pd.DataFrame(rows)
 
 
-def _defaults(algorithm: str) -> dict:
-    from workbench.models import MODELS
-
-    if algorithm not in MODELS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; known: {sorted(MODELS)}")
-    signature = inspect.signature(MODELS[algorithm])
-    return {n: p.default for n, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
-
-
 def search_space(algorithm: str, fixed: dict | None = None) -> dict[str, Any]:
     """The space searched for `algorithm`, less the arguments `fixed` by the user; every name must
     be an argument of the algorithm (a renamed argument is an error, not a silent no-op)."""
     space = {k: v for k, v in SEARCH_SPACES.get(algorithm, {}).items() if k not in (fixed or {})}
-    accepted = _defaults(algorithm)
+    accepted = defaults(algorithm)
     unknown = sorted(set(space) - set(accepted))
     if unknown:
         raise ValueError(f"search space of {algorithm!r} names {unknown}, which it does not take; it takes {sorted(accepted)}")
@@ -169,10 +160,10 @@ def _suggest(trial, name: str, spec):
 def _starting_point(algorithm: str, space: dict) -> dict:
     """The algorithm's defaults, for the arguments searched (None, e.g. no decay, is left out:
     TPE cannot start from it, and the sampler then draws that one)."""
-    defaults = _defaults(algorithm)
+    given = defaults(algorithm)
     start = {}
     for name, spec in space.items():
-        value = defaults.get(name)
+        value = given.get(name)
         if value is None:
             continue
         if isinstance(spec, Choice) and value in spec.options:

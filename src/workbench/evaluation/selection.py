@@ -3,8 +3,10 @@
 `validate` fits a candidate on each fold's history and scores that fold's cases (the cases of all
 windows pooled). `choose_per_page` picks, for each page, the candidate with the best headline
 metric on validation; among candidates within `tolerance` of the best, the simplest (the
-earliest in `simplicity`) wins, so a page is never served by a model a simpler one beats. Nothing
-here ever sees the test window: the caller scores the test window once, afterwards.
+earliest in `simplicity`) wins, so a page is never served by a model a simpler one beats.
+`choose_champion` is the alternative of one algorithm for every page (rank sum or one metric), and
+`choose` applies a notebook's `champion_rule`. Nothing here ever sees the test window: the caller
+scores the test window once, afterwards.
 """
 
 from __future__ import annotations
@@ -146,6 +148,58 @@ def choose_per_page(
     if not routes:
         raise ValueError(f"validation table holds none of the pages {list(metrics.HEADLINE)}")
     return PageChoice(routes, pd.DataFrame(rows))
+
+
+def choose_champion(results: pd.DataFrame, rule: str = "rank_sum") -> tuple[str, pd.DataFrame]:
+    """One algorithm for every page, from a long table (algorithm, scenario, <metric>...) of
+    validation figures.
+
+    rule ``rank_sum``: rank the algorithms on customer NDCG, customer_new_items NDCG, basket HR and
+    product HR (1 = best), lowest sum of ranks wins (ties: higher sum of those metrics, then name).
+    rule ``metric:<scenario>.<metric>``, e.g. ``metric:basket.hr``: the highest value wins.
+    Returns (algorithm, the scoring table, best first)."""
+    if results.empty:
+        raise ValueError("no evaluation results to choose a champion from")
+    if rule == "rank_sum":
+        criteria = [c for c in metrics.HEADLINE.items() if c[0] in set(results["scenario"])]
+    elif rule.startswith("metric:"):
+        scenario, dot, metric = rule[len("metric:") :].partition(".")
+        if not dot or metric not in metrics.CASE_METRICS:
+            raise ValueError(f"champion_rule {rule!r}: expected metric:<scenario>.<metric>, metric one of {metrics.CASE_METRICS}")
+        criteria = [(scenario, metric)]
+    else:
+        raise ValueError(f"champion_rule {rule!r} is unknown: use 'per_page', 'rank_sum' or 'metric:<scenario>.<metric>'")
+    missing = [f"{s}.{m}" for s, m in criteria if s not in set(results["scenario"])]
+    if missing or not criteria:
+        raise ValueError(f"champion_rule {rule!r}: no results for {missing or 'any scenario'}")
+    table = pd.DataFrame({"algorithm": sorted(results["algorithm"].unique())}).set_index("algorithm")
+    for scenario, metric in criteria:
+        values = results[results["scenario"] == scenario].set_index("algorithm")[metric]
+        table[f"{scenario}.{metric}"] = values
+    table = table.fillna(0.0)
+    metric_columns = list(table.columns)
+    if rule == "rank_sum":
+        for column in metric_columns:
+            table[f"rank {column}"] = table[column].rank(ascending=False, method="min")
+        table["rank_sum"] = table[[f"rank {c}" for c in metric_columns]].sum(axis=1)
+        table["metric_sum"] = table[metric_columns].sum(axis=1)
+        table = table.reset_index().sort_values(["rank_sum", "metric_sum", "algorithm"], ascending=[True, False, True])
+    else:
+        table = table.reset_index().sort_values([metric_columns[0], "algorithm"], ascending=[False, True])
+    table = table.reset_index(drop=True)
+    return str(table.loc[0, "algorithm"]), table
+
+
+
+
+def choose(validation: pd.DataFrame, rule: str = "per_page") -> PageChoice:
+    """Which candidate serves each page, by `rule`: ``per_page`` (`choose_per_page`), or one
+    algorithm for every page (`choose_champion`'s ``rank_sum`` or ``metric:<scenario>.<metric>``);
+    the table is the one the rule ranked."""
+    if rule == "per_page":
+        return choose_per_page(validation)
+    winner, table = choose_champion(validation, rule)
+    return PageChoice(dict.fromkeys(metrics.HEADLINE, winner), table)
 
 
 def best_baseline(validation: pd.DataFrame, scenario: str, exclude=(), candidate_column: str = "algorithm") -> str:

@@ -75,12 +75,17 @@ def temporal_split(interactions, split_time):
     return _like(train, interactions), _like(test, interactions)
 
 
+def last_days_start(interactions, days: float) -> pd.Timestamp:
+    """The start of the last `days` whole days of the interactions (the day after the newest sale,
+    `days` earlier): where the test window starts by default, and each validation window."""
+    newest = _polars(interactions)["time"].max()
+    return pd.Timestamp(newest).normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=days)
+
+
 def validation_split(train, days: int = 30):
     """(fit, validation): the last `days` whole days of `train` become the validation window, the
     same protocol one period earlier, for tuning without touching the test window."""
-    frame = _polars(train)
-    end = pd.Timestamp(frame["time"].max()).normalize() + pd.Timedelta(days=1)
-    return temporal_split(train, end - pd.Timedelta(days=days))
+    return temporal_split(train, last_days_start(train, days))
 
 
 def wish_lists_before(wish_lists, split_time):

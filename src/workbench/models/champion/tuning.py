@@ -12,7 +12,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from workbench.models.base import Request
-from workbench.models.cases import Cases, build_cases, validation_split
+from workbench.models.cases import Cases, build_cases, last_days_start, validation_split
 from workbench.models.champion.candidates import _top_columns, blocked_items
 from workbench.models.champion.features import candidate_features
 from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, FEATURES, GRID, PAGES, RANKER_OF_PAGE, TUNING_METRIC, page_of
@@ -88,15 +88,14 @@ def _validation_window(params: dict, data: TrainingData, interactions, wish_list
     if interactions.height == 0:
         return None, None
     if window:
-        end = pd.Timestamp(interactions["time"].max()).normalize() + pd.Timedelta(days=1 - window * days)
-        interactions = interactions.filter(pl.col("time") < end.to_pydatetime())
+        interactions = interactions.filter(pl.col("time") < last_days_start(interactions, window * days).to_pydatetime())
     if interactions.height == 0:
         return None, None
     fit_part, validation = validation_split(interactions, days=days)
     if fit_part.height == 0 or validation.height == 0:
         return None, None
     # the window's first day, where validation_split cuts: the wish lists as the POS knew them then
-    start = pd.Timestamp(interactions["time"].max()).normalize() + pd.Timedelta(days=1 - days)
+    start = last_days_start(interactions, days)
     wished = _added_before(wish_lists, start)
     inner = Champion(**{**p, "tune": False, "weights": p["weights"] or DEFAULT_WEIGHTS})
     inner_data = TrainingData.from_interactions(fit_part, wish_lists=wished, reference_time=validation["time"].min())
