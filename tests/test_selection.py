@@ -18,8 +18,9 @@ from workbench.evaluation import (
     purchase_cycle_days,
     temporal_split,
 )
-from workbench.evaluation.search import SEARCH_SPACES, search, search_space
-from workbench.evaluation.selection import SIMPLICITY, best_baseline, choose, choose_champion, choose_per_page, validate
+from workbench.evaluation import HEADLINE
+from workbench.evaluation.search import SEARCH_SPACES, Trial, choose_trial, search, search_space
+from workbench.evaluation.selection import SIMPLICITY, Validation, best_baseline, choose, choose_champion, choose_per_page, validate
 from workbench.models import MODELS, TrainingData, make_model
 from workbench.models.routing import PAGES, Routing
 from workbench.models.settings import algorithm_hyperparameters
@@ -213,8 +214,45 @@ def test_search_starts_from_the_defaults_and_is_deterministic(tiny_folds):
     assert seen[0].params["lambda_"] == 250.0 and seen[0].params["matrix"] == "customer"
     assert [t.params for t in first.trials] == [t.params for t in second.trials]
     assert [t.objective for t in first.trials] == [t.objective for t in second.trials]
-    assert first.best.objective() == max(t.objective for t in first.trials)
+    top = max(first.trials, key=lambda t: (t.objective, -t.number))
+    kept = first.trials[first.chosen_trial]
+    assert first.chosen_trial in (0, top.number) and first.best_params == kept.params
+    assert first.best.objective() == kept.objective
     assert set(first.trials_table().columns) >= {"trial", "objective", "customer.ndcg", "product.hr", "param.lambda_"}
+
+
+def _validation(per_page: dict) -> Validation:
+    """A Validation of these per-case headline values, one array per page."""
+    table = pd.DataFrame([{"scenario": p, "n_cases": len(v), HEADLINE[p]: float(np.mean(v))} for p, v in per_page.items()])
+    return Validation(table, {p: {HEADLINE[p]: np.asarray(v, dtype=float)} for p, v in per_page.items()})
+
+
+def _trial(number: int, per_page: dict) -> Trial:
+    validation = _validation(per_page)
+    return Trial(number, {"setting": number}, validation, validation.objective(), 0.1)
+
+
+def test_a_best_trial_within_the_noise_of_the_defaults_keeps_the_defaults():
+    rng = np.random.default_rng(0)
+    defaults = {p: rng.uniform(0.2, 0.6, 400) for p in HEADLINE}
+    # the same cases, half up and half down by about as much: a small gain that a draw of other
+    # cases could as well have turned into a loss
+    swing = np.resize([0.15, -0.146], 400)
+    lucky = {p: v + rng.permutation(swing) for p, v in defaults.items()}
+    # every case a little better: a real gain, though smaller than the lucky one's swings
+    better = {p: v + rng.normal(0.03, 0.02, len(v)) for p, v in defaults.items()}
+    gain, error = _validation(lucky).objective_gain(_validation(defaults))
+    assert 0 < gain < error
+    kept, why = choose_trial(_trial(3, lucky), _trial(0, defaults))
+    assert kept.number == 0 and "within one standard error" in why
+    gain, error = _validation(better).objective_gain(_validation(defaults))
+    assert gain > 5 * error
+    kept, why = choose_trial(_trial(5, better), _trial(0, defaults))
+    assert kept.number == 5 and "more than one standard error" in why
+    # the same draw every time, and a pairing that must be a pairing
+    assert _validation(lucky).objective_gain(_validation(defaults)) == _validation(lucky).objective_gain(_validation(defaults))
+    with pytest.raises(ValueError, match="the same cases"):
+        _validation({p: v[:10] for p, v in lucky.items()}).objective_gain(_validation(defaults))
 
 
 def test_search_keeps_the_users_fixed_values_and_respects_the_time_budget(tiny_folds):

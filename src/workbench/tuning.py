@@ -109,8 +109,11 @@ def tune_and_log(
             on_trial=_trial_logger(client, experiment, run.info.run_id, algorithm, legal_entity, k),
         )
         now = int(time.time() * 1000)
-        best = [Metric("best_objective", result.best.objective(), now, 0), Metric("trials", len(result.trials), now, 0)]
-        client.log_batch(run.info.run_id, metrics=best, params=_params({f"best.{n}": v for n, v in result.best_params.items()}))
+        top = max((t.objective for t in result.trials if t.state == "COMPLETE"), default=float("nan"))
+        best = [Metric("best_objective", top, now, 0), Metric("chosen_objective", result.best.objective(), now, 0),
+                Metric("chosen_trial", result.chosen_trial, now, 0), Metric("trials", len(result.trials), now, 0)]
+        client.log_batch(run.info.run_id, metrics=best, params=_params({f"chosen.{n}": v for n, v in result.best_params.items()}),
+                         tags=[RunTag("workbench.chosen_by", result.chosen_by)])
         client.log_text(run.info.run_id, result.trials_table().to_csv(index=False), "trials.csv")
         status = "FINISHED"
     finally:
@@ -165,7 +168,8 @@ def tune_all(
 
 # -- plots ---------------------------------------------------------------------------------------------
 def plot_search(results: dict[str, SearchResult]) -> Figure:
-    """The validation objective against the trial, one panel per algorithm, best so far as a line."""
+    """The validation objective against the trial, one panel per algorithm, best so far as a line,
+    the trial whose settings are kept circled (the defaults where the best is within the noise)."""
     n = len(results)
     cols = min(n, 3) or 1
     rows = int(np.ceil(n / cols)) or 1
@@ -177,6 +181,8 @@ def plot_search(results: dict[str, SearchResult]) -> Figure:
         ax.plot(done["trial"], done["objective"].cummax(), color="tab:green", label="best so far")
         if len(done):
             ax.scatter([0], [done["objective"].iloc[0]], s=40, marker="s", color="tab:orange", label="defaults", zorder=3)
+            kept = done[done["trial"] == result.chosen_trial]
+            ax.scatter(kept["trial"], kept["objective"], s=120, facecolors="none", edgecolors="black", label="kept", zorder=4)
         ax.set_title(f"{algorithm} ({len(done)} trials)")
         ax.set_xlabel("trial")
         ax.set_ylabel("validation objective")

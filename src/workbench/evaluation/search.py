@@ -5,7 +5,11 @@ argument, the range and why. The first trial is always the algorithm's defaults 
 not an answer); then a seeded TPE sampler proposes, until `n_trials` ran or the next trial would
 not fit in what is left of `timeout_s` at the pace of the slowest trial so far (`Search.run`). Each
 trial fits on every fold's history and scores that fold's cases, nothing after the split. The
-objective is `Validation.objective` (geometric mean of the pages' headline metrics). `on_trial` is
+objective is `Validation.objective` (geometric mean of the pages' headline metrics). The search
+keeps its best trial only where it beats the defaults by more than one standard error of the
+difference (`Validation.objective_gain`, the one-standard-error rule of Breiman et al.): the best of
+a few trials on a small retailer's validation cases is partly the luck of those cases, and a gain
+within that luck is no reason to leave the defaults. `on_trial` is
 called after each trial (the tracking layer logs it as an MLflow run; this module logs nothing).
 `search_all` runs every algorithm's search within one wall-time budget.
 
@@ -116,6 +120,10 @@ class Trial:
 
 @dataclass
 class SearchResult:
+    """A finished search. `best_params` / `best`: the chosen trial's settings and validation figures:
+    the top trial, or the defaults where the top one's gain over them is within one standard error
+    (`chosen_by` says which, with the gain)."""
+
     algorithm: str
     best_params: dict
     best: Validation
@@ -123,6 +131,8 @@ class SearchResult:
     study: Any = None
     wall_s: float = 0.0  # wall time of the whole search, every trial and the sampler between them
     stopped: str = "trials"  # "trials": all of n_trials ran; "budget": the next would not have fit
+    chosen_trial: int = 0
+    chosen_by: str = "the defaults: the best trial"
 
     def trials_table(self) -> pd.DataFrame:
         """One row per trial: number, objective, seconds, state, the headline metrics, the params."""
@@ -194,6 +204,7 @@ class Search:
         import optuna
 
         self.algorithm, self.folds, self.k, self.catalog, self.on_trial = algorithm, folds, k, catalog, on_trial
+        self.seed = seed
         self.fixed = dict(fixed or {})
         self.space = search_space(algorithm, self.fixed)
         self.n_trials = max(int(n_trials), 1) if self.space else 1
@@ -260,9 +271,21 @@ class Search:
         done = [t for t in self.trials if t.state == "COMPLETE"]
         if not done:
             raise RuntimeError(f"{self.algorithm}: no trial ran; call run() first")
-        best = max(done, key=lambda t: (t.objective, -t.number))
-        return SearchResult(self.algorithm, best.params, best.validation, list(self.trials), self.study,
-                            wall_s=self.wall_s, stopped=self.stopped or "trials")
+        top = max(done, key=lambda t: (t.objective, -t.number))
+        chosen, why = choose_trial(top, next((t for t in done if t.number == 0), None), seed=self.seed)
+        return SearchResult(self.algorithm, chosen.params, chosen.validation, list(self.trials), self.study,
+                            wall_s=self.wall_s, stopped=self.stopped or "trials", chosen_trial=chosen.number, chosen_by=why)
+
+
+def choose_trial(top: Trial, defaults: Trial | None, *, seed: int = 0) -> tuple[Trial, str]:
+    """(the trial whose settings are kept, why): `top`, unless its objective beats the `defaults`'
+    by no more than one standard error of the difference on the same validation cases."""
+    if defaults is None or top is defaults:
+        return top, "the defaults: the best trial" if top is defaults else f"trial {top.number}: the best (the defaults failed)"
+    gain, error = top.validation.objective_gain(defaults.validation, seed=seed)
+    if math.isfinite(error) and gain <= error:
+        return defaults, f"the defaults: trial {top.number} beat them by {gain:.4f}, within one standard error ({error:.4f})"
+    return top, f"trial {top.number}: beat the defaults by {gain:.4f}, more than one standard error ({error:.4f})"
 
 
 def search(

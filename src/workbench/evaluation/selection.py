@@ -47,6 +47,28 @@ class Validation:
         values = np.array([v for v in self.headline().values() if np.isfinite(v)], dtype=np.float64)
         return float(np.exp(np.log(np.maximum(values, 1e-6)).mean())) if len(values) else float("nan")
 
+    def objective_gain(self, other: "Validation", *, n_resamples: int = 500, seed: int = 0) -> tuple[float, float]:
+        """(gain, standard error): this objective minus `other`'s (the same folds' cases), and the
+        spread of that difference over a seeded paired bootstrap: each page's cases drawn again,
+        the same draw for both. How far a gain on validation could be luck of the cases."""
+        rng = np.random.default_rng(seed)
+        logs_a, logs_b = [], []
+        for scenario, metric in metrics.HEADLINE.items():
+            a = self.per_case.get(scenario, {}).get(metric)
+            b = other.per_case.get(scenario, {}).get(metric)
+            if a is None or b is None or not len(a):
+                continue
+            if len(a) != len(b):
+                raise ValueError(f"{scenario}: a paired comparison needs the same cases, {len(a)} against {len(b)}")
+            index = rng.integers(0, len(a), size=(n_resamples, len(a)))
+            logs_a.append(np.log(np.maximum(np.asarray(a, np.float64)[index].mean(axis=1), 1e-6)))
+            logs_b.append(np.log(np.maximum(np.asarray(b, np.float64)[index].mean(axis=1), 1e-6)))
+        gain = self.objective() - other.objective()
+        if not logs_a:
+            return gain, float("nan")
+        spread = np.exp(np.mean(logs_a, axis=0)) - np.exp(np.mean(logs_b, axis=0))
+        return float(gain), float(spread.std(ddof=1))
+
 
 def fold_data(fold: Fold, catalog=None) -> TrainingData:
     """The fold's TrainingData, built once and kept on the fold (every trial fits on it)."""
