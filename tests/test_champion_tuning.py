@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 
@@ -14,7 +15,8 @@ from helpers import tiny_interactions
 from workbench.models import TrainingData
 from workbench.models.champion.model import Champion
 from workbench.models.champion.pages import DEFAULT_WEIGHTS, FEATURES, PAGES
-from workbench.models.champion.tuning import SEARCHED_UNDER_RANKER, _ranker_rows, _search, _validation_window, _wish_list_frame, tune
+from workbench.models.champion.tuning import SEARCHED_UNDER_RANKER, _ranker_rows, _search, _validation_window, _wish_list_frame, tune, window_days
+from workbench.models.window_sizing import purchase_cycle_days
 
 FAST = {"validation_days": 20, "max_tuning_cases": 150, "ranker_iterations": 10, "product_ranker_iterations": 10}
 # tiny_interactions(seed=3, ..., days=90) runs 2024-01-01 .. 2024-03-31: the 20-day validation
@@ -32,7 +34,7 @@ def shop(*wish_list_entries) -> TrainingData:
 
 def window(data: TrainingData):
     params = Champion(**FAST).params
-    inner, cases = _validation_window(params, data, data.to_interactions(), _wish_list_frame(data), 0)
+    inner, cases = _validation_window(params, data, data.to_interactions(), _wish_list_frame(data), 0, params["validation_days"])
     assert inner is not None
     wished = {r.customer_id: r.product_ids for r in cases["customer"].requests}
     return inner, cases, wished
@@ -85,7 +87,7 @@ def test_an_undated_wish_list_is_used_whole():
 def validation():
     params = Champion(**FAST).params
     data = shop(EARLY)
-    inner, cases = _validation_window(params, data, data.to_interactions(), _wish_list_frame(data), 0)
+    inner, cases = _validation_window(params, data, data.to_interactions(), _wish_list_frame(data), 0, params["validation_days"])
     return params, inner, cases
 
 
@@ -125,3 +127,35 @@ def test_the_blend_weights_are_searched_under_the_re_ranker_on_the_pages_the_val
     blend_only = Champion(**FAST, second_stage=False).fit(data)
     assert not blend_only.rankers
     assert all(isinstance(blend_only.tuning_report.get(page), float) for page in PAGES)
+
+
+def weekly_shop(days: int, customers: int = 40) -> TrainingData:
+    """Customers each back every 7 days (a phase of their own), over `days` days."""
+    rows, start = [], datetime(2024, 1, 1)
+    rng = np.random.default_rng(0)
+    for c in range(customers):
+        for visit, day in enumerate(range(c % 7, days, 7)):
+            for p in rng.choice(30, size=3, replace=False):
+                rows.append({"customer_id": f"C{c:03d}", "basket_id": f"B{c:03d}-{visit:03d}", "product_id": f"P{p:03d}",
+                             "time": start + pd.Timedelta(days=day, hours=10), "quantity": 1.0, "store_id": "S1"})
+    return TrainingData.from_interactions(pd.DataFrame(rows))
+
+
+def test_the_champions_windows_are_sized_from_the_retailers_sales_not_a_month():
+    """Five weeks of a busy shop get validation windows of one purchase cycle (a week: 600 baskets,
+    600 returning customers), where a fixed 30 days would leave five days to fit the inner champion
+    on; too few cases in a cycle grow them, to half the history, at most the test window's length;
+    a given length is kept."""
+    short = weekly_shop(35, customers=600)
+    interactions = short.to_interactions()
+    assert purchase_cycle_days(interactions) == pytest.approx(7.0)
+    params = Champion(**{**FAST, "validation_days": None, "max_validation_days": 30}).params
+    assert window_days(params, interactions) == 7
+    model = Champion(**{**FAST, "validation_days": None}).fit(short)
+    assert model.tuning_report["validation_days"] == 7
+    # 40 customers a week: never 500 basket cases, so half of 35 days
+    assert window_days(params, weekly_shop(35).to_interactions()) == 17
+    # 40 customers never hold 500 baskets in a window: the most the history allows, capped by the test window
+    assert window_days({**params, "validation_windows": 1}, weekly_shop(200).to_interactions()) == 30
+    assert window_days({**params, "validation_windows": 1, "max_validation_days": 14}, weekly_shop(200).to_interactions()) == 14
+    assert window_days({**params, "validation_days": 20}, interactions) == 20

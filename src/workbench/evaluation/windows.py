@@ -5,26 +5,22 @@ windows that end at the split, rolling origin: window i is the same protocol as 
 more periods earlier, each fitted on everything before its own start. The test window after the
 split is scored once, for the report.
 
-How long a validation window is comes from the retailer's own data, not a constant:
-
-* at least one **purchase cycle** (the median gap between the purchase days of a repeat
-  customer): shorter, and the customer page only sees the most frequent buyers come back;
-* long enough to hold `min_cases` basket cases and `min_customer_cases` returning customers, so
-  a validation figure is not noise;
-* at most `max_share` of the history before the split, over all windows together, so the models
-  still have most of the history to learn from; and no longer than the test window where one is
-  given (validation imitates the test).
+How long a validation window is comes from the retailer's own data, not a constant
+(`workbench.models.window_sizing`, which the champion's own tuning windows use too): at least one
+purchase cycle, long enough to hold enough cases, at most a share of the history, and no longer
+than the test window where one is given (validation imitates the test).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 import polars as pl
 
 from workbench.evaluation.protocol import MAX_BASKETS, Cases, _polars, build_cases, temporal_split, wish_lists_before
+# re-exported: the sizing is defined one layer down, where the champion's own windows use it too
+from workbench.models.window_sizing import purchase_cycle_days, size_windows, window_counts, with_first_seen  # noqa: F401
 
 DAY = pd.Timedelta(days=1)
 
@@ -76,37 +72,6 @@ class Fold:
     cases: dict[str, Cases]
 
 
-def purchase_cycle_days(interactions) -> float | None:
-    """The median, over customers who bought on at least two days, of the median gap in days
-    between their purchase days; None where nobody came back."""
-    frame = _polars(interactions).filter(pl.col("customer_id").is_not_null())
-    if frame.height == 0:
-        return None
-    days = (
-        frame.select(pl.col("customer_id").cast(pl.String), pl.col("time").dt.truncate("1d").alias("day"))
-        .unique()
-        .sort("customer_id", "day")
-        .with_columns(gap=(pl.col("day").diff().over("customer_id").dt.total_seconds() / 86400.0))
-        .drop_nulls("gap")
-    )
-    if days.height == 0:
-        return None
-    per_customer = days.group_by("customer_id").agg(pl.col("gap").median())
-    return float(per_customer["gap"].median())
-
-
-def _window_counts(history: pl.DataFrame, start, end) -> tuple[int, int]:
-    """(basket cases, returning customers) of the window [start, end) fitted on history < start."""
-    before = history.filter(pl.col("time") < start)
-    inside = history.filter((pl.col("time") >= start) & (pl.col("time") < end))
-    if before.height == 0 or inside.height == 0:
-        return 0, 0
-    known = inside.filter(pl.col("product_id").is_in(before["product_id"].unique().implode()))
-    baskets = known.group_by("basket_id").agg(pl.col("product_id").n_unique().alias("n")).filter(pl.col("n") >= 2).height
-    customers = known.filter(pl.col("customer_id").is_in(before["customer_id"].drop_nulls().unique().implode()))
-    return baskets, customers["customer_id"].n_unique()
-
-
 def plan_validation(
     interactions,
     split_time,
@@ -118,42 +83,26 @@ def plan_validation(
     test_days: float | None = None,
 ) -> ValidationPlan:
     """The rolling-origin validation windows before `split_time`, sized from the data (see the
-    module's docstring). Only interactions before the split are looked at."""
+    module's docstring; `models.window_sizing.size_windows`). Only interactions before the split
+    are looked at."""
     if max_windows < 1:
         raise ValueError(f"max_windows must be at least 1, got {max_windows}")
     split = pd.Timestamp(split_time)
-    history = _polars(interactions).with_columns(pl.col("customer_id").cast(pl.String), pl.col("product_id").cast(pl.String))
-    history = history.filter(pl.col("time") < split.to_pydatetime())
+    history = _polars(interactions).filter(pl.col("time") < split.to_pydatetime())
     if history.height == 0:
         raise ValueError(f"no interactions before the split {split}: nothing to validate on")
-    first = pd.Timestamp(history["time"].min())
-    history_days = (split - first) / DAY
-    cycle = purchase_cycle_days(history)
-    # together the windows take at most max_share of the history; each at least one day
-    ceiling = max(int(math.floor(max_share * history_days / max_windows)), 1)
-    if test_days:
-        ceiling = max(min(ceiling, int(math.ceil(test_days))), 1)
-    floor = max(int(math.ceil(cycle)), 1) if cycle else 1
-    floor = min(floor, ceiling)
-    # the shortest length from the cycle up that holds enough cases in the most recent window
-    length, why = ceiling, f"the most the history allows ({max_share:.0%} of {history_days:.0f} days over {max_windows} windows)"
-    for days in range(floor, ceiling + 1):
-        baskets, customers = _window_counts(history, (split - days * DAY).to_pydatetime(), split.to_pydatetime())
-        if baskets >= min_cases and customers >= min_customer_cases:
-            length = days
-            why = (
-                f"purchase cycle {cycle:.1f} days" if cycle else "no repeat customers"
-            ) + f"; {baskets:,} basket cases and {customers:,} returning customers in the last window"
-            break
-    else:
-        why += f"; fewer than {min_cases:,} basket cases or {min_customer_cases:,} returning customers in any shorter window"
+    lines = with_first_seen(history)
+    first = pd.Timestamp(lines["time"].min())
+    size = size_windows(lines, split, max_windows=max_windows, min_cases=min_cases, min_customer_cases=min_customer_cases,
+                        max_share=max_share, max_days=test_days)
+    length, why, history_days, cycle = size.days, size.reason, size.history_days, size.purchase_cycle_days
     windows, basket_counts, customer_counts = [], [], []
     for i in range(max_windows):
         end = split - i * length * DAY
         start = end - length * DAY
         if start <= first:
             break
-        baskets, customers = _window_counts(history, start.to_pydatetime(), end.to_pydatetime())
+        baskets, customers = window_counts(lines, start.to_pydatetime(), end.to_pydatetime())
         if baskets == 0 and customers == 0:
             break
         windows.append(Window(start, end))

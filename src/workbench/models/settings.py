@@ -19,6 +19,8 @@ FLAT_HYPERPARAMETERS = {
     "repeat_half_life_days": ("repeat", ("half_life_days",)),
     "trending_half_life_days": ("trending", ("half_life_days",)),
     "validation_days": ("champion", ("validation_days",)),
+    # the champion's own validation windows are no longer than the test window they imitate
+    "test_days": ("champion", ("max_validation_days",)),
     "tune_champion": ("champion", ("tune",)),
 }
 

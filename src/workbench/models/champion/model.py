@@ -24,6 +24,13 @@ class Champion(Recommender):
     Everything fitted is in `state` (a ChampionState, immutable); scoring writes nothing to the
     model, so one fitted champion serves any number of threads.
 
+    The fit's own tuning works on the last `validation_windows` windows of its training data, each
+    `validation_days` long, or, by default (None), as long as the retailer's own sales say
+    (`models.window_sizing`: a purchase cycle or more, enough cases, at most half the history, no
+    longer than `max_validation_days`, the POS test window it imitates): a retailer with a few
+    weeks of history gets windows of days, not a month it cannot spare. The tuning report holds
+    the length used (`validation_days`).
+
     The fit's own tuning learns each page's re-ranker from at most `max_training_rows` rows (every
     positive kept, the negatives a sample seeded by `seed`) and works the pages on `fit_threads`
     threads: the same model on any number, only sooner where cores are free.
@@ -42,7 +49,8 @@ class Champion(Recommender):
         self,
         weights: dict | None = None,
         tune: bool = True,
-        validation_days: int = 30,
+        validation_days: int | None = None,
+        max_validation_days: int = 30,
         repeat_half_life_days: float = 90.0,
         recent_half_life_days: float = 14.0,
         basket_lambda: float = 50.0,
@@ -70,6 +78,7 @@ class Champion(Recommender):
             weights=weights,
             tune=tune,
             validation_days=validation_days,
+            max_validation_days=max_validation_days,
             repeat_half_life_days=repeat_half_life_days,
             recent_half_life_days=recent_half_life_days,
             basket_lambda=basket_lambda,

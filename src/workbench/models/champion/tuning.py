@@ -19,6 +19,7 @@ from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, FEATURE
 from workbench.models.champion.ranker import blend, train_ranker
 from workbench.models.champion.signals import compute
 from workbench.models.data import TrainingData
+from workbench.models.window_sizing import size_windows, with_first_seen
 
 # The pages whose blend weights are searched when the re-ranker follows (blend-only: every page). On
 # Online Retail's validation window (fit before 2011-10-10, cases to 2011-11-09) a searched blend
@@ -29,7 +30,7 @@ SEARCHED_UNDER_RANKER = ("customer", "product")
 
 def tune(params: dict, data: TrainingData, search_weights: bool):
     """(weights or None, rankers, report): learnt on the last `validation_windows` periods of
-    `validation_days` before the end of `data`. The blend weights are searched on the most recent
+    `window_days` before the end of `data` (the report says how many days). The blend weights are searched on the most recent
     window alone (from DEFAULT_WEIGHTS), first: every window's re-ranker rows are then built on the
     retailer's own blend. Where the data is too small for a validation window, nothing is learnt
     (defaults serve). The pages are worked on `fit_threads` threads: each page's search, rows and
@@ -38,10 +39,13 @@ def tune(params: dict, data: TrainingData, search_weights: bool):
     interactions = data.to_interactions()
     wish_lists = _wish_list_frame(data)
     weights, report = {}, {}
+    days = window_days(p, interactions)
+    if days is not None:
+        report["validation_days"] = days
     rows = {page: [] for page in dict.fromkeys(RANKER_OF_PAGE.values())}
     with ThreadPoolExecutor(max(int(p["fit_threads"]), 1)) as pool:
-        for window in range(max(int(p["validation_windows"]), 1)):
-            inner, cases = _validation_window(p, data, interactions, wish_lists, window)
+        for window in range(max(int(p["validation_windows"]), 1) if days else 0):
+            inner, cases = _validation_window(p, data, interactions, wish_lists, window, days)
             if inner is None:
                 break
             if window == 0:
@@ -78,13 +82,27 @@ def tune(params: dict, data: TrainingData, search_weights: bool):
     return (weights if search_weights and weights else None), rankers, report or None
 
 
-def _validation_window(params: dict, data: TrainingData, interactions, wish_lists, window: int):
+def window_days(params: dict, interactions) -> int | None:
+    """How long each validation window is: `validation_days` where given, else sized from the
+    retailer's own sales (`models.window_sizing`: a purchase cycle or more, enough cases, at most
+    half the history, no longer than `max_validation_days`); None without any sale."""
+    if params["validation_days"]:
+        return int(params["validation_days"])
+    if interactions.height == 0:
+        return None
+    end = last_days_start(interactions, 0)
+    size = size_windows(with_first_seen(interactions), end, max_windows=max(int(params["validation_windows"]), 1),
+                        max_days=params["max_validation_days"])
+    return size.days
+
+
+def _validation_window(params: dict, data: TrainingData, interactions, wish_lists, window: int, days: int):
     """(inner champion, cases): the champion fitted on what came before the validation window
-    `window` periods back, and that window's cases; (None, None) where there is no such window."""
+    `window` periods back (each `days` long), and that window's cases; (None, None) where there is
+    no such window."""
     from workbench.models.champion.model import Champion  # imported here: the model imports this module
 
     p = params
-    days = int(p["validation_days"])
     if interactions.height == 0:
         return None, None
     if window:
