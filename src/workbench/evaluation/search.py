@@ -9,7 +9,9 @@ objective is `Validation.objective` (geometric mean of the pages' headline metri
 keeps its best trial only where it beats the defaults by more than one standard error of the
 difference (`Validation.objective_gain`, the one-standard-error rule of Breiman et al.): the best of
 a few trials on a small retailer's validation cases is partly the luck of those cases, and a gain
-within that luck is no reason to leave the defaults. `on_trial` is
+within that luck is no reason to leave the defaults (notebooks/research/search_replication.ipynb:
+on Online Retail, trials that beat the defaults on one validation window by at most one standard
+error lost to them on the next window on average; `make research`). `on_trial` is
 called after each trial (the tracking layer logs it as an MLflow run; this module logs nothing).
 `search_all` runs every algorithm's search within one wall-time budget.
 
