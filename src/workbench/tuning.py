@@ -109,8 +109,7 @@ def tune_and_log(
             on_trial=_trial_logger(client, experiment, run.info.run_id, algorithm, legal_entity, k),
         )
         now = int(time.time() * 1000)
-        top = max((t.objective for t in result.trials if t.state == "COMPLETE"), default=float("nan"))
-        best = [Metric("best_objective", top, now, 0), Metric("chosen_objective", result.best.objective(), now, 0),
+        best = [Metric("best_objective", result.top.objective, now, 0), Metric("chosen_objective", result.best.objective(), now, 0),
                 Metric("chosen_trial", result.chosen_trial, now, 0), Metric("trials", len(result.trials), now, 0)]
         client.log_batch(run.info.run_id, metrics=best, params=_params({f"chosen.{n}": v for n, v in result.best_params.items()}),
                          tags=[RunTag("workbench.chosen_by", result.chosen_by)])

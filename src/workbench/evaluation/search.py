@@ -136,6 +136,11 @@ class SearchResult:
     chosen_trial: int = 0
     chosen_by: str = "the defaults: the best trial"
 
+    @property
+    def top(self) -> Trial:
+        """The trial with the best validation objective (ties: the earlier), kept or not."""
+        return top_trial(self.trials)
+
     def trials_table(self) -> pd.DataFrame:
         """One row per trial: number, objective, seconds, state, the headline metrics, the params."""
         rows = []
@@ -273,10 +278,14 @@ class Search:
         done = [t for t in self.trials if t.state == "COMPLETE"]
         if not done:
             raise RuntimeError(f"{self.algorithm}: no trial ran; call run() first")
-        top = max(done, key=lambda t: (t.objective, -t.number))
-        chosen, why = choose_trial(top, next((t for t in done if t.number == 0), None), seed=self.seed)
+        chosen, why = choose_trial(top_trial(done), next((t for t in done if t.number == 0), None), seed=self.seed)
         return SearchResult(self.algorithm, chosen.params, chosen.validation, list(self.trials), self.study,
                             wall_s=self.wall_s, stopped=self.stopped or "trials", chosen_trial=chosen.number, chosen_by=why)
+
+
+def top_trial(trials: list[Trial]) -> Trial:
+    """The completed trial with the best validation objective (ties: the earlier)."""
+    return max((t for t in trials if t.state == "COMPLETE"), key=lambda t: (t.objective, -t.number))
 
 
 def choose_trial(top: Trial, defaults: Trial | None, *, seed: int = 0) -> tuple[Trial, str]:

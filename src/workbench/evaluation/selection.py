@@ -212,8 +212,6 @@ def choose_champion(results: pd.DataFrame, rule: str = "rank_sum") -> tuple[str,
     return str(table.loc[0, "algorithm"]), table
 
 
-
-
 def choose(validation: pd.DataFrame, rule: str = "per_page") -> PageChoice:
     """Which candidate serves each page, by `rule`: ``per_page`` (`choose_per_page`), or one
     algorithm for every page (`choose_champion`'s ``rank_sum`` or ``metric:<scenario>.<metric>``);

@@ -20,7 +20,15 @@ import polars as pl
 
 from workbench.evaluation.protocol import MAX_BASKETS, Cases, _polars, build_cases, temporal_split, wish_lists_before
 # re-exported: the sizing is defined one layer down, where the champion's own windows use it too
-from workbench.models.window_sizing import purchase_cycle_days, size_windows, window_counts, with_first_seen  # noqa: F401
+from workbench.models.window_sizing import (  # noqa: F401
+    MAX_SHARE,
+    MIN_CASES,
+    MIN_CUSTOMER_CASES,
+    purchase_cycle_days,
+    size_windows,
+    window_counts,
+    with_first_seen,
+)
 
 DAY = pd.Timedelta(days=1)
 
@@ -77,9 +85,9 @@ def plan_validation(
     split_time,
     *,
     max_windows: int = 2,
-    min_cases: int = 500,
-    min_customer_cases: int = 200,
-    max_share: float = 0.5,
+    min_cases: int = MIN_CASES,
+    min_customer_cases: int = MIN_CUSTOMER_CASES,
+    max_share: float = MAX_SHARE,
     test_days: float | None = None,
 ) -> ValidationPlan:
     """The rolling-origin validation windows before `split_time`, sized from the data (see the

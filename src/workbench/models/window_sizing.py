@@ -24,6 +24,10 @@ import polars as pl
 from workbench.models.cases import _polars
 
 DAY = pd.Timedelta(days=1)
+# what a validation window must hold, and the most of the history the windows may take together
+MIN_CASES = 500
+MIN_CUSTOMER_CASES = 200
+MAX_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,9 @@ def size_windows(
     end: pd.Timestamp,
     *,
     max_windows: int = 2,
-    min_cases: int = 500,
-    min_customer_cases: int = 200,
-    max_share: float = 0.5,
+    min_cases: int = MIN_CASES,
+    min_customer_cases: int = MIN_CUSTOMER_CASES,
+    max_share: float = MAX_SHARE,
     max_days: float | None = None,
 ) -> WindowSize:
     """The length of each of `max_windows` validation windows ending at `end` (see the module's

@@ -30,8 +30,8 @@ SEARCHED_UNDER_RANKER = ("customer", "product")
 
 def tune(params: dict, data: TrainingData, search_weights: bool):
     """(weights or None, rankers, report): learnt on the last `validation_windows` periods of
-    `window_days` before the end of `data` (the report says how many days). The blend weights are searched on the most recent
-    window alone (from DEFAULT_WEIGHTS), first: every window's re-ranker rows are then built on the
+    `window_days` before the end of `data` (the report says how many days). The blend weights are
+    searched on the most recent window alone (from DEFAULT_WEIGHTS), first: every window's re-ranker rows are then built on the
     retailer's own blend. Where the data is too small for a validation window, nothing is learnt
     (defaults serve). The pages are worked on `fit_threads` threads: each page's search, rows and
     re-ranker depend on nothing of another page's, so the outcome is the same on any number."""
