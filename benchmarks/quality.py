@@ -68,7 +68,9 @@ TEST_DAYS = 30
 VALIDATION_BASKETS = 1000  # basket / product cases per validation window during tuning
 
 # candidates of the registered model: every algorithm, tuned on validation
-CANDIDATES = ("best_sellers", "trending", "repeat", "sar", "item_knn", "ease", "als", "bpr", "champion")
+CANDIDATES = ("best_sellers", "trending", "repeat", "sar", "item_knn", "ease", "als", "bpr", "blend", "champion")
+# the champion's own parts (its blend alone) are not single algorithms to set its fit time against
+NOT_SINGLE = ("blend", "champion")
 # the peers of EVALUATION.md with their usual settings (label, algorithm, params): not tuned
 PEER_LIKE = [
     ("popular", "best_sellers", {"per_store": False}),
@@ -306,7 +308,7 @@ def fit_ratio(result: dict) -> dict | None:
     if "champion" not in fits:
         return None
     if "peer_fit_s" in result:
-        singles, basis = {a: s for a, s in fits.items() if a != "champion"}, "tuned settings"
+        singles, basis = {a: s for a, s in fits.items() if a not in NOT_SINGLE}, "tuned settings"
     else:
         singles = {label: s for label, s in fits.items() if label != "champion"}
         basis = "peer-like settings: this record predates the fit time of every tuned algorithm"

@@ -12,7 +12,10 @@ import pytest
 
 from helpers import tiny_interactions
 
-from workbench.models import TrainingData
+from workbench.evaluation.search import search_space
+from workbench.evaluation.selection import SIMPLICITY
+from workbench.models import Request, TrainingData, make_model
+from workbench.models.settings import algorithm_hyperparameters, defaults
 from workbench.models.champion.model import Champion
 from workbench.models.champion.pages import DEFAULT_WEIGHTS, FEATURES, PAGES
 from workbench.models.champion.tuning import SEARCHED_UNDER_RANKER, _ranker_rows, _search, _validation_window, _wish_list_frame, tune, window_days
@@ -127,6 +130,26 @@ def test_the_blend_weights_are_searched_under_the_re_ranker_on_the_pages_the_val
     blend_only = Champion(**FAST, second_stage=False).fit(data)
     assert not blend_only.rankers
     assert all(isinstance(blend_only.tuning_report.get(page), float) for page in PAGES)
+    # the blend alone as a candidate of its own: the same fit, so the same weights
+    blend = make_model("blend", **FAST).fit(data)
+    assert not blend.rankers and blend.name == "blend"
+    assert blend.weights == blend_only.weights
+    np.testing.assert_array_equal(blend.score(REQUESTS), blend_only.score(REQUESTS))
+
+
+REQUESTS = [Request("customer", "C001"), Request("basket", None, ("P001", "P002")), Request("product", "C002", ("P003",))]
+
+
+def test_the_blend_takes_the_champions_settings_and_searches_its_blend_alone():
+    """Its signature is the champion's (the search starts from its defaults, a misspelt setting is an
+    error), but without a re-ranker; the champion's notebook settings hold for it too."""
+    assert defaults("blend") == {**defaults("champion"), "second_stage": False}
+    assert make_model("blend", second_stage=True).params["second_stage"] is True
+    assert set(search_space("blend")) < set(search_space("champion"))
+    assert not {"ranker_iterations", "candidates_per_signal"} & set(search_space("blend"))
+    chosen = algorithm_hyperparameters(["blend", "champion"], {"validation_days": 14, "test_days": 20, "tune_champion": False})
+    assert chosen["blend"] == chosen["champion"] == {"validation_days": 14, "max_validation_days": 20, "tune": False}
+    assert SIMPLICITY.index("blend") == SIMPLICITY.index("champion") - 1
 
 
 def weekly_shop(days: int, customers: int = 40) -> TrainingData:

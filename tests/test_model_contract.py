@@ -24,6 +24,7 @@ from workbench.models import MODELS, Request, TrainingData, make_model
 FAST = {
     "als": {"factors": 4, "iterations": 3},
     "bpr": {"factors": 4, "iterations": 3},
+    "blend": {"validation_days": 20, "max_tuning_cases": 150},
     "champion": {"validation_days": 20, "max_tuning_cases": 150, "ranker_iterations": 10, "product_ranker_iterations": 10},
     "routing": {"routes": {"product": "ease", "basket": "sar", "customer": "repeat", "customer_new_items": "ease"},
                 "candidates": {"ease": {"algorithm": "ease"}, "sar": {"algorithm": "sar"}, "repeat": {"algorithm": "repeat"}}},

@@ -57,6 +57,14 @@ class Choice:
     why: str = ""
 
 
+# the signals the champion's blend is made of (the blend alone and the champion search them alike)
+BLEND_SPACE = {
+    "basket_lambda": FloatRange(5.0, 2000.0, log=True, why="EASE on baskets (transaction / product pages)"),
+    "customer_lambda": FloatRange(5.0, 5000.0, log=True, why="EASE on customers (customer page)"),
+    "repeat_half_life_days": FloatRange(7.0, 730.0, log=True),
+    "trending_half_life_days": FloatRange(1.0, 180.0, log=True),
+}
+
 # algorithm -> constructor argument -> range. Ranges are wide (orders of magnitude where the
 # argument is a scale) because other retailers are not Online Retail.
 SEARCH_SPACES: dict[str, dict[str, Any]] = {
@@ -98,11 +106,9 @@ SEARCH_SPACES: dict[str, dict[str, Any]] = {
         "learning_rate": FloatRange(1e-3, 0.1, log=True),
         "regularization": FloatRange(1e-4, 0.1, log=True),
     },
+    "blend": BLEND_SPACE,
     "champion": {
-        "basket_lambda": FloatRange(5.0, 2000.0, log=True, why="EASE on baskets (transaction / product pages)"),
-        "customer_lambda": FloatRange(5.0, 5000.0, log=True, why="EASE on customers (customer page)"),
-        "repeat_half_life_days": FloatRange(7.0, 730.0, log=True),
-        "trending_half_life_days": FloatRange(1.0, 180.0, log=True),
+        **BLEND_SPACE,
         "candidates_per_signal": IntRange(20, 100, log=True),
         "ranker_iterations": IntRange(20, 150, log=True),
     },

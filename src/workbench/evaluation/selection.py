@@ -24,7 +24,7 @@ from workbench.evaluation.windows import Fold
 from workbench.models import Recommender, TrainingData, make_model
 
 # simplest first: what serves a page when a more complex candidate is no better on validation
-SIMPLICITY = ("best_sellers", "trending", "repeat", "item_knn", "sar", "ease", "als", "bpr", "champion")
+SIMPLICITY = ("best_sellers", "trending", "repeat", "item_knn", "sar", "ease", "als", "bpr", "blend", "champion")
 
 
 @dataclass

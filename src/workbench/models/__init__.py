@@ -2,7 +2,7 @@
 
 from workbench.models.base import SCENARIOS, Recommendations, Recommender, Request
 from workbench.models.data import TrainingData
-from workbench.models.champion import Champion
+from workbench.models.champion import Blend, Champion
 from workbench.models.factorization import ALS, BPR
 from workbench.models.item_to_item import EASE, SAR, ItemKNN
 from workbench.models.popularity import BestSellers, Trending
@@ -18,6 +18,8 @@ MODELS = {
     "ease": EASE,
     "als": ALS,
     "bpr": BPR,
+    # the champion's blend without its re-rankers: where a retailer's few cases teach them little
+    "blend": Blend,
     "champion": Champion,
     # the per-page champion 04_evaluate registers: each POS page served by its validation winner
     "routing": Routing,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 
-# 03_train's flat notebook parameters -> (algorithm, constructor argument names it may go by)
+# 03_train's flat notebook parameters -> (algorithm or algorithms, constructor argument names it may go by)
 FLAT_HYPERPARAMETERS = {
     "sar_similarity": ("sar", ("similarity",)),
     "sar_half_life_days": ("sar", ("half_life_days",)),
@@ -18,10 +18,11 @@ FLAT_HYPERPARAMETERS = {
     "ease_lambda": ("ease", ("lambda_", "l2", "regularization", "lam", "lambda")),
     "repeat_half_life_days": ("repeat", ("half_life_days",)),
     "trending_half_life_days": ("trending", ("half_life_days",)),
-    "validation_days": ("champion", ("validation_days",)),
+    # the champion's settings hold for its blend alone too (the same fit, less its re-rankers)
+    "validation_days": (("champion", "blend"), ("validation_days",)),
     # the champion's own validation windows are no longer than the test window they imitate
-    "test_days": ("champion", ("max_validation_days",)),
-    "tune_champion": ("champion", ("tune",)),
+    "test_days": (("champion", "blend"), ("max_validation_days",)),
+    "tune_champion": (("champion", "blend"), ("tune",)),
 }
 
 
@@ -60,8 +61,8 @@ def algorithm_hyperparameters(
         accepted, takes_any = accepted_arguments(algorithm)
         params = {}
         for flat_name, value in (flat or {}).items():
-            target, candidates = FLAT_HYPERPARAMETERS.get(flat_name, (None, ()))
-            if target != algorithm or value is None:
+            targets, candidates = FLAT_HYPERPARAMETERS.get(flat_name, ((), ()))
+            if algorithm not in ((targets,) if isinstance(targets, str) else targets) or value is None:
                 continue
             argument = next((c for c in candidates if c in accepted), None)
             if argument is not None:

@@ -33,12 +33,12 @@ features       what the re-ranker sees of each pair
 ranker         the per-page blend, the re-ranking, and training a re-ranker
 explanations   the reason behind each recommended item
 tuning         weights and re-rankers learnt on validation windows
-model          `Champion`, the Recommender
+model          `Champion`, the Recommender, and `Blend`, its first stage alone
 ============== =================================================================================
 """
 
-from workbench.models.champion.model import Champion
+from workbench.models.champion.model import Blend, Champion
 from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, FEATURES, PAGES, PRODUCT_ONLY, page_of
 from workbench.models.champion.state import ChampionState
 
-__all__ = ["COMPONENTS", "DEFAULT_WEIGHTS", "FEATURES", "PAGES", "PRODUCT_ONLY", "Champion", "ChampionState", "page_of"]
+__all__ = ["COMPONENTS", "DEFAULT_WEIGHTS", "FEATURES", "PAGES", "PRODUCT_ONLY", "Blend", "Champion", "ChampionState", "page_of"]

@@ -3,6 +3,7 @@ state and the batch of requests."""
 
 from __future__ import annotations
 
+import inspect
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -173,3 +174,23 @@ class Champion(Recommender):
 
     def explain(self, request: Request, items: np.ndarray, scores_row: np.ndarray) -> list[str]:
         return self.explain_in_batch(Batch([request], self), 0, items, scores_row)
+
+
+class Blend(Champion):
+    """The champion's first stage alone: each page's linear blend of the signals, its weights
+    searched for every page on the fit's own validation window, and no re-ranker. A candidate of
+    its own, because a page's re-ranker learns from that window's cases and a retailer with few of
+    them can be served worse by it than by the blend (the demo retailer's new-items page, on its
+    validation windows); the per-page routing then serves such a page from the blend. Takes the
+    champion's arguments; only `second_stage` defaults otherwise."""
+
+    name = "blend"
+
+    def __init__(self, **params):
+        super().__init__(**{"second_stage": False, **params})
+
+
+# the champion's arguments, as the search and the notebooks' settings read them (blend's own default)
+Blend.__signature__ = inspect.signature(Champion).replace(
+    parameters=[p.replace(default=False) if p.name == "second_stage" else p for p in inspect.signature(Champion).parameters.values()]
+)
