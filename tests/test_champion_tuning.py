@@ -3,6 +3,7 @@ POS knew at their start, it works in the model's own chunks, and it learns the b
 
 from __future__ import annotations
 
+import pickle
 from datetime import datetime
 
 import numpy as np
@@ -45,7 +46,7 @@ def window(data: TrainingData):
 
 def outcome(data: TrainingData):
     """What the tuning learns: weights, the search's report, and each ranker's answers on fixed rows."""
-    weights, rankers, report = tune(Champion(**FAST).params, data, search_weights=True)
+    weights, rankers, report, _ = tune(Champion(**FAST).params, data, search_weights=True)
     probe = np.random.default_rng(0).random((64, len(FEATURES))).astype(np.float32)
     return weights, report, {page: ranker.predict_proba(probe)[:, 1] for page, ranker in rankers.items()}
 
@@ -182,3 +183,26 @@ def test_the_champions_windows_are_sized_from_the_retailers_sales_not_a_month():
     assert window_days({**params, "validation_windows": 1}, weekly_shop(200).to_interactions()) == 30
     assert window_days({**params, "validation_windows": 1, "max_validation_days": 14}, weekly_shop(200).to_interactions()) == 14
     assert window_days({**params, "validation_days": 20}, interactions) == 20
+
+
+def test_a_routing_over_the_champion_and_its_blend_fits_them_once_and_holds_their_signals_once():
+    """The blend a champion learns on the way is the blend fitted alone, bit for bit; a per-page
+    champion served by both fits once and pickles their matrices once. Other blend settings: two fits."""
+    data = shop(EARLY)
+    routes = {"customer": "champion", "customer_new_items": "blend", "basket": "champion", "product": "blend"}
+    candidates = {"champion": {"algorithm": "champion", "params": dict(FAST)}, "blend": {"algorithm": "blend", "params": dict(FAST)}}
+    routing = make_model("routing", routes=routes, candidates=candidates).fit(data)
+    champion, blend = routing.models["champion"], routing.models["blend"]
+    alone = {"champion": make_model("champion", **FAST).fit(data), "blend": make_model("blend", **FAST).fit(data)}
+    for name, model in (("champion", champion), ("blend", blend)):
+        np.testing.assert_array_equal(model.score(REQUESTS), alone[name].score(REQUESTS))
+        assert model.weights == alone[name].weights
+        assert model.tuning_report == alone[name].tuning_report
+    assert not blend.rankers and champion.rankers
+    assert blend.state.basket_similarity is champion.state.basket_similarity
+    assert len(pickle.dumps(routing)) < 0.75 * (len(pickle.dumps(alone["champion"])) + len(pickle.dumps(alone["blend"])))
+    # a blend of other signals is not the champion's: fitted on its own
+    candidates["blend"]["params"] = {**FAST, "basket_lambda": 7.0}
+    other = make_model("routing", routes=routes, candidates=candidates).fit(data)
+    assert other.models["blend"].state.basket_similarity is not other.models["champion"].state.basket_similarity
+    np.testing.assert_array_equal(other.models["blend"].score(REQUESTS), make_model("blend", **FAST, basket_lambda=7.0).fit(data).score(REQUESTS))

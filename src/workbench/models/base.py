@@ -64,6 +64,13 @@ class Recommender:
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, data: TrainingData) -> "Recommender":
+        self._fit_common(data)
+        self._fit(data)
+        self._freeze_common()
+        return self
+
+    def _fit_common(self, data: TrainingData) -> None:
+        """What every model keeps of the training data besides its own fit."""
         self.item_ids = data.item_ids
         self.item_index = data.item_index
         self.customer_index = data.customer_index
@@ -75,10 +82,10 @@ class Recommender:
         self.item_baskets = data.item_popularity(None)
         self.n_baskets = data.n_baskets
         self.item_names = data.item_names
-        self._fit(data)
+
+    def _freeze_common(self) -> None:
         # what scoring reads stays as fitted: a write from a scoring path fails loudly, never races
         freeze(self.history, self.best_sellers, self.item_baskets)
-        return self
 
     def _fit(self, data: TrainingData) -> None:
         raise NotImplementedError

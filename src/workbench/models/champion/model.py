@@ -11,6 +11,7 @@ import numpy as np
 
 from workbench.models.base import Batch, Recommender, Request
 from workbench.models.champion import explanations, ranker, signals
+from workbench.models.champion.pages import DEFAULT_WEIGHTS, PAGES
 from workbench.models.champion.state import ChampionState, fit_state
 from workbench.models.champion.tuning import tune
 from workbench.models.data import TrainingData
@@ -104,19 +105,48 @@ class Champion(Recommender):
 
     # -- fitting -------------------------------------------------------------------------------
     def _fit(self, data: TrainingData) -> None:
+        self.state: ChampionState = self._fitted(data, with_blend=False)[0]
+
+    def _fitted(self, data: TrainingData, with_blend: bool) -> tuple[ChampionState, ChampionState | None]:
+        """(the champion's state, and with `with_blend` its blend's: the same signals, the weights
+        the blend alone searches for every page, no re-ranker)."""
         p = self.params
         weights = p["weights"]
         if not p["tune"]:
-            self.state: ChampionState = fit_state(data, p, weights, {}, None)
-            return
+            state = fit_state(data, p, weights, {}, None)
+            return state, state
         # the signals' matrices and statistics owe nothing to the tuning: fitted on another thread
         # meanwhile, and the tuning's outcome put in after
         with ThreadPoolExecutor(1) as pool:
             fitting = pool.submit(fit_state, data, p, weights, {}, None) if int(p["fit_threads"]) > 1 else None
-            searched, rankers, report = tune(p, data, search_weights=weights is None)
+            searched, rankers, report, blend = tune(p, data, search_weights=weights is None, with_blend=with_blend)
             state = fitting.result() if fitting is not None else fit_state(data, p, weights, {}, None)
-        weights = weights if weights is not None else searched
-        self.state = replace(state.with_weights(weights), rankers=dict(rankers), tuning_report=report)
+        champion = replace(state.with_weights(weights if weights is not None else searched), rankers=dict(rankers), tuning_report=report)
+        if not with_blend:
+            return champion, None
+        # what Blend.fit reports: the window's length and each page's searched quality
+        blend_report = {**{k: v for k, v in (report or {}).items() if k == "validation_days"}, **{page: q for page, (_, q) in (blend or {}).items()}}
+        searched_blend = {page: DEFAULT_WEIGHTS.get(page, {}) for page in PAGES} | {page: w for page, (w, _) in blend.items()} if blend else None
+        blend_weights = weights if weights is not None else searched_blend
+        return champion, replace(state.with_weights(blend_weights), tuning_report=blend_report or None)
+
+    def fit_with_blend(self, data: TrainingData, blend: "Blend") -> "Champion":
+        """Fit this champion and `blend` in one pass where the blend's settings are the champion's
+        on everything that shapes a blend (`shares_fit`): one set of signals, validation cases and
+        searches for both, their matrices shared in memory (a per-page champion served by both holds
+        them once); the blend the same as `blend.fit(data)` would make it."""
+        if not shares_fit(self.params, blend.params):
+            raise ValueError("the blend's settings differ from the champion's; fit each on its own")
+        self._fit_common(data)
+        self.state, state = self._fitted(data, with_blend=True)
+        self._freeze_common()
+        for name, value in vars(self).items():
+            if name not in ("params", "state"):
+                setattr(blend, name, value)
+        bp = blend.params
+        blend.state = replace(state, rankers={}, candidates_per_signal=bp["candidates_per_signal"],
+                              product_candidates_per_signal=bp["product_candidates_per_signal"], blend_share=bp["blend_share"])
+        return self
 
     # what the notebooks and the quality benchmark show of a fit (copies: the state stays as fitted)
     @property
@@ -194,3 +224,18 @@ class Blend(Champion):
 Blend.__signature__ = inspect.signature(Champion).replace(
     parameters=[p.replace(default=False) if p.name == "second_stage" else p for p in inspect.signature(Champion).parameters.values()]
 )
+
+
+# the champion's arguments that shape its re-rankers (or only its pace), never its blend
+RANKER_ONLY = ("second_stage", "candidates_per_signal", "product_candidates_per_signal", "ranker_iterations",
+               "product_ranker_iterations", "max_training_rows", "negative_rate", "balance_cases", "blend_share", "fit_threads")
+
+
+def shares_fit(champion_params: dict, blend_params: dict) -> bool:
+    """Whether a blend with `blend_params` is what a champion with `champion_params` learns of its
+    blend on the way: the same settings on every argument but RANKER_ONLY."""
+    def shaping(params):
+        return {k: v for k, v in params.items() if k not in RANKER_ONLY}
+
+    return shaping(champion_params) == shaping(blend_params)
+

@@ -28,17 +28,21 @@ from workbench.models.window_sizing import size_windows, with_first_seen
 SEARCHED_UNDER_RANKER = ("customer", "product")
 
 
-def tune(params: dict, data: TrainingData, search_weights: bool):
-    """(weights or None, rankers, report): learnt on the last `validation_windows` periods of
+def tune(params: dict, data: TrainingData, search_weights: bool, with_blend: bool = False):
+    """(weights or None, rankers, report, blend): learnt on the last `validation_windows` periods of
     `window_days` before the end of `data` (the report says how many days). The blend weights are
     searched on the most recent window alone (from DEFAULT_WEIGHTS), first: every window's re-ranker rows are then built on the
     retailer's own blend. Where the data is too small for a validation window, nothing is learnt
     (defaults serve). The pages are worked on `fit_threads` threads: each page's search, rows and
-    re-ranker depend on nothing of another page's, so the outcome is the same on any number."""
+    re-ranker depend on nothing of another page's, so the outcome is the same on any number.
+
+    `with_blend`: `blend` is also what the blend alone (`second_stage=False`, the same settings
+    otherwise) would learn: {page: (searched weights, their quality)} for every page, searched on
+    the same window's cases (None without it, or where nothing was searched)."""
     p = params
     interactions = data.to_interactions()
     wish_lists = _wish_list_frame(data)
-    weights, report = {}, {}
+    weights, report, blend = {}, {}, {}
     days = window_days(p, interactions)
     if days is not None:
         report["validation_days"] = days
@@ -55,19 +59,21 @@ def tune(params: dict, data: TrainingData, search_weights: bool):
                 """(searched weights and their quality or None, the page's re-ranker rows or None)."""
                 requests, truth = cases[page].requests, cases[page].truth
                 searched = None
-                if window == 0 and search_weights and requests and (page in SEARCHED_UNDER_RANKER or not p["second_stage"]):
+                if window == 0 and search_weights and requests and (_searched(p, page) or with_blend):
                     searched = _search(inner, inner.state, requests, truth, TUNING_METRIC[page])
                 block = None
                 if p["second_stage"] and requests and page in rows:
                     # the page's requests are blended with its own weights alone
-                    chosen = searched[0] if searched else weights[page]
+                    chosen = searched[0] if searched and _searched(p, page) else weights[page]
                     state = inner.state.with_weights({**inner.state.weights, page: chosen})
                     block = _ranker_rows(inner, state, requests, truth, seed=(p["seed"], window, PAGES.index(page)), negative_rate=p["negative_rate"])
                 return searched, block
 
             for page, (searched, block) in zip(PAGES, pool.map(page_work, PAGES)):
-                if searched is not None:
+                if searched is not None and _searched(p, page):
                     weights[page], report[page] = searched
+                if searched is not None and with_blend:
+                    blend[page] = searched
                 if block is not None:
                     rows[page].append(block)
         # the most rows first: the longest fits start while the others share the threads
@@ -79,7 +85,13 @@ def tune(params: dict, data: TrainingData, search_weights: bool):
         if ranker is not None:
             rankers[page] = ranker
             report[f"{page}.ranker_rows"] = ranker.n_rows_
-    return (weights if search_weights and weights else None), rankers, report or None
+    return (weights if search_weights and weights else None), rankers, report or None, (blend or None) if with_blend else None
+
+
+def _searched(params: dict, page: str) -> bool:
+    """Whether the page's own blend weights are searched: every page's without a re-ranker, the
+    SEARCHED_UNDER_RANKER ones' under it."""
+    return page in SEARCHED_UNDER_RANKER or not params["second_stage"]
 
 
 def window_days(params: dict, interactions) -> int | None:
