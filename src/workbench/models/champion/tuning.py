@@ -48,7 +48,9 @@ def tune(params: dict, data: TrainingData, search_weights: bool, with_blend: boo
         report["validation_days"] = days
     rows = {page: [] for page in dict.fromkeys(RANKER_OF_PAGE.values())}
     with ThreadPoolExecutor(max(int(p["fit_threads"]), 1)) as pool:
-        for window in range(max(int(p["validation_windows"]), 1) if days else 0):
+        # the weights are searched on the most recent window alone: only re-rankers learn from more
+        windows = max(int(p["validation_windows"]), 1) if p["second_stage"] else 1
+        for window in range(windows if days else 0):
             inner, cases = _validation_window(p, data, interactions, wish_lists, window, days)
             if inner is None:
                 break
