@@ -25,7 +25,7 @@ def _benchmark(name: str):
         sys.path.remove(str(BENCHMARKS))
 
 
-@pytest.mark.parametrize("name", ["latency", "pipeline", "scale", "extract_files"])
+@pytest.mark.parametrize("name", ["latency", "pipeline", "scale", "extract_files", "shared_fit"])
 def test_readme_block_is_the_committed_results(name):
     benchmark = _benchmark(name)
     record = json.loads((BENCHMARKS / "results" / f"{name}.json").read_text())
