@@ -78,10 +78,11 @@ class Routing(Recommender):
         fitted = set()
         # a champion and its blend alone with the same settings: one fit, their signals held once
         for champion in [n for n, m in models.items() if m.name == "champion"]:
-            for blend in [n for n, m in models.items() if m.name == "blend" and n not in fitted]:
-                if champion not in fitted and shares_fit(models[champion].params, models[blend].params):
-                    models[champion].fit_with_blend(data, models[blend])
-                    fitted |= {champion, blend}
+            blend = next((n for n, m in models.items() if m.name == "blend" and n not in fitted
+                          and shares_fit(models[champion].params, m.params)), None)
+            if blend is not None:
+                models[champion].fit_with_blend(data, models[blend])
+                fitted |= {champion, blend}
         for name, model in models.items():
             if name not in fitted:
                 model.fit(data)

@@ -11,7 +11,6 @@ import numpy as np
 
 from workbench.models.base import Batch, Recommender, Request
 from workbench.models.champion import explanations, ranker, signals
-from workbench.models.champion.pages import DEFAULT_WEIGHTS, PAGES
 from workbench.models.champion.state import ChampionState, fit_state
 from workbench.models.champion.tuning import tune
 from workbench.models.data import TrainingData
@@ -124,11 +123,8 @@ class Champion(Recommender):
         champion = replace(state.with_weights(weights if weights is not None else searched), rankers=dict(rankers), tuning_report=report)
         if not with_blend:
             return champion, None
-        # what Blend.fit reports: the window's length and each page's searched quality
-        blend_report = {**{k: v for k, v in (report or {}).items() if k == "validation_days"}, **{page: q for page, (_, q) in (blend or {}).items()}}
-        searched_blend = {page: DEFAULT_WEIGHTS.get(page, {}) for page in PAGES} | {page: w for page, (w, _) in blend.items()} if blend else None
-        blend_weights = weights if weights is not None else searched_blend
-        return champion, replace(state.with_weights(blend_weights), tuning_report=blend_report or None)
+        blend_weights, blend_report = blend
+        return champion, replace(state.with_weights(weights if weights is not None else blend_weights), tuning_report=blend_report)
 
     def fit_with_blend(self, data: TrainingData, blend: "Blend") -> "Champion":
         """Fit this champion and `blend` in one pass where the blend's settings are the champion's
@@ -221,8 +217,9 @@ class Blend(Champion):
 
 
 # the champion's arguments, as the search and the notebooks' settings read them (blend's own default)
-Blend.__signature__ = inspect.signature(Champion).replace(
-    parameters=[p.replace(default=False) if p.name == "second_stage" else p for p in inspect.signature(Champion).parameters.values()]
+_CHAMPION_SIGNATURE = inspect.signature(Champion)
+Blend.__signature__ = _CHAMPION_SIGNATURE.replace(
+    parameters=[p.replace(default=False) if p.name == "second_stage" else p for p in _CHAMPION_SIGNATURE.parameters.values()]
 )
 
 
@@ -238,4 +235,3 @@ def shares_fit(champion_params: dict, blend_params: dict) -> bool:
         return {k: v for k, v in params.items() if k not in RANKER_ONLY}
 
     return shaping(champion_params) == shaping(blend_params)
-

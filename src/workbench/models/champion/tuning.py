@@ -37,15 +37,15 @@ def tune(params: dict, data: TrainingData, search_weights: bool, with_blend: boo
     re-ranker depend on nothing of another page's, so the outcome is the same on any number.
 
     `with_blend`: `blend` is also what the blend alone (`second_stage=False`, the same settings
-    otherwise) would learn: {page: (searched weights, their quality)} for every page, searched on
-    the same window's cases (None without it, or where nothing was searched)."""
+    otherwise) would learn, as (weights or None, report): every page's weights searched on the same
+    window's cases (None without it)."""
     p = params
     interactions = data.to_interactions()
     wish_lists = _wish_list_frame(data)
-    weights, report, blend = {}, {}, {}
+    weights, report, blend_weights, blend_report = {}, {}, {}, {}
     days = window_days(p, interactions)
     if days is not None:
-        report["validation_days"] = days
+        report["validation_days"] = blend_report["validation_days"] = days
     rows = {page: [] for page in dict.fromkeys(RANKER_OF_PAGE.values())}
     with ThreadPoolExecutor(max(int(p["fit_threads"]), 1)) as pool:
         # the weights are searched on the most recent window alone: only re-rankers learn from more
@@ -56,6 +56,7 @@ def tune(params: dict, data: TrainingData, search_weights: bool, with_blend: boo
                 break
             if window == 0:
                 weights = {page: DEFAULT_WEIGHTS.get(page, {}) for page in PAGES}
+                blend_weights = dict(weights)
 
             def page_work(page, window=window, inner=inner, cases=cases):
                 """(searched weights and their quality or None, the page's re-ranker rows or None)."""
@@ -75,7 +76,7 @@ def tune(params: dict, data: TrainingData, search_weights: bool, with_blend: boo
                 if searched is not None and _searched(p, page):
                     weights[page], report[page] = searched
                 if searched is not None and with_blend:
-                    blend[page] = searched
+                    blend_weights[page], blend_report[page] = searched
                 if block is not None:
                     rows[page].append(block)
         # the most rows first: the longest fits start while the others share the threads
@@ -87,7 +88,8 @@ def tune(params: dict, data: TrainingData, search_weights: bool, with_blend: boo
         if ranker is not None:
             rankers[page] = ranker
             report[f"{page}.ranker_rows"] = ranker.n_rows_
-    return (weights if search_weights and weights else None), rankers, report or None, (blend or None) if with_blend else None
+    blend = ((blend_weights if search_weights and blend_weights else None), blend_report or None) if with_blend else None
+    return (weights if search_weights and weights else None), rankers, report or None, blend
 
 
 def _searched(params: dict, page: str) -> bool:
