@@ -199,6 +199,23 @@ def test_champion_product_page_features_stay_on_the_product_page():
         assert model.rankers["product"].max_iter == model.params["product_ranker_iterations"]
 
 
+def test_champion_store_signal_falls_back_to_the_legal_entitys_best_sellers():
+    """A request naming no store, or a store the fit never saw, gets the legal entity's best sellers
+    as its store signal (not nothing); a named store its own; a retailer without stores none."""
+    rows = [("c1", f"b{b}", "X", 5) for b in range(3)] + [("c2", f"b{b}", "Y", 5) for b in range(3, 9)]
+    frame = interactions(rows).with_columns(store_id=pl.Series(["s1"] * 3 + ["s2"] * 6))
+    model = fitted("champion", frame, tune=False)
+    requests = [Request("product", None, ("X",), store_id=store) for store in ("s1", None, "s9")]
+    store = model.signals(requests)["store"]
+    x, y = model.item_index["X"], model.item_index["Y"]
+    assert store[0, x] == 1.0 and store[0, y] == 0.0
+    for row in (1, 2):
+        assert store[row, y] == 1.0 and 0 < store[row, x] < 1.0
+    np.testing.assert_allclose(store[1], model.signals(requests[1:2])["trending"][0])
+    storeless = fitted("champion", frame.with_columns(store_id=pl.lit(None, dtype=pl.String)), tune=False)
+    assert not storeless.signals(requests)["store"].any()
+
+
 def test_champion_wish_list_reason():
     model = make_model("champion", tune=False).fit(
         TrainingData.from_interactions(THREE, wish_lists=pl.DataFrame({"customer_id": ["c2"], "product_id": ["A"]}))

@@ -140,14 +140,24 @@ def compute(state, batch: Batch) -> Signals:
         out["similar_baskets"][rows], out["own_baskets"][rows] = similar, own
     trending = state.trending / max(float(state.trending.max()), 1e-9) if n_items else state.trending
     out["trending"] = np.broadcast_to(trending.astype(np.float32), (n, n_items))
-    store = np.zeros((n, n_items), dtype=np.float32)
-    for r, request in enumerate(batch):
-        sellers = state.store_sellers.get(request.store_id)
-        if sellers is not None and sellers.size and sellers.max() > 0:
-            store[r] = sellers / sellers.max()
-    out["store"] = store
+    out["store"] = _store_sellers(state, batch)
     out["wish_category"] = _wish_category(state, wished)
     return Signals(out, basket_raw, together_raw, recent_together_raw)
+
+
+def _store_sellers(state, batch: Batch) -> np.ndarray:
+    """The best sellers where each request is made: its store's; the legal entity's where the
+    request names no store or one the fit never saw (a web order, a store opened since), as the
+    candidates' store list falls back to the trending order. A retailer without stores has no
+    such signal: its trending signal is the same list."""
+    store = np.zeros((len(batch), state.n_items), dtype=np.float32)
+    if not state.store_sellers:
+        return store
+    for r, request in enumerate(batch):
+        sellers = state.store_sellers.get(request.store_id, state.trending)
+        if sellers.size and sellers.max() > 0:
+            store[r] = sellers / sellers.max()
+    return store
 
 
 def _wish_category(state, wished: sp.csr_matrix) -> np.ndarray:
