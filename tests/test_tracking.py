@@ -12,7 +12,9 @@ from helpers import tiny_interactions
 
 from workbench import paths, tracking
 from workbench.evaluation import protocol
-from workbench.models import TrainingData
+import numpy as np
+
+from workbench.models import Request, TrainingData, make_model
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -51,6 +53,40 @@ def test_configure_is_idempotent_and_uses_the_workbench_store(home):
     assert mlflow.get_tracking_uri() == uri and mlflow.get_registry_uri() == uri
     experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT_NAME)
     assert experiment.artifact_location == paths.artifact_location()
+
+
+def test_training_fits_a_champion_and_its_blend_in_one_pass_and_logs_both(home):
+    """03_train's loop: the champion and a blend of its settings share one fit (one set of signals),
+    each logged in its own run with that pass's time and its partner named; any other algorithm,
+    or a blend of other settings, is fitted on its own."""
+    from mlflow.tracking import MlflowClient
+
+    data = TrainingData.from_interactions(tiny_interactions())
+    fast = {"validation_days": 20, "max_tuning_cases": 150, "ranker_iterations": 10, "product_ranker_iterations": 10}
+    params = {"repeat": {}, "blend": dict(fast), "champion": dict(fast)}
+    pipeline = tracking.start_pipeline_run("LE1")
+    results = {r["algorithm"]: r for r in tracking.train_all(list(params), params, data, settings={"legal_entity": "LE1"}, parent_run_id=pipeline)}
+    assert list(results) == ["repeat", "blend", "champion"]
+    blend, champion = results["blend"], results["champion"]
+    assert (blend["fit_shared_with"], champion["fit_shared_with"], results["repeat"]["fit_shared_with"]) == ("champion", "blend", None)
+    assert blend["fit_seconds"] == champion["fit_seconds"] > 0
+    assert blend["model"].state.basket_similarity is champion["model"].state.basket_similarity
+    client = MlflowClient()
+    assert client.get_run(blend["run_id"]).data.tags["fit_shared_with"] == "champion"
+    assert "fit_shared_with" not in client.get_run(results["repeat"]["run_id"]).data.tags
+    assert client.get_run(champion["run_id"]).data.metrics["fit_seconds"] == pytest.approx(champion["fit_seconds"])
+    # the logged blend is the blend fitted alone (to float32 rounding: numpy's sums may take another
+    # order in another fit's memory)
+    requests = [Request("customer", "C001"), Request("basket", None, ("P001", "P002")), Request("product", None, ("P003",))]
+    alone = make_model("blend", **fast).fit(data)
+    logged = mlflow.pyfunc.load_model(blend["model_uri"]).unwrap_python_model().recommender
+    assert logged.weights == alone.weights and not logged.rankers
+    np.testing.assert_allclose(logged.score(requests), alone.score(requests), rtol=1e-6, atol=1e-6)
+    # other settings: two fits
+    params["blend"] = {**fast, "basket_lambda": 7.0}
+    results = {r["algorithm"]: r for r in tracking.train_all(["blend", "champion"], params, data, settings={"legal_entity": "LE1"}, parent_run_id=pipeline)}
+    assert results["blend"]["fit_shared_with"] is None
+    assert results["blend"]["model"].state.basket_similarity is not results["champion"]["model"].state.basket_similarity
 
 
 def test_no_champion_yet_is_a_clear_error(home):

@@ -211,25 +211,30 @@ def train_and_log(
     run_name: str | None = None,
     extra_tags: dict | None = None,
     model_factory=None,
+    fitted: tuple | None = None,
 ) -> dict[str, Any]:
     """Fit `algorithm` on `data` (a TrainingData) in a run nested under `parent_run_id`; log its
     hyperparameters, fit time, data snapshot and the pyfunc model. Returns run_id, model_uri,
-    fit_seconds and the fitted model."""
+    fit_seconds and the fitted model. `fitted`: (model, seconds) of a fit already made with
+    `params` on `data` (a shared pass, `train_all`), logged as it is."""
     from workbench.models import make_model
 
     configure()
     factory = model_factory or make_model
     tags = {KIND_TAG: kind, "legal_entity": str(settings.get("legal_entity", "")), **owner_tags(), **(extra_tags or {})}
     with mlflow.start_run(run_name=run_name or algorithm, parent_run_id=parent_run_id, tags=tags) as run:
-        model = factory(algorithm, **params)
+        model = fitted[0] if fitted else factory(algorithm, **params)
         # the effective hyperparameters: the given ones and the algorithm's defaults
         effective = {**(getattr(model, "params", None) or {}), **params}
         mlflow.log_params({"algorithm": algorithm, **{f"hp.{k}": _param_value(v) for k, v in effective.items()}})
         if snapshot:
             mlflow.log_params({k: _param_value(v) for k, v in snapshot.items()})
-        started = time.perf_counter()
-        model.fit(data)
-        fit_seconds = time.perf_counter() - started
+        if fitted:
+            fit_seconds = fitted[1]
+        else:
+            started = time.perf_counter()
+            model.fit(data)
+            fit_seconds = time.perf_counter() - started
         mlflow.log_metric("fit_seconds", fit_seconds)
         model_settings = {**settings, "algorithm": algorithm}
         model_settings.setdefault("trained_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -243,6 +248,33 @@ def train_and_log(
         "effective_hyperparameters": {k: _param_value(v) for k, v in effective.items()},
         "model": model,
     }
+
+
+def train_all(algorithms, params: dict[str, dict], data, *, progress=None, **logged) -> list[dict[str, Any]]:
+    """`train_and_log` of each algorithm with its `params` (`logged`: its keyword arguments), in
+    order; a champion and a blend alone that share a fit (`models.champion.shared_passes`) are fitted
+    in one pass when the first of them comes, and each run logs that pass's time and names its
+    partner (tag `fit_shared_with`). `progress`: a tqdm-like bar, advanced per algorithm."""
+    from workbench.models import make_model
+    from workbench.models.champion.model import fit_shared_pass, shared_passes
+
+    factory = logged.get("model_factory") or make_model
+    unfitted = {a: factory(a, **params[a]) for a in algorithms}
+    partner, shared, results = shared_passes(unfitted), {}, []
+    extra_tags = logged.pop("extra_tags", None) or {}
+    for algorithm in algorithms:
+        if progress is not None:
+            progress.set_postfix_str(algorithm)
+        if algorithm in partner and algorithm not in shared:
+            seconds = fit_shared_pass(unfitted, algorithm, partner[algorithm], data)
+            shared[algorithm] = shared[partner[algorithm]] = seconds
+        fitted = (unfitted[algorithm], shared[algorithm]) if algorithm in shared else None
+        tags = {**extra_tags, **({"fit_shared_with": partner[algorithm]} if fitted else {})}
+        result = train_and_log(algorithm, params[algorithm], data, fitted=fitted, extra_tags=tags or None, **logged)
+        results.append({**result, "fit_shared_with": partner[algorithm] if fitted else None})
+        if progress is not None:
+            progress.update(1)
+    return results
 
 
 def _param_value(value) -> str:

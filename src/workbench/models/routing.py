@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from workbench.models.base import Recommendations, Recommender, Request
-from workbench.models.champion.model import shares_fit
+from workbench.models.champion.model import fit_in_shared_passes
 from workbench.models.data import TrainingData
 
 PAGES = ("product", "basket", "customer", "customer_new_items")
@@ -75,17 +75,8 @@ class Routing(Recommender):
         from workbench.models import make_model
 
         models = {name: make_model(spec["algorithm"], **spec["params"]) for name, spec in self.params["candidates"].items()}
-        fitted = set()
         # a champion and its blend alone with the same settings: one fit, their signals held once
-        for champion in [n for n, m in models.items() if m.name == "champion"]:
-            blend = next((n for n, m in models.items() if m.name == "blend" and n not in fitted
-                          and shares_fit(models[champion].params, m.params)), None)
-            if blend is not None:
-                models[champion].fit_with_blend(data, models[blend])
-                fitted |= {champion, blend}
-        for name, model in models.items():
-            if name not in fitted:
-                model.fit(data)
+        fit_in_shared_passes(models, data)
         self._adopt(next(iter(models.values())), models)
         return self
 
