@@ -266,8 +266,9 @@ def train_all(algorithms, params: dict[str, dict], data, *, progress=None, **log
         if progress is not None:
             progress.set_postfix_str(algorithm)
         if algorithm in partner and algorithm not in shared:
-            seconds = fit_shared_pass(unfitted, algorithm, partner[algorithm], data)
-            shared[algorithm] = shared[partner[algorithm]] = seconds
+            started = time.perf_counter()
+            fit_shared_pass(unfitted, algorithm, partner[algorithm], data)
+            shared[algorithm] = shared[partner[algorithm]] = time.perf_counter() - started
         fitted = (unfitted[algorithm], shared[algorithm]) if algorithm in shared else None
         tags = {**extra_tags, **({"fit_shared_with": partner[algorithm]} if fitted else {})}
         result = train_and_log(algorithm, params[algorithm], data, fitted=fitted, extra_tags=tags or None, **logged)

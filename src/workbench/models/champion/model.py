@@ -4,7 +4,6 @@ state and the batch of requests."""
 from __future__ import annotations
 
 import inspect
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -238,7 +237,6 @@ def shares_fit(champion_params: dict, blend_params: dict) -> bool:
     return shaping(champion_params) == shaping(blend_params)
 
 
-
 def shared_passes(models: dict) -> dict[str, str]:
     """{name: name of its partner} of each champion and blend alone in `models` ({name: unfitted
     model}) that `shares_fit`: each pair can be fitted in one pass (`Champion.fit_with_blend`); a
@@ -252,26 +250,17 @@ def shared_passes(models: dict) -> dict[str, str]:
     return partner
 
 
-def fit_shared_pass(models: dict, name: str, partner: str, data: TrainingData) -> float:
-    """Fit `models[name]` and `models[partner]` (a champion and its blend, either way round) in one
-    pass; the seconds it took."""
+def fit_shared_pass(models: dict, name: str, partner: str, data: TrainingData) -> None:
+    """Fit `models[name]` and `models[partner]` (a champion and its blend, either way round) in one pass."""
     champion, blend = (name, partner) if models[name].name == "champion" else (partner, name)
-    started = time.perf_counter()
     models[champion].fit_with_blend(data, models[blend])
-    return time.perf_counter() - started
 
 
-def fit_in_shared_passes(models: dict, data: TrainingData) -> dict[str, float]:
-    """Fit every model of `models` on `data`, the pairs of `shared_passes` in one pass each;
-    {name: seconds of its fit}, both of a pair given the whole pass's time."""
-    partner, seconds = shared_passes(models), {}
+def fit_in_shared_passes(models: dict, data: TrainingData) -> None:
+    """Fit every model of `models` on `data`, the pairs of `shared_passes` in one pass each."""
+    partner = shared_passes(models)
     for name, model in models.items():
-        if name in seconds:
-            continue
-        if name in partner:
-            seconds[name] = seconds[partner[name]] = fit_shared_pass(models, name, partner[name], data)
-        else:
-            started = time.perf_counter()
+        if name not in partner:
             model.fit(data)
-            seconds[name] = time.perf_counter() - started
-    return seconds
+        elif model.name == "champion":
+            fit_shared_pass(models, name, partner[name], data)
