@@ -180,6 +180,55 @@ def test_champion_tunes_deterministically_and_explains():
     assert "Q2" not in product.item_ids
 
 
+def test_champion_catalog_features_are_names_and_categories_alike_and_only_where_switched_on():
+    from workbench.models.champion import FEATURES
+
+    t0 = datetime(2024, 3, 1)
+    names = {"bag": ("JUMBO BAG RED RETROSPOT", "bags"), "lunch": ("LUNCH BAG RED RETROSPOT", "bags"),
+             "mug": ("BLUE MUG 2", "kitchen"), "cup": ("PAPER CUP", "kitchen")}
+    baskets = [("b1", "c1", ("bag", "mug")), ("b2", "c2", ("lunch", "cup")), ("b3", "c1", ("bag", "lunch", "cup")), ("b4", "c3", ("mug", "cup"))]
+    rows = [{"customer_id": c, "basket_id": b, "product_id": i, "time": t0 + timedelta(days=n), "quantity": 1.0,
+             "name": names[i][0], "category": names[i][1]} for n, (b, c, items) in enumerate(baskets) for i in items]
+    data = TrainingData.from_interactions(pl.DataFrame(rows))
+    requests = [Request("product", None, ("bag",)), Request("basket", None, ("bag", "mug"))]
+
+    def columns(model):
+        pairs, cols, features = model.candidate_features(requests)
+        return {(int(r), model.item_ids[c]): (f[FEATURES.index("name_similarity")], f[FEATURES.index("same_category")])
+                for r, c, f in zip(pairs, cols, features)}
+
+    on = columns(make_model("champion", tune=False, catalog_features=True).fit(data))
+    assert on[(0, "lunch")][0] > 0.3 and on[(0, "lunch")][1] == 1.0  # a series: alike names, one category
+    assert on[(0, "cup")] == (0.0, 0.0)
+    assert on[(1, "cup")][1] == 0.5  # one of the basket's two products is kitchenware
+    assert 0 < on[(1, "lunch")][0] < on[(0, "lunch")][0]  # the mug dilutes the basket's words
+    off = columns(make_model("champion", tune=False).fit(data))
+    assert set(off) == set(on) and not any(any(v) for v in off.values())
+
+
+def test_a_champion_pickled_before_the_catalog_features_still_scores():
+    """A registered model outlives a code upgrade: its state comes back without the new fields and
+    its re-rankers read the features they were trained on (the ones before those appended since)."""
+    import pickle
+    from dataclasses import replace
+
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from workbench.models.champion import FEATURES, ChampionState
+
+    model = fitted("champion", seasonal_shop(), tune=False)
+    rng = np.random.default_rng(0)
+    old_width = FEATURES.index("name_similarity")
+    ranker = HistGradientBoostingClassifier(max_iter=5).fit(rng.random((200, old_width)), rng.random(200) < 0.3)
+    fields = {k: v for k, v in replace(model.state, rankers={"basket": ranker}).__dict__.items() if k not in ("catalog_features", "name_words")}
+    old = ChampionState.__new__(ChampionState)
+    old.__setstate__(pickle.loads(pickle.dumps(fields)))
+    assert old.catalog_features is False and old.name_words is None
+    model.state = old
+    scores = model.score([Request("basket", "c3", ("P0", "P1"))])
+    assert np.isfinite(scores).all() and scores.max() > 1.0  # the re-ranked candidates on top
+
+
 def test_champion_product_page_features_stay_on_the_product_page():
     """P(item | viewed item) and its relatives feed the product page's re-ranker only; its deeper
     candidate lists and own tree count are parameters, and "together" explains itself."""

@@ -50,3 +50,15 @@ def test_search_all_without_a_time_limit_runs_every_trial(tiny_folds):
     assert len(results["best_sellers"].trials) == 3 and results["best_sellers"].stopped == "trials"
     assert len(results["ease"].trials) == 1
     assert all(r.wall_s > 0 for r in results.values())
+
+
+def test_search_all_runs_a_probed_switch_before_any_sampled_trial(tiny_folds):
+    seen = []
+    results = search_all(["ease", "champion"], tiny_folds, n_trials=3, budget_s=None, seed=0,
+                         fixed={"champion": {"ranker_iterations": 5}},
+                         on_trial=lambda algorithm, trial: seen.append((algorithm, trial.number)))
+    assert seen[:4] == [("ease", 0), ("champion", 0), ("champion", 1), ("ease", 1)]
+    assert results["champion"].trials[1].params["catalog_features"] is True
+    # and only where the time left holds it, as any trial
+    held = search_all(["champion"], tiny_folds, n_trials=3, budget_s=0.0, seed=0, fixed={"champion": {"ranker_iterations": 5}})
+    assert len(held["champion"].trials) == 1 and held["champion"].stopped == "budget"

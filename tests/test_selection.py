@@ -221,6 +221,18 @@ def test_search_starts_from_the_defaults_and_is_deterministic(tiny_folds):
     assert set(first.trials_table().columns) >= {"trial", "objective", "customer.ndcg", "product.hr", "param.lambda_"}
 
 
+def test_a_probed_switch_is_tried_right_after_the_defaults(tiny_folds):
+    # the champion's catalog features: a short budget (two trials on Online Retail) still compares
+    # them with the defaults, all else equal, instead of leaving them to the sampler's random start
+    seen = []
+    found = search("champion", tiny_folds, n_trials=2, seed=0, fixed={"ranker_iterations": 5}, on_trial=seen.append)
+    assert [t.number for t in seen] == [0, 1]
+    defaults, probe = seen[0].params, seen[1].params
+    assert defaults["catalog_features"] is False and probe["catalog_features"] is True
+    assert {k: v for k, v in probe.items() if k != "catalog_features"} == {k: v for k, v in defaults.items() if k != "catalog_features"}
+    assert found.chosen_trial in (0, 1)
+
+
 def _validation(per_page: dict) -> Validation:
     """A Validation of these per-case headline values, one array per page."""
     table = pd.DataFrame([{"scenario": p, "n_cases": len(v), HEADLINE[p]: float(np.mean(v))} for p, v in per_page.items()])

@@ -53,8 +53,13 @@ class IntRange:
 
 @dataclass(frozen=True)
 class Choice:
+    """One of `options`. A `probe`d choice is also tried right after the defaults: the defaults with only this
+    argument changed (to its first other option), a switch that a short budget must not leave to
+    the sampler's luck; it is kept by the same rule as any trial (search.choose_trial)."""
+
     options: tuple
     why: str = ""
+    probe: bool = False
 
 
 # the signals the champion's blend is made of (the blend alone and the champion search them alike)
@@ -111,6 +116,7 @@ SEARCH_SPACES: dict[str, dict[str, Any]] = {
         **BLEND_SPACE,
         "candidates_per_signal": IntRange(20, 100, log=True),
         "ranker_iterations": IntRange(20, 150, log=True),
+        "catalog_features": Choice((False, True), "names and categories alike: a series bought together, or substitutes", probe=True),
     },
 }
 
@@ -227,7 +233,15 @@ class Search:
         logging.getLogger("optuna").setLevel(logging.WARNING)
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, max(int(n_trials) // 3, 2)))
         self.study = optuna.create_study(direction="maximize", sampler=sampler, study_name=f"{algorithm}-validation")
-        self.study.enqueue_trial(_starting_point(algorithm, self.space), skip_if_exists=True)
+        start = _starting_point(algorithm, self.space)
+        self.study.enqueue_trial(start, skip_if_exists=True)
+        # the probed switches: trials 1.. (search_all runs them before any sampled trial)
+        self.probes = 0
+        for name, spec in self.space.items():
+            if isinstance(spec, Choice) and spec.probe and name in start:
+                other = next(o for o in spec.options if o != start[name])
+                self.study.enqueue_trial({**start, name: other}, skip_if_exists=True)
+                self.probes += 1
 
     def _objective(self, trial) -> float:
         import optuna
@@ -340,9 +354,10 @@ def search_all(
     """Every algorithm's search within one wall-time budget `budget_s` for all of them.
 
     First each algorithm's defaults (trial 0; always run: they are what the choice falls back on),
-    then further trials, each algorithm in turn given an even share of the time left (what one
-    does not use goes to the next), and within its share no trial starts when the time left is less
-    than that algorithm's slowest trial so far. The champion's trials are fits with its own
+    then each probed switch (`Choice.probe`: the defaults with that switch changed) where the time
+    left holds it, then further trials, each algorithm in turn given an even share of the time left
+    (what one does not use goes to the next), and within its share no trial starts when the time
+    left is less than that algorithm's slowest trial so far. The champion's trials are fits with its own
     validation-window tuning, and count like any other. Where the defaults alone take the whole
     budget, no further trial runs and `SearchResult.stopped` says "budget". `untuned` ones only run
     their given settings."""
@@ -353,10 +368,17 @@ def search_all(
                   catalog=catalog, on_trial=(lambda t, a=a: on_trial(a, t)) if on_trial else None)
         for a in algorithms
     }
+
+    def left():
+        return None if budget_s is None else max(float(budget_s) - (time.perf_counter() - started), 0.0)
+
     for found in searches.values():
         found.run(up_to=1)
+    for found in searches.values():
+        if found.probes and not found.done:
+            found.run(left(), up_to=1 + found.probes)
     more = [a for a, found in searches.items() if not found.done]
     for i, algorithm in enumerate(more):
-        left = None if budget_s is None else max(float(budget_s) - (time.perf_counter() - started), 0.0)
-        searches[algorithm].run(None if left is None else left / (len(more) - i))
+        remaining = left()
+        searches[algorithm].run(None if remaining is None else remaining / (len(more) - i))
     return {a: found.result() for a, found in searches.items()}

@@ -15,6 +15,7 @@ EVALUATION.md one period earlier, never the test window):
    basket's size. One model per page, trained pointwise on the validation cases. The product page's
    model also sees P(item | viewed item) (all baskets and recent ones), its lift and P(viewed | item),
    draws candidates from P(item | viewed item) too, and gets `product_ranker_iterations` trees.
+   With `catalog_features`, every page's model also sees how alike the names and categories are.
 
 Every default here was picked on validation windows before the evaluation split, never on the test
 window: notebooks/research/champion_settings.ipynb compares the defaults with their alternatives on

@@ -4,6 +4,7 @@ a linear blend cannot use (FEATURES)."""
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from workbench.models.base import Batch
 from workbench.models.champion.candidates import blocked_items, candidate_pairs, on_product_page
@@ -84,4 +85,26 @@ def candidate_features(state, batch: Batch, signals, blend: np.ndarray):
         features[~product[rows], column] = 0.0
     features[:, extra["similar_baskets_rank"]] = _rank_within_rows(features[:, COMPONENTS.index("similar_baskets")], rows, n)
     features[:, extra["blend_rank"]] = _rank_within_rows(features[:, extra["blend"]], rows, n)
+    features[:, extra["name_similarity"]] = _alike(state.name_words if state.catalog_features else None, inputs, rows, cols)
+    features[:, extra["same_category"]] = _alike(state.category_of if state.catalog_features else None, inputs, rows, cols, unit=False)
     return rows, cols, features
+
+
+def _alike(item_terms, inputs: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, unit: bool = True) -> np.ndarray:
+    """Per candidate pair, how much the candidate shares the terms (name words, category) of its
+    request's products: the cosine to their summed terms (`unit`), else the share of those products
+    in its terms. 0 without products or terms."""
+    if item_terms is None or inputs.nnz == 0 or not len(rows):
+        return np.zeros(len(rows), dtype=np.float32)
+    profile = (inputs @ item_terms).tocsr()
+    if unit:
+        norms = np.sqrt(np.asarray(profile.multiply(profile).sum(axis=1)).ravel())
+    else:
+        norms = np.diff(inputs.indptr).astype(np.float64)
+    profile = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ profile).tocsr()
+    # each pair's dot product from the candidate's own few terms: the cost of the candidates,
+    # never of requests x catalog
+    terms = item_terms[cols]
+    pair = np.repeat(np.arange(len(cols)), np.diff(terms.indptr))
+    shared = np.asarray(profile[rows[pair], terms.indices]).ravel()
+    return np.bincount(pair, weights=terms.data * shared, minlength=len(cols)).astype(np.float32)

@@ -40,7 +40,14 @@ class Champion(Recommender):
     recent past baskets (the sample of session k-NN, Ludewig & Jannach 2018): a request's cost then
     stops growing with the retailer's history. 5,000 is above every product's basket count on Online
     Retail (at most 2,198) and the demo retailer, where it changes nothing; at 20M lines a best
-    seller is in ~100k baskets."""
+    seller is in ~100k baskets.
+
+    `catalog_features` lets the re-rankers see the catalog: how alike a candidate's name is to the
+    request's products' names, and the share of those products in its category. Off by default:
+    whether a retailer's alike names are bought together (a series) or instead of each other
+    (substitutes) is the retailer's own. On validation windows (notebooks/research/reranker_features)
+    it lifted Online Retail's basket and product pages and cost the demo retailer's product page, so
+    the search tries it on each retailer's validation windows (`evaluation.search`, a probed switch)."""
 
     name = "champion"
     # a chunk holds about 40 (rows x items) float matrices (signals, their parts in the blend, raws)
@@ -70,6 +77,7 @@ class Champion(Recommender):
         negative_rate: float = 0.4,
         balance_cases: bool = True,
         blend_share: float = 0.0,
+        catalog_features: bool = False,
         dense_item_limit: int = DENSE_ITEM_LIMIT,
         basket_sample: int = 5000,
         fit_threads: int = 2,
@@ -96,6 +104,7 @@ class Champion(Recommender):
             negative_rate=negative_rate,
             balance_cases=balance_cases,
             blend_share=blend_share,
+            catalog_features=catalog_features,
             dense_item_limit=dense_item_limit,
             basket_sample=basket_sample,
             fit_threads=fit_threads,
@@ -225,7 +234,8 @@ Blend.__signature__ = _CHAMPION_SIGNATURE.replace(
 
 # the champion's arguments that shape its re-rankers (or only its pace), never its blend
 RANKER_ONLY = ("second_stage", "candidates_per_signal", "product_candidates_per_signal", "ranker_iterations",
-               "product_ranker_iterations", "max_training_rows", "negative_rate", "balance_cases", "blend_share", "fit_threads")
+               "product_ranker_iterations", "max_training_rows", "negative_rate", "balance_cases", "blend_share",
+               "catalog_features", "fit_threads")
 
 
 def shares_fit(champion_params: dict, blend_params: dict) -> bool:

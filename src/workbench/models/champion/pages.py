@@ -75,6 +75,10 @@ EXTRA_FEATURES = (
     "together_rank",
     "similar_baskets_rank",
     "blend_rank",
+    # the catalog's (`catalog_features`; 0 where off): names alike, by TF-IDF cosine, and the share
+    # of the request's products (viewed, basket, wish list) in the candidate's category
+    "name_similarity",
+    "same_category",
 )
 FEATURES = COMPONENTS + EXTRA_FEATURES
 PRODUCT_ONLY = ("together", "together_raw", "recent_together_raw", "together_lift", "together_reverse", "together_rank")

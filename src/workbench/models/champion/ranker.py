@@ -47,7 +47,8 @@ def rerank(state, batch: Batch, signals: Signals, scores: np.ndarray) -> np.ndar
     for page, ranker in state.rankers.items():
         pick = ranked[rows] & (pages[rows] == page)
         if pick.any():
-            chance = _chance(ranker, features[pick]).astype(np.float32)
+            # a ranker pickled before later features were appended reads its own first columns
+            chance = _chance(ranker, features[pick][:, : ranker.n_features_in_]).astype(np.float32)
             share = float(state.blend_share)
             final[rows[pick], cols[pick]] = 1.0 + (1.0 - share) * chance + share * tail[rows[pick], cols[pick]] + 1e-6
     return final

@@ -53,6 +53,8 @@ class ChampionState:
     store_orders: dict  # store id -> items by the store's best sellers then trending, best first
     category_of: sp.csr_matrix | None  # items x categories, one-hot
     category_names: np.ndarray | None
+    catalog_features: bool  # whether the re-rankers see the names and categories (features.py)
+    name_words: sp.csr_matrix | None  # items x words of the product names, TF-IDF, rows of unit length
     item_basket_count: np.ndarray
     item_log_popularity: np.ndarray
     item_trend: np.ndarray  # recent share of its sales against its all-time share
@@ -69,6 +71,7 @@ class ChampionState:
     def __setstate__(self, state):
         if "trending_order" not in state:  # pickled before the orders were kept: computed once here
             state = {**state, "dense_item_limit": DENSE_ITEM_LIMIT, **_orders(state["trending"], state["store_sellers"], state["item_age"])}
+        state = {"catalog_features": False, "name_words": None, **state}  # pickled before the catalog's features
         self.__dict__.update(state)
         self._freeze()  # unpickled arrays come back writeable
 
@@ -159,6 +162,8 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
         store_sellers=store_sellers,
         category_of=category_of,
         category_names=category_names,
+        catalog_features=bool(p.get("catalog_features")),
+        name_words=name_words(data.item_names) if p.get("catalog_features") else None,
         item_basket_count=item_basket_count,
         **statistics,
         **_orders(trending, store_sellers, statistics["item_age"]),
@@ -209,6 +214,22 @@ def _categories(data: TrainingData):
     names, codes = np.unique(labels[known], return_inverse=True)
     matrix = sp.csr_matrix((np.ones(len(known), dtype=np.float32), (known, codes)), shape=(data.n_items, len(names)))
     return matrix, names
+
+
+def name_words(names) -> sp.csr_matrix | None:
+    """items x words of the product names (TF-IDF, unit rows); None where the catalog names none.
+    Products of a series share words ("LUNCH BAG RED RETROSPOT", "JUMBO BAG RED RETROSPOT"); a word
+    on every other product says little (its IDF)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = ["" if n is None else str(n) for n in names] if names is not None else []
+    if not any(t.strip() for t in texts):
+        return None
+    try:
+        # words of two letters or more, no numbers: sizes and pack counts would join unrelated products
+        return TfidfVectorizer(token_pattern=r"(?u)\b[^\W\d_]{2,}\b", dtype=np.float32).fit_transform(texts).tocsr()
+    except ValueError:  # not one word in any name
+        return None
 
 
 def _statistics(data: TrainingData, counts: sp.csr_matrix, trending: np.ndarray) -> dict:
