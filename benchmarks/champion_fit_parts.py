@@ -22,7 +22,6 @@ from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
-import pandas as pd
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from quality import TEST_DAYS, _before, load_demo
+    from quality import _before, demo_split, load_demo
 
     from workbench.models import TrainingData
 
     results = {}
     for entity, (frame, wish_lists) in load_demo(1.0, seed=42).items():
-        split = pd.Timestamp(frame["time"].max()).normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=TEST_DAYS)
+        split = demo_split(frame)
         train = frame.filter(pl.col("time") < split.to_pydatetime())
         data = TrainingData.from_interactions(train, wish_lists=_before(wish_lists, split))
         name = f"demo retailer {entity}, before {split.date()} ({train.height:,} lines)"

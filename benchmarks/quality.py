@@ -143,6 +143,11 @@ def load_demo(scale: float, seed: int) -> dict[str, tuple[pl.DataFrame, pl.DataF
     return out
 
 
+def demo_split(frame: pl.DataFrame, days: int = TEST_DAYS) -> pd.Timestamp:
+    """Where a demo legal entity's test window starts: `days` before the day after its last sale."""
+    return pd.Timestamp(frame["time"].max()).normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=days)
+
+
 def peer_table() -> dict[str, dict[str, float]]:
     """The peer table of ../shared/EVALUATION.md as published there (read, never typed in)."""
     path = SHARED / "EVALUATION.md"
@@ -509,8 +514,7 @@ def main(argv: list[str] | None = None) -> int:
             demo = demo if demo is not None else load_demo(args.demo_scale, seed=42)
             entity = dataset[len("demo-"):]
             frame, wish = demo[entity]
-            last = pd.Timestamp(frame["time"].max()).normalize() + pd.Timedelta(days=1)
-            split, name = str((last - pd.Timedelta(days=TEST_DAYS)).date()), f"demo retailer {entity}"
+            split, name = str(demo_split(frame).date()), f"demo retailer {entity}"
         result = run_dataset(name, frame, wish, split, n_trials=args.trials, budget_s=args.budget, seed=args.seed)
         result["key"], result["run_at"] = dataset, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         results.append(result)

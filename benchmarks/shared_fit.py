@@ -32,14 +32,14 @@ ROUTES = {"customer": "champion", "customer_new_items": "blend", "basket": "cham
 
 
 def datasets() -> dict[str, pl.DataFrame]:
-    from quality import DATA, TEST_DAYS, load_demo, load_online_retail
+    from quality import DATA, demo_split, load_demo, load_online_retail
 
     found = {}
     if DATA.exists():
         frame = load_online_retail(DATA)
         found["Online Retail, before 2011-11-09"] = frame.filter(pl.col("time") < pd.Timestamp("2011-11-09").to_pydatetime())
     frame, _ = load_demo(1.0, seed=42)["USRT"]
-    split = pd.Timestamp(frame["time"].max()).normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=TEST_DAYS)
+    split = demo_split(frame)
     found[f"demo retailer USRT, before {split.date()}"] = frame.filter(pl.col("time") < split.to_pydatetime())
     return found
 
