@@ -218,15 +218,46 @@ def test_a_champion_pickled_before_the_catalog_features_still_scores():
 
     model = fitted("champion", seasonal_shop(), tune=False)
     rng = np.random.default_rng(0)
-    old_width = FEATURES.index("name_similarity")
-    ranker = HistGradientBoostingClassifier(max_iter=5).fit(rng.random((200, old_width)), rng.random(200) < 0.3)
-    fields = {k: v for k, v in replace(model.state, rankers={"basket": ranker}).__dict__.items() if k not in ("catalog_features", "name_words")}
+    rankers = {}
+    # a basket ranker from before the catalog's features, a customer ranker from before history_category
+    for page, width in (("basket", FEATURES.index("name_similarity")), ("customer", FEATURES.index("history_category"))):
+        rankers[page] = HistGradientBoostingClassifier(max_iter=5).fit(rng.random((200, width)), rng.random(200) < 0.3)
+    newer = ("catalog_features", "name_words", "category_share")
+    weights = {page: {c: w for c, w in page_weights.items() if c != "history_category"} for page, page_weights in model.state.weights.items()}
+    fields = {k: v for k, v in replace(model.state, rankers=rankers, weights=weights).__dict__.items() if k not in newer}
     old = ChampionState.__new__(ChampionState)
     old.__setstate__(pickle.loads(pickle.dumps(fields)))
-    assert old.catalog_features is False and old.name_words is None
+    assert old.catalog_features is False and old.name_words is None and old.category_share is None
     model.state = old
-    scores = model.score([Request("basket", "c3", ("P0", "P1"))])
-    assert np.isfinite(scores).all() and scores.max() > 1.0  # the re-ranked candidates on top
+    scores = model.score([Request("basket", "c3", ("P0", "P1")), Request("customer", "c3")])
+    assert np.isfinite(scores).all() and (scores.max(axis=1) > 1.0).all()  # the re-ranked candidates on top
+
+
+def test_champion_history_category_is_the_best_sellers_of_the_categories_a_customer_buys():
+    """A customer who buys garden products twice as often as kitchenware gets the garden best seller
+    first, the kitchen one next, by each product's share of its category; nothing for an anonymous
+    request or a catalog without categories, and the signal explains itself by its category."""
+    t0 = datetime(2024, 3, 1)
+    catalog = {"hose": "garden", "rake": "garden", "pot": "garden", "mug": "kitchen", "cup": "kitchen", "ball": "toys"}
+    baskets = [("c1", ("hose",)), ("c1", ("rake",)), ("c1", ("mug",))]  # the customer's own
+    baskets += [("c2", ("hose", "pot"))] * 3 + [("c3", ("cup", "mug"))] * 2 + [("c3", ("cup", "ball"))]
+    rows = [{"customer_id": c, "basket_id": f"b{n}", "product_id": i, "time": t0 + timedelta(days=n), "quantity": 1.0, "category": catalog[i]}
+            for n, (c, items) in enumerate(baskets) for i in items]
+    data = TrainingData.from_interactions(pl.DataFrame(rows))
+    model = make_model("champion", tune=False).fit(data)
+    signal = model.signals([Request("customer", "c1", exclude_purchased=True), Request("basket", None, ("hose",))])["history_category"]
+    score = {item: signal[0, model.item_index[item]] for item in catalog}
+    # garden: 2/3 of c1's purchases, the hose in 4 of its 8 item-baskets, the pot 3, the rake 1;
+    # kitchen: 1/3, the cup and the mug 3 of 6 each
+    assert score["hose"] == 1.0 and score["pot"] == pytest.approx(3 / 4) and score["rake"] == pytest.approx(1 / 4)
+    assert score["cup"] == pytest.approx((1 / 3 * 3 / 6) / (2 / 3 * 4 / 8)) and score["ball"] == 0.0
+    assert not signal[1].any()
+    without = make_model("champion", tune=False).fit(TrainingData.from_interactions(pl.DataFrame(rows).drop("category")))
+    assert not without.signals([Request("customer", "c1")])["history_category"].any()
+    state = model.state.with_weights({"customer_new_items": {"history_category": 1.0}})
+    model.state = state
+    recommended = model.recommend([Request("customer", "c1", exclude_purchased=True)], k=2)[0]
+    assert recommended.item_ids[0] == "pot" and recommended.reasons[0] == "a best seller in garden, a category you buy"
 
 
 def test_champion_product_page_features_stay_on_the_product_page():

@@ -1,8 +1,9 @@
 """The champion: the signals each POS page needs, blended per page, then re-ranked by a learnt model.
 
 Repeat purchases rule the customer page (retail customers re-buy), co-purchase structure rules the
-transaction and product pages, and what is selling right now fills the rest. Each signal is scaled
-to [0, 1] per request.
+transaction and product pages, and what is selling right now fills the rest; where the catalog has
+categories, the categories a customer buys point to their best sellers (research:
+notebooks/research/history_category.ipynb). Each signal is scaled to [0, 1] per request.
 
 Two stages, both learnt on the last `validation_days` of the training data (the protocol of
 EVALUATION.md one period earlier, never the test window):

@@ -50,6 +50,9 @@ def explain(state, batch: Batch, scored: Scored, r: int, items: np.ndarray) -> l
             c = model.customer_index.get(request.customer_id)
             bought = model.history[c, item] if c is not None else 0
             reasons.append(REASONS[component] if bought >= 2 or component == "recent" else "you bought this before")
+        elif component == "history_category" and state.category_names is not None:
+            category = state.category_names[state.category_of[item].indices]
+            reasons.append(f"a best seller in {category[0]}, a category you buy" if len(category) else REASONS[component])
         elif component == "store" and request.store_id is not None:
             reasons.append(f"best seller at {request.store_id}")
         else:

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from workbench.models.base import Batch
 from workbench.models.champion.candidates import blocked_items, candidate_pairs, on_product_page
-from workbench.models.champion.pages import COMPONENTS, EXTRA_FEATURES, FEATURES, PRODUCT_ONLY
+from workbench.models.champion.pages import COMPONENTS, FEATURES, PRODUCT_ONLY
 from workbench.models.champion.signals import _dense
 
 
@@ -38,10 +38,10 @@ def candidate_features(state, batch: Batch, signals, blend: np.ndarray):
     rows, cols = candidate_pairs(state, batch, signals, blend, blocked_items(state, batch))
     product = on_product_page(batch)
     features = np.empty((len(rows), len(FEATURES)), dtype=np.float32)
-    for f, component in enumerate(COMPONENTS):
-        features[:, f] = signals[component][rows, cols]
-    extra = {name: len(COMPONENTS) + i for i, name in enumerate(EXTRA_FEATURES)}
-    features[:, extra["blend"]] = blend[rows, cols]
+    column = {name: i for i, name in enumerate(FEATURES)}  # each feature's column
+    for component in COMPONENTS:
+        features[:, column[component]] = signals[component][rows, cols]
+    features[:, column["blend"]] = blend[rows, cols]
     customers = batch.customers()
     known = customers[rows] >= 0
     counts = np.zeros(len(rows), dtype=np.float32)
@@ -53,40 +53,39 @@ def candidate_features(state, batch: Batch, signals, blend: np.ndarray):
         bought = last_known > 0
         last[np.flatnonzero(known)[bought]] = last_known[bought] - 1.0
         first[np.flatnonzero(known)[bought]] = first_known[bought] - 1.0
-    features[:, extra["history_count"]] = counts
-    features[:, extra["last_bought_days"]] = last
+    features[:, column["history_count"]] = counts
+    features[:, column["last_bought_days"]] = last
     interval = (first - last) / np.maximum(counts - 1.0, 1.0)
-    features[:, extra["rebuy_due"]] = np.where(counts >= 2, last / np.maximum(interval, 1.0), -1.0)
+    features[:, column["rebuy_due"]] = np.where(counts >= 2, last / np.maximum(interval, 1.0), -1.0)
     customer_baskets = np.where(customers >= 0, state.customer_baskets[np.maximum(customers, 0)] if len(state.customer_baskets) else 0, 0)
-    features[:, extra["customer_baskets"]] = np.log1p(customer_baskets[rows])
+    features[:, column["customer_baskets"]] = np.log1p(customer_baskets[rows])
     inputs = batch.inputs()
-    features[:, extra["basket_size"]] = np.diff(inputs.indptr)[rows]
-    features[:, extra["has_customer"]] = known
-    features[:, extra["item_popularity"]] = state.item_log_popularity[cols]
-    features[:, extra["item_trend"]] = state.item_trend[cols]
-    features[:, extra["item_repeat_rate"]] = state.item_repeat_rate[cols]
-    features[:, extra["item_age_days"]] = state.item_age[cols]
-    features[:, extra["item_idle_days"]] = state.item_idle[cols]
-    features[:, extra["item_basket_size"]] = state.item_basket_size[cols]
+    features[:, column["basket_size"]] = np.diff(inputs.indptr)[rows]
+    features[:, column["has_customer"]] = known
+    features[:, column["item_popularity"]] = state.item_log_popularity[cols]
+    features[:, column["item_trend"]] = state.item_trend[cols]
+    features[:, column["item_repeat_rate"]] = state.item_repeat_rate[cols]
+    features[:, column["item_age_days"]] = state.item_age[cols]
+    features[:, column["item_idle_days"]] = state.item_idle[cols]
+    features[:, column["item_basket_size"]] = state.item_basket_size[cols]
     input_popularity = _dense(inputs @ state.item_log_popularity[:, None]).ravel() / np.maximum(np.diff(inputs.indptr), 1)
-    features[:, extra["input_popularity"]] = input_popularity[rows]
-    features[:, extra["basket_copurchase_raw"]] = signals.basket_raw[rows, cols]
+    features[:, column["input_popularity"]] = input_popularity[rows]
+    features[:, column["basket_copurchase_raw"]] = signals.basket_raw[rows, cols]
     together = signals.together_raw[rows, cols]
     item_counts = state.item_basket_count
     share = np.maximum(item_counts[cols], 1.0) / state.n_fit_baskets
     input_count = _dense(inputs @ item_counts[:, None]).ravel() / np.maximum(np.diff(inputs.indptr), 1)
-    features[:, extra["together_raw"]] = together
-    features[:, extra["recent_together_raw"]] = signals.recent_together_raw[rows, cols]
-    features[:, extra["together_lift"]] = np.log1p(together / share)
-    features[:, extra["together_reverse"]] = together * input_count[rows] / np.maximum(item_counts[cols], 1.0)
-    features[:, extra["together_rank"]] = _rank_within_rows(together, rows, n)
+    features[:, column["together_raw"]] = together
+    features[:, column["recent_together_raw"]] = signals.recent_together_raw[rows, cols]
+    features[:, column["together_lift"]] = np.log1p(together / share)
+    features[:, column["together_reverse"]] = together * input_count[rows] / np.maximum(item_counts[cols], 1.0)
+    features[:, column["together_rank"]] = _rank_within_rows(together, rows, n)
     for name in PRODUCT_ONLY:
-        column = COMPONENTS.index(name) if name in COMPONENTS else extra[name]
-        features[~product[rows], column] = 0.0
-    features[:, extra["similar_baskets_rank"]] = _rank_within_rows(features[:, COMPONENTS.index("similar_baskets")], rows, n)
-    features[:, extra["blend_rank"]] = _rank_within_rows(features[:, extra["blend"]], rows, n)
-    features[:, extra["name_similarity"]] = _alike(state.name_words if state.catalog_features else None, inputs, rows, cols)
-    features[:, extra["same_category"]] = _alike(state.category_of if state.catalog_features else None, inputs, rows, cols, unit=False)
+        features[~product[rows], column[name]] = 0.0
+    features[:, column["similar_baskets_rank"]] = _rank_within_rows(features[:, column["similar_baskets"]], rows, n)
+    features[:, column["blend_rank"]] = _rank_within_rows(features[:, column["blend"]], rows, n)
+    features[:, column["name_similarity"]] = _alike(state.name_words if state.catalog_features else None, inputs, rows, cols)
+    features[:, column["same_category"]] = _alike(state.category_of if state.catalog_features else None, inputs, rows, cols, unit=False)
     return rows, cols, features
 
 

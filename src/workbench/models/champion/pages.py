@@ -22,7 +22,11 @@ COMPONENTS = (
     "store",  # the store's own recent best sellers
     "wish_list",
     "wish_category",  # popular items of the wish list's categories
+    "history_category",  # popular items of the categories the customer buys, by their share of its purchases
 )
+# signals added after re-rankers were first registered: their feature columns come after
+# EXTRA_FEATURES, so that a ranker pickled before reads its own first columns (ranker.rerank)
+LATER_COMPONENTS = ("history_category",)
 # the pages the weights are tuned for; "product_customer" = product page with a customer attached
 PAGES = ("customer", "customer_new_items", "basket", "product", "product_customer")
 # the learnt re-ranker of each page (a product page with a customer is a one-item basket)
@@ -35,6 +39,7 @@ REASONS = {
     "store": "best seller",
     "wish_list": "on your wish list",
     "wish_category": "in your wish list's category",
+    "history_category": "a best seller in a category you buy",
 }
 # the POS page whose headline metric each tuning page is judged on: a product page with a customer
 # attached is still the product page
@@ -80,7 +85,7 @@ EXTRA_FEATURES = (
     "name_similarity",
     "same_category",
 )
-FEATURES = COMPONENTS + EXTRA_FEATURES
+FEATURES = tuple(c for c in COMPONENTS if c not in LATER_COMPONENTS) + EXTRA_FEATURES + LATER_COMPONENTS
 PRODUCT_ONLY = ("together", "together_raw", "recent_together_raw", "together_lift", "together_reverse", "together_rank")
 
 

@@ -142,6 +142,7 @@ def compute(state, batch: Batch) -> Signals:
     out["trending"] = np.broadcast_to(trending.astype(np.float32), (n, n_items))
     out["store"] = _store_sellers(state, batch)
     out["wish_category"] = _wish_category(state, wished)
+    out["history_category"] = _history_category(state, batch.history(state.counts))
     return Signals(out, basket_raw, together_raw, recent_together_raw)
 
 
@@ -168,6 +169,18 @@ def _wish_category(state, wished: sp.csr_matrix) -> np.ndarray:
     in_category = _dense(share @ state.category_of.T)  # requests x items
     trending = state.trending / max(float(state.trending.max()), 1e-9)
     return _scale_rows(in_category * (0.5 + 0.5 * trending)[None, :])
+
+
+def _history_category(state, history: sp.csr_matrix) -> np.ndarray:
+    """The best sellers of the categories the customer buys: the share of the customer's purchases
+    (baskets per item) in the item's category, times the item's share of its category's baskets.
+    Where a customer's few purchases say little about which products, they say which aisles; nothing
+    without categories or a customer."""
+    if state.category_of is None or state.category_share is None or history.nnz == 0:
+        return np.zeros(history.shape, dtype=np.float32)
+    taste = _dense(history @ state.category_of)  # requests x categories
+    taste /= np.maximum(taste.sum(axis=1, keepdims=True), 1e-9)
+    return _scale_rows(_dense(taste @ state.category_of.T) * state.category_share[None, :])
 
 
 def basket_neighbours(state, shopping: sp.csr_matrix, customers: np.ndarray, neighbours: int = 100):

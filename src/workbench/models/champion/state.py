@@ -53,6 +53,7 @@ class ChampionState:
     store_orders: dict  # store id -> items by the store's best sellers then trending, best first
     category_of: sp.csr_matrix | None  # items x categories, one-hot
     category_names: np.ndarray | None
+    category_share: np.ndarray | None  # per item, its share of its category's baskets (history_category)
     catalog_features: bool  # whether the re-rankers see the names and categories (features.py)
     name_words: sp.csr_matrix | None  # items x words of the product names, TF-IDF, rows of unit length
     item_basket_count: np.ndarray
@@ -71,7 +72,8 @@ class ChampionState:
     def __setstate__(self, state):
         if "trending_order" not in state:  # pickled before the orders were kept: computed once here
             state = {**state, "dense_item_limit": DENSE_ITEM_LIMIT, **_orders(state["trending"], state["store_sellers"], state["item_age"])}
-        state = {"catalog_features": False, "name_words": None, **state}  # pickled before the catalog's features
+        # pickled before the catalog's features, before the history_category signal (it stays 0)
+        state = {"catalog_features": False, "name_words": None, "category_share": None, **state}
         self.__dict__.update(state)
         self._freeze()  # unpickled arrays come back writeable
 
@@ -162,6 +164,7 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
         store_sellers=store_sellers,
         category_of=category_of,
         category_names=category_names,
+        category_share=_category_share(category_of, item_basket_count),
         catalog_features=bool(p.get("catalog_features")),
         name_words=name_words(data.item_names) if p.get("catalog_features") else None,
         item_basket_count=item_basket_count,
@@ -214,6 +217,14 @@ def _categories(data: TrainingData):
     names, codes = np.unique(labels[known], return_inverse=True)
     matrix = sp.csr_matrix((np.ones(len(known), dtype=np.float32), (known, codes)), shape=(data.n_items, len(names)))
     return matrix, names
+
+
+def _category_share(category_of: sp.csr_matrix | None, item_basket_count: np.ndarray) -> np.ndarray | None:
+    """Per item, its share of the baskets of its category's items (0 without a category)."""
+    if category_of is None:
+        return None
+    totals = np.asarray(category_of.T @ item_basket_count.astype(np.float64)).ravel()
+    return (np.asarray(category_of @ (1.0 / np.maximum(totals, 1e-9))).ravel() * item_basket_count).astype(np.float32)
 
 
 def name_words(names) -> sp.csr_matrix | None:
