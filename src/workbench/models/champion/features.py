@@ -12,6 +12,10 @@ from workbench.models.champion.pages import COMPONENTS, FEATURES, PRODUCT_ONLY
 from workbench.models.champion.signals import _dense
 
 
+# each feature's column in the re-ranker's rows
+COLUMN = {name: i for i, name in enumerate(FEATURES)}
+
+
 def _rank_within_rows(values: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
     """Rank (0 = best) of each (row, value) pair among the pairs of its row, by descending value."""
     order = np.lexsort((-values, rows))
@@ -38,10 +42,9 @@ def candidate_features(state, batch: Batch, signals, blend: np.ndarray):
     rows, cols = candidate_pairs(state, batch, signals, blend, blocked_items(state, batch))
     product = on_product_page(batch)
     features = np.empty((len(rows), len(FEATURES)), dtype=np.float32)
-    column = {name: i for i, name in enumerate(FEATURES)}  # each feature's column
     for component in COMPONENTS:
-        features[:, column[component]] = signals[component][rows, cols]
-    features[:, column["blend"]] = blend[rows, cols]
+        features[:, COLUMN[component]] = signals[component][rows, cols]
+    features[:, COLUMN["blend"]] = blend[rows, cols]
     customers = batch.customers()
     known = customers[rows] >= 0
     counts = np.zeros(len(rows), dtype=np.float32)
@@ -53,39 +56,39 @@ def candidate_features(state, batch: Batch, signals, blend: np.ndarray):
         bought = last_known > 0
         last[np.flatnonzero(known)[bought]] = last_known[bought] - 1.0
         first[np.flatnonzero(known)[bought]] = first_known[bought] - 1.0
-    features[:, column["history_count"]] = counts
-    features[:, column["last_bought_days"]] = last
+    features[:, COLUMN["history_count"]] = counts
+    features[:, COLUMN["last_bought_days"]] = last
     interval = (first - last) / np.maximum(counts - 1.0, 1.0)
-    features[:, column["rebuy_due"]] = np.where(counts >= 2, last / np.maximum(interval, 1.0), -1.0)
+    features[:, COLUMN["rebuy_due"]] = np.where(counts >= 2, last / np.maximum(interval, 1.0), -1.0)
     customer_baskets = np.where(customers >= 0, state.customer_baskets[np.maximum(customers, 0)] if len(state.customer_baskets) else 0, 0)
-    features[:, column["customer_baskets"]] = np.log1p(customer_baskets[rows])
+    features[:, COLUMN["customer_baskets"]] = np.log1p(customer_baskets[rows])
     inputs = batch.inputs()
-    features[:, column["basket_size"]] = np.diff(inputs.indptr)[rows]
-    features[:, column["has_customer"]] = known
-    features[:, column["item_popularity"]] = state.item_log_popularity[cols]
-    features[:, column["item_trend"]] = state.item_trend[cols]
-    features[:, column["item_repeat_rate"]] = state.item_repeat_rate[cols]
-    features[:, column["item_age_days"]] = state.item_age[cols]
-    features[:, column["item_idle_days"]] = state.item_idle[cols]
-    features[:, column["item_basket_size"]] = state.item_basket_size[cols]
+    features[:, COLUMN["basket_size"]] = np.diff(inputs.indptr)[rows]
+    features[:, COLUMN["has_customer"]] = known
+    features[:, COLUMN["item_popularity"]] = state.item_log_popularity[cols]
+    features[:, COLUMN["item_trend"]] = state.item_trend[cols]
+    features[:, COLUMN["item_repeat_rate"]] = state.item_repeat_rate[cols]
+    features[:, COLUMN["item_age_days"]] = state.item_age[cols]
+    features[:, COLUMN["item_idle_days"]] = state.item_idle[cols]
+    features[:, COLUMN["item_basket_size"]] = state.item_basket_size[cols]
     input_popularity = _dense(inputs @ state.item_log_popularity[:, None]).ravel() / np.maximum(np.diff(inputs.indptr), 1)
-    features[:, column["input_popularity"]] = input_popularity[rows]
-    features[:, column["basket_copurchase_raw"]] = signals.basket_raw[rows, cols]
+    features[:, COLUMN["input_popularity"]] = input_popularity[rows]
+    features[:, COLUMN["basket_copurchase_raw"]] = signals.basket_raw[rows, cols]
     together = signals.together_raw[rows, cols]
     item_counts = state.item_basket_count
     share = np.maximum(item_counts[cols], 1.0) / state.n_fit_baskets
     input_count = _dense(inputs @ item_counts[:, None]).ravel() / np.maximum(np.diff(inputs.indptr), 1)
-    features[:, column["together_raw"]] = together
-    features[:, column["recent_together_raw"]] = signals.recent_together_raw[rows, cols]
-    features[:, column["together_lift"]] = np.log1p(together / share)
-    features[:, column["together_reverse"]] = together * input_count[rows] / np.maximum(item_counts[cols], 1.0)
-    features[:, column["together_rank"]] = _rank_within_rows(together, rows, n)
+    features[:, COLUMN["together_raw"]] = together
+    features[:, COLUMN["recent_together_raw"]] = signals.recent_together_raw[rows, cols]
+    features[:, COLUMN["together_lift"]] = np.log1p(together / share)
+    features[:, COLUMN["together_reverse"]] = together * input_count[rows] / np.maximum(item_counts[cols], 1.0)
+    features[:, COLUMN["together_rank"]] = _rank_within_rows(together, rows, n)
     for name in PRODUCT_ONLY:
-        features[~product[rows], column[name]] = 0.0
-    features[:, column["similar_baskets_rank"]] = _rank_within_rows(features[:, column["similar_baskets"]], rows, n)
-    features[:, column["blend_rank"]] = _rank_within_rows(features[:, column["blend"]], rows, n)
-    features[:, column["name_similarity"]] = _alike(state.name_words if state.catalog_features else None, inputs, rows, cols)
-    features[:, column["same_category"]] = _alike(state.category_of if state.catalog_features else None, inputs, rows, cols, unit=False)
+        features[~product[rows], COLUMN[name]] = 0.0
+    features[:, COLUMN["similar_baskets_rank"]] = _rank_within_rows(features[:, COLUMN["similar_baskets"]], rows, n)
+    features[:, COLUMN["blend_rank"]] = _rank_within_rows(features[:, COLUMN["blend"]], rows, n)
+    features[:, COLUMN["name_similarity"]] = _alike(state.name_words if state.catalog_features else None, inputs, rows, cols)
+    features[:, COLUMN["same_category"]] = _alike(state.category_of if state.catalog_features else None, inputs, rows, cols, unit=False)
     return rows, cols, features
 
 

@@ -28,7 +28,7 @@ def blend(state, batch: Batch, signals: Signals) -> tuple[np.ndarray, np.ndarray
     pages = [page_of(r) for r in batch]
     parts = np.zeros((len(COMPONENTS), len(batch), state.n_items), dtype=np.float32)
     for c, component in enumerate(COMPONENTS):
-        weight = np.array([state.weights[page].get(component, 0.0) for page in pages], dtype=np.float32)[:, None]
+        weight = np.array([state.weights[page][component] for page in pages], dtype=np.float32)[:, None]
         parts[c] = weight * signals[component]
     return parts.sum(axis=0), parts
 

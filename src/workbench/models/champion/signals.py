@@ -176,7 +176,7 @@ def _history_category(state, history: sp.csr_matrix) -> np.ndarray:
     (baskets per item) in the item's category, times the item's share of its category's baskets.
     Where a customer's few purchases say little about which products, they say which aisles; nothing
     without categories or a customer."""
-    if state.category_of is None or state.category_share is None or history.nnz == 0:
+    if state.category_share is None or history.nnz == 0:  # None: no categories (or pickled before the signal)
         return np.zeros(history.shape, dtype=np.float32)
     taste = _dense(history @ state.category_of)  # requests x categories
     taste /= np.maximum(taste.sum(axis=1, keepdims=True), 1e-9)

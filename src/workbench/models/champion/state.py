@@ -72,8 +72,10 @@ class ChampionState:
     def __setstate__(self, state):
         if "trending_order" not in state:  # pickled before the orders were kept: computed once here
             state = {**state, "dense_item_limit": DENSE_ITEM_LIMIT, **_orders(state["trending"], state["store_sellers"], state["item_age"])}
-        # pickled before the catalog's features, before the history_category signal (it stays 0)
+        # pickled before the catalog's features, before the history_category signal (it stays 0,
+        # and so does its weight on every page)
         state = {"catalog_features": False, "name_words": None, "category_share": None, **state}
+        state["weights"] = normalise_weights(state["weights"])
         self.__dict__.update(state)
         self._freeze()  # unpickled arrays come back writeable
 
