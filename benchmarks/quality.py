@@ -85,6 +85,7 @@ PEER_LIKE = [
     ("EASE lambda 50", "ease", {"lambda_": 50.0}),
 ]
 PAGES = tuple(HEADLINE)
+ONE_SE = "the one-standard-error rule's routes"
 FIT_TARGET = 5.0  # issue 9: the champion's fit time within 5x the slowest single algorithm's
 FIT_REPEATS = 3  # final fits timed per algorithm (median), the blend's once
 
@@ -177,6 +178,30 @@ def peer_table() -> dict[str, dict[str, float]]:
 
 
 # -- one dataset -----------------------------------------------------------------------------------------
+def _noisy_leads(r: dict) -> str:
+    """The pages whose validation winner led the runner-up by one standard error or less."""
+    noisy = [f"{page} ({c['leader']} over {c['runner_up']} by {c['lead']:.4f}, SE {c['standard_error']:.4f})"
+             for page, c in r.get("route_choice", {}).items() if not c.get("beyond_one_se", True)]
+    return f"; a lead within one standard error on validation: {'; '.join(noisy)}" if noisy else ""
+
+
+def one_se_table(results: list[dict]) -> list[str]:
+    """What the one-standard-error rule for routes would have served, on the same test cases."""
+    rows = [(r, page, r["test"]["no store id"][page]) for r in results if "routes_one_se" in r for page in PAGES]
+    changed = [(r, page, b) for r, page, b in rows if "one_se" in b]
+    if not rows:
+        return []
+    lines = ["", "The one-standard-error rule for routes (a page's validation lead within one standard error goes to the simpler",
+             "candidate), not registered: it was chosen on the same validation figures and scored once on the same test cases.",
+             f"It served {len(changed)} of {len(rows)} pages differently{':' if changed else '.'}"]
+    if changed:
+        lines += ["", "| dataset (split) | page | registered | margin | one-SE rule | margin |", "| --- | --- | --- | --- | --- | --- |"]
+        for r, page, b in changed:
+            lines.append(f"| {r['dataset']} ({r['split']}) | {HEADLINE_LABELS[page]} | {r['routes'][page]}: {b['registered']['value']:.3f} | "
+                         f"{_margin(b['margin'])} | {b['one_se']['served_by']}: {b['one_se']['value']:.3f} | {_margin(b['one_se']['margin'])} |")
+    return lines
+
+
 def run_dataset(name: str, interactions: pl.DataFrame, wish_lists, split: str, *, n_trials: int, budget_s: float, seed: int) -> dict:
     started = time.perf_counter()
     split_ts = pd.Timestamp(split)
@@ -196,7 +221,11 @@ def run_dataset(name: str, interactions: pl.DataFrame, wish_lists, split: str, *
         print(f"[{name}] {algorithm:>12}: {len(best.trials)} trial(s) in {best.wall_s:.1f} s (stopped by {best.stopped}), "
               f"validation objective {best.best.objective():.4f}", flush=True)
     validation = pd.concat([r.best.table.assign(algorithm=a) for a, r in searches.items()], ignore_index=True)
-    choice = choose_per_page(validation)
+    per_case = {a: r.best.headline_cases() for a, r in searches.items()}
+    choice = choose_per_page(validation, per_case=per_case)
+    # the one-standard-error rule (a lead within noise goes to the simpler candidate), not registered:
+    # scored on the same test cases, so the report can say what it would have changed
+    one_se = choose_per_page(validation, per_case=per_case, standard_errors=1.0)
     print(f"[{name}] routes chosen on validation: {choice.routes}", flush=True)
 
     # 2. the finished models, fitted once on everything before the split: every algorithm, so that
@@ -220,6 +249,8 @@ def run_dataset(name: str, interactions: pl.DataFrame, wish_lists, split: str, *
     print(f"[{name}] final fits (s, median): {fit_s}", flush=True)
     registered = Routing.from_fitted(choice.routes, {a: fitted[a] for a in choice.candidates})
     models = {"registered (per-page champion)": registered}
+    if one_se.routes != choice.routes:
+        models[ONE_SE] = Routing.from_fitted(one_se.routes, {a: fitted[a] for a in one_se.candidates})
     for label, algorithm, params in PEER_LIKE:
         t = time.perf_counter()
         models[label] = make_model(algorithm, **params).fit(data)
@@ -254,6 +285,9 @@ def run_dataset(name: str, interactions: pl.DataFrame, wish_lists, split: str, *
         "chosen_by": {a: r.chosen_by for a, r in searches.items()},
         "validation": {a: r.best.headline() for a, r in searches.items()},
         "routes": choice.routes,
+        # per page: the validation leader, its lead over the runner-up and that lead's standard error
+        "route_choice": choice.leads(),
+        "routes_one_se": one_se.routes,
         "fit_s": fit_s,
         "fit_runs_s": fit_runs,
         "peer_fit_s": peer_fit_s,
@@ -273,6 +307,10 @@ def run_dataset(name: str, interactions: pl.DataFrame, wish_lists, split: str, *
                 "margin": paired_bootstrap(ours, scores[(best_label, case_set)][page], seed=seed).as_dict(),
                 "baselines": {label: round(float(v), 4) for label, v in baselines.items()},
             }
+            if one_se.routes[page] != choice.routes[page]:
+                alternative = scores[(ONE_SE, case_set)][page]
+                block[page]["one_se"] = {"served_by": one_se.routes[page], "value": round(float(alternative.mean()), 4),
+                                         "margin": paired_bootstrap(alternative, scores[(best_label, case_set)][page], seed=seed).as_dict()}
         result["test"][case_set] = block
     result["total_s"] = round(time.perf_counter() - started, 1)
     result["machine"] = {"cpus": len(os.sched_getaffinity(0)), "load_start": round(load_start, 2), "load_end": round(os.getloadavg()[0], 2)}
@@ -424,6 +462,7 @@ def markdown(results: list[dict], pending: list[str]) -> str:
         "## Summary",
         "",
         *summary_table(results),
+        *one_se_table(results),
         "",
         f"Champion's fit time against the slowest single algorithm's, each fitted on everything before the split "
         + (f"(the median of {FIT_REPEATS} fits, in rounds)" if all("fit_runs_s" in r for r in results) else "(one fit each)"),
@@ -447,7 +486,7 @@ def markdown(results: list[dict], pending: list[str]) -> str:
             f"Validation: {r['plan']['window_days']}-day windows {', '.join('[' + w['start'][:10] + ', ' + w['end'][:10] + ')' for w in r['plan']['windows'])}",
             f"({r['plan']['reason']}). {tuning_sentence(r)}",
             when_and_where(r),
-            f"Routes chosen on validation: {r['routes']}. Test cases: {r['cases']}. Whole dataset: {r['total_s']:.0f} s.",
+            f"Routes chosen on validation: {r['routes']}{_noisy_leads(r)}. Test cases: {r['cases']}. Whole dataset: {r['total_s']:.0f} s.",
             "",
             "| algorithm | " + " | ".join(f"validation {HEADLINE_LABELS[p]}" for p in PAGES)
             + " | trials | search wall time | stopped by | final fit | kept | chosen settings |",

@@ -59,7 +59,7 @@ def selection_outcome(interactions, wished, n_trials: int = 3) -> dict:
         "plan": plan.as_dict(),
         "trials": {a: [(t.params, round(t.objective, 12)) for t in r.trials] for a, r in searches.items()},
         "validation": table.round(12).to_dict("records"),
-        "routes": choose_per_page(table).routes,
+        "routes": choose_per_page(table, per_case={a: r.best.headline_cases() for a, r in searches.items()}).routes,
     }
 
 

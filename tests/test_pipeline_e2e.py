@@ -121,6 +121,14 @@ def test_whole_pipeline_registers_a_servable_champion(demo_home):
     assert {p.name for p in run_dir.glob("*.ipynb")} == {"01_extract.ipynb", "02_cleanse.ipynb", "03_train.ipynb", "04_evaluate.ipynb"}
     champion = json.loads((demo_home / "data" / "processed" / "USRT" / "champion.json").read_text())
     assert champion["legal_entity"] == "USRT" and champion["enable_pos_recommendations"] is True
+    # each page's route comes with how far its validation winner led, in standard errors of the paired difference
+    training = json.loads((demo_home / "data" / "processed" / "USRT" / "runs" / champion["pipeline_run_id"] / "training_runs.json").read_text())
+    cases = pd.read_parquet(training["validation_cases_file"])
+    assert set(cases["candidate"]) == {r["algorithm"] for r in training["runs"]}
+    assert set(champion["route_choice"]) == set(champion["routes"])
+    for page, lead in champion["route_choice"].items():
+        assert lead["chosen"] == champion["routes"][page] == lead["leader"]
+        assert lead["lead"] >= 0 and lead["standard_error"] >= 0 and lead["beyond_one_se"] == (lead["lead"] > lead["standard_error"])
 
     interim = demo_home / "data" / "interim" / "USRT"
     interactions = pl.read_parquet(interim / "interactions.parquet")

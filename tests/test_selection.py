@@ -20,7 +20,18 @@ from workbench.evaluation import (
 )
 from workbench.evaluation import HEADLINE
 from workbench.evaluation.search import SEARCH_SPACES, Trial, choose_trial, search, search_space
-from workbench.evaluation.selection import SIMPLICITY, Validation, best_baseline, choose, choose_champion, choose_per_page, validate
+from workbench.evaluation.selection import (
+    SIMPLICITY,
+    Validation,
+    best_baseline,
+    choose,
+    choose_champion,
+    choose_per_page,
+    headline_cases_frame,
+    headline_cases_from_frame,
+    paired_standard_error,
+    validate,
+)
 from workbench.models import MODELS, TrainingData, make_model
 from workbench.models.routing import PAGES, Routing
 from workbench.models.settings import algorithm_hyperparameters
@@ -140,6 +151,48 @@ def test_each_page_goes_to_its_validation_winner_and_ties_to_the_simpler():
     assert choose_per_page(table, tolerance=0.05).routes["product"] == "ease"
     assert best_baseline(table, "product", exclude=["champion"]) == "ease"
     assert SIMPLICITY.index("repeat") < SIMPLICITY.index("champion")
+
+
+def _cases(mean: float, n: int, seed: int, spread: float = 0.3) -> np.ndarray:
+    return np.clip(np.random.default_rng(seed).normal(mean, spread, n), 0, 1)
+
+
+def test_a_lead_within_one_standard_error_is_reported_and_can_go_to_the_simpler_candidate():
+    # ALS leads repeat on the customer page by 0.02: on 100 noisy cases that is within one standard
+    # error of the paired difference, on 20,000 it is not
+    for n, beyond in ((100, False), (20_000, True)):
+        repeat = _cases(0.30, n, seed=1)
+        als = repeat + 0.02 + np.random.default_rng(2).normal(0, 0.3, n)
+        per_case = {"repeat": {"customer": repeat}, "als": {"customer": als}}
+        table = pd.DataFrame([{"algorithm": a, "scenario": "customer", "ndcg": v["customer"].mean(), "hr": 0.0} for a, v in per_case.items()])
+        # by default the leader serves, and the choice says whether its lead is beyond noise
+        choice = choose_per_page(table, per_case=per_case)
+        assert choice.routes == {"customer": "als"}
+        assert choose(table, "per_page", per_case).routes == {"customer": "als"}
+        row = choice.table.set_index("candidate").loc["repeat"]
+        assert row["behind_best"] == pytest.approx(als.mean() - repeat.mean())
+        assert row["standard_error"] == pytest.approx(np.std(als - repeat, ddof=1) / np.sqrt(n))
+        assert choice.leads()["customer"] == {"chosen": "als", "leader": "als", "runner_up": "repeat", "lead": round(float(row["behind_best"]), 4),
+                                              "standard_error": round(float(row["standard_error"]), 4), "beyond_one_se": beyond}
+        # the one-standard-error rule: a lead within noise is a tie, and the simpler candidate serves
+        one_se = choose_per_page(table, per_case=per_case, standard_errors=1.0)
+        assert one_se.routes == {"customer": "als" if beyond else "repeat"}, n
+        assert bool(one_se.table.set_index("candidate").loc["repeat", "tied_with_best"]) == (not beyond)
+        # without the cases there is no standard error to weigh
+        assert choose_per_page(table, standard_errors=1.0).routes == {"customer": "als"}
+
+
+def test_validation_cases_survive_the_hand_over_and_must_be_paired(tmp_path):
+    made = {"repeat": Validation(pd.DataFrame(), {"customer": {"ndcg": np.array([0.1, 0.5, 0.0])}, "basket": {"hr": np.array([1.0, 0.0])}}),
+            "ease": Validation(pd.DataFrame(), {"customer": {"ndcg": np.array([0.2, 0.4, 0.3])}, "basket": {"hr": np.array([1.0, 1.0])}})}
+    frame = headline_cases_frame(made)
+    frame.to_parquet(tmp_path / "cases.parquet")
+    back = headline_cases_from_frame(pd.read_parquet(tmp_path / "cases.parquet"))
+    assert set(back) == {"repeat", "ease"}
+    np.testing.assert_array_equal(back["ease"]["customer"], [0.2, 0.4, 0.3])
+    np.testing.assert_array_equal(back["repeat"]["basket"], [1.0, 0.0])
+    with pytest.raises(ValueError, match="same cases"):
+        paired_standard_error(np.zeros(3), np.zeros(2))
 
 
 def test_choosing_refuses_an_empty_table():
@@ -352,6 +405,7 @@ def test_choose_champion_rules():
         choose_champion(results, "metric:basket")
     # a notebook's champion_rule: one algorithm on every page, or each page its own winner
     assert choose(results, "rank_sum").routes == dict.fromkeys(["customer", "customer_new_items", "basket", "product"], "b")
+    assert choose(results, "rank_sum").leads() == {}
     assert choose(results, "per_page").routes == {"customer": "a", "customer_new_items": "b", "basket": "c", "product": "b"}
 
 

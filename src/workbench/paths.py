@@ -69,8 +69,9 @@ def processed_dir(legal_entity: str) -> Path:
 
 
 def handover_dir(legal_entity: str, pipeline_run_id: str) -> Path:
-    """What the stages of one pipeline run hand to each other (training_runs.json, champion.json):
-    scoped to the run, so two runs of a legal entity never read each other's records."""
+    """What the stages of one pipeline run hand to each other (training_runs.json,
+    validation_cases.parquet, champion.json): scoped to the run, so two runs of a legal entity never
+    read each other's records."""
     if not isinstance(pipeline_run_id, str) or not _RUN_ID.match(pipeline_run_id):
         raise ValueError(f"pipeline_run_id {pipeline_run_id!r} is not a valid run id (letters, digits, '_', '-')")
     return processed_dir(legal_entity) / "runs" / pipeline_run_id

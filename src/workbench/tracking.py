@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from workbench import paths
-from workbench.storage import atomic_write_json
+from workbench.storage import atomic_write_json, atomic_write_parquet
 
 EXPERIMENT_NAME = "pos-recommendations"
 REGISTERED_MODEL_NAME = "pos-recommender"
@@ -498,6 +498,12 @@ def write_training_runs(legal_entity: str, record: dict) -> Path:
     04_evaluate of the same pipeline run (written atomically)."""
     path = paths.handover_dir(legal_entity, record["pipeline_run_id"]) / "training_runs.json"
     return atomic_write_json(path, record)
+
+
+def write_validation_cases(legal_entity: str, pipeline_run_id: str, frame) -> Path:
+    """Beside training_runs.json: each candidate's headline metric per validation case
+    (`selection.headline_cases_frame`), which 04_evaluate weighs a lead against (written atomically)."""
+    return atomic_write_parquet(frame, paths.handover_dir(legal_entity, pipeline_run_id) / "validation_cases.parquet")
 
 
 def read_training_runs(legal_entity: str, pipeline_run_id: str | None = None) -> dict:

@@ -2,8 +2,14 @@
 
 `validate` fits a candidate on each fold's history and scores that fold's cases (the cases of all
 windows pooled). `choose_per_page` picks, for each page, the candidate with the best headline
-metric on validation; among candidates within `tolerance` of the best, the simplest (the
-earliest in `simplicity`) wins, so a page is never served by a model a simpler one beats.
+metric on validation; among candidates tied with it, the simplest (the earliest in `simplicity`)
+wins, so a page is never served by a model a simpler one beats. With each candidate's validation
+cases at hand it also says how far the winner led the runner-up, in standard errors of their
+paired difference, so a route chosen on a lead within noise is reported as such. Counting such a
+lead as a tie (the one-standard-error rule, `standard_errors=1`) is a dial, off by default: where it
+served a page differently on the quality benchmark's test windows, it mostly moved the page from the
+re-ranked champion to its blend and lost more than it won (`benchmarks/results/quality.md` scores
+both rules).
 `choose_champion` is the alternative of one algorithm for every page (rank sum or one metric), and
 `choose` applies a notebook's `champion_rule`. Nothing here ever sees the test window: the caller
 scores the test window once, afterwards.
@@ -40,6 +46,11 @@ class Validation:
         """{scenario: its headline metric} on validation."""
         frame = self.table.set_index("scenario")
         return {s: float(frame.loc[s, m]) for s, m in metrics.HEADLINE.items() if s in frame.index}
+
+    def headline_cases(self) -> dict[str, np.ndarray]:
+        """{scenario: the headline metric of each validation case}: what `choose_per_page` weighs a
+        lead against."""
+        return {s: np.asarray(self.per_case[s][m], np.float64) for s, m in metrics.HEADLINE.items() if m in self.per_case.get(s, {})}
 
     def objective(self) -> float:
         """One figure for a search: the geometric mean of the pages' headline metrics, so a 10% gain
@@ -131,6 +142,22 @@ class PageChoice:
         """The distinct candidates that serve a page, in page order."""
         return list(dict.fromkeys(self.routes.values()))
 
+    def leads(self) -> dict[str, dict]:
+        """Per page: the chosen candidate, the validation leader, the runner-up (the best other than
+        the leader), how far the leader led it and that lead's standard error (NaN without per-case
+        figures), and whether the lead is more than one standard error; from `choose_per_page`'s table."""
+        out = {}
+        if not {"page", "leader", "behind_best"} <= set(self.table.columns):
+            return out  # one algorithm for every page (rank sum or one metric): no page has its own lead
+        for page, part in self.table.groupby("page", sort=False):
+            if len(part) < 2:
+                continue
+            leader, runner_up, chosen = part[part["leader"]].iloc[0], part[~part["leader"]].iloc[0], part[part["chosen"]].iloc[0]
+            lead, error = float(runner_up["behind_best"]), float(runner_up["standard_error"])
+            out[str(page)] = {"chosen": chosen["candidate"], "leader": leader["candidate"], "runner_up": runner_up["candidate"],
+                              "lead": round(lead, 4), "standard_error": round(error, 4), "beyond_one_se": bool(lead > error)}
+        return out
+
 
 def _simplicity_rank(candidate: str, simplicity) -> int:
     algorithm = candidate.split(":", 1)[0]
@@ -138,14 +165,52 @@ def _simplicity_rank(candidate: str, simplicity) -> int:
     return order.index(candidate) if candidate in order else (order.index(algorithm) if algorithm in order else len(order))
 
 
+def paired_standard_error(a, b) -> float:
+    """The standard error of mean(a) - mean(b) over the same cases (a and b aligned case by case)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) != len(b):
+        raise ValueError(f"a paired comparison needs the same cases, {len(a)} against {len(b)}")
+    return float((a - b).std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("inf")
+
+
+def headline_cases_frame(validations: dict[str, Validation]) -> pd.DataFrame:
+    """Long table (candidate, scenario, case, value) of each candidate's headline metric per
+    validation case: how 03_train hands `choose_per_page`'s `per_case` to 04_evaluate."""
+    frames = [
+        pd.DataFrame({"candidate": name, "scenario": scenario, "case": np.arange(len(values)), "value": values})
+        for name, validation in validations.items()
+        for scenario, values in validation.headline_cases().items()
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["candidate", "scenario", "case", "value"])
+
+
+def headline_cases_from_frame(frame: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    """`headline_cases_frame` read back: {candidate: {scenario: values in case order}}."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for (candidate, scenario), part in frame.groupby(["candidate", "scenario"], sort=False):
+        out.setdefault(str(candidate), {})[str(scenario)] = part.sort_values("case")["value"].to_numpy(np.float64)
+    return out
+
+
 def choose_per_page(
-    validation: pd.DataFrame, *, simplicity=SIMPLICITY, tolerance: float = 0.0, candidate_column: str = "algorithm"
+    validation: pd.DataFrame,
+    *,
+    per_case: dict[str, dict[str, np.ndarray]] | None = None,
+    standard_errors: float = 0.0,
+    simplicity=SIMPLICITY,
+    tolerance: float = 0.0,
+    candidate_column: str = "algorithm",
 ) -> PageChoice:
-    """Per page (scenario), the candidate with the best headline metric on validation.
+    """Per page (scenario), the candidate with the best headline metric on validation, or a simpler
+    one tied with it.
 
     `validation`: a long table with `candidate_column`, `scenario` and the metric columns (as
-    `evaluate` gives them, one block per candidate). Candidates within `tolerance` (absolute) of the
-    best count as tied, and the simplest of those wins (ties in simplicity: the name)."""
+    `evaluate` gives them, one block per candidate). `per_case`: {candidate: {scenario: headline
+    metric per validation case}} (`Validation.headline_cases`), the same cases in the same order for
+    every candidate: the table then gives each candidate's standard error of its paired difference
+    with the best. A candidate is tied with the best where the best leads it by no more than
+    `standard_errors` of those standard errors, or by no more than `tolerance` (absolute); the
+    simplest tied candidate wins (ties in simplicity: the name)."""
     if validation.empty:
         raise ValueError("no validation results to choose from")
     missing = [c for c in (candidate_column, "scenario") if c not in validation.columns]
@@ -157,15 +222,21 @@ def choose_per_page(
         if part.empty:
             continue
         values = part.set_index(candidate_column)[metric].astype(float).fillna(-np.inf)
-        best = float(values.max())
-        tied = [c for c, v in values.items() if v >= best - tolerance]
+        best = str(min(values.index[values == values.max()], key=lambda c: (_simplicity_rank(str(c), simplicity), str(c))))
+        errors = {}
+        for candidate in values.index:
+            cases, best_cases = ((per_case or {}).get(c, {}).get(scenario) for c in (candidate, best))
+            if cases is not None and best_cases is not None:
+                errors[candidate] = 0.0 if candidate == best else paired_standard_error(best_cases, cases)
+        tied = [c for c, v in values.items() if values[best] - v <= max(tolerance, standard_errors * errors.get(c, 0.0))]
         winner = min(tied, key=lambda c: (_simplicity_rank(str(c), simplicity), str(c)))
         routes[scenario] = str(winner)
         ranks = values.rank(ascending=False, method="min")
         for candidate, value in values.sort_values(ascending=False).items():
             rows.append(
                 {"page": scenario, "metric": metric, "candidate": str(candidate), "validation": value,
-                 "rank": int(ranks[candidate]), "chosen": candidate == winner}
+                 "leader": candidate == best, "behind_best": float(values[best] - value), "standard_error": errors.get(candidate, float("nan")),
+                 "tied_with_best": candidate in tied, "rank": int(ranks[candidate]), "chosen": candidate == winner}
             )
     if not routes:
         raise ValueError(f"validation table holds none of the pages {list(metrics.HEADLINE)}")
@@ -212,12 +283,13 @@ def choose_champion(results: pd.DataFrame, rule: str = "rank_sum") -> tuple[str,
     return str(table.loc[0, "algorithm"]), table
 
 
-def choose(validation: pd.DataFrame, rule: str = "per_page") -> PageChoice:
-    """Which candidate serves each page, by `rule`: ``per_page`` (`choose_per_page`), or one
-    algorithm for every page (`choose_champion`'s ``rank_sum`` or ``metric:<scenario>.<metric>``);
-    the table is the one the rule ranked."""
+def choose(validation: pd.DataFrame, rule: str = "per_page", per_case: dict[str, dict[str, np.ndarray]] | None = None) -> PageChoice:
+    """Which candidate serves each page, by `rule`: ``per_page`` (`choose_per_page`, with the
+    candidates' `per_case` validation figures where given), or one algorithm for every page
+    (`choose_champion`'s ``rank_sum`` or ``metric:<scenario>.<metric>``); the table is the one the
+    rule ranked."""
     if rule == "per_page":
-        return choose_per_page(validation)
+        return choose_per_page(validation, per_case=per_case)
     winner, table = choose_champion(validation, rule)
     return PageChoice(dict.fromkeys(metrics.HEADLINE, winner), table)
 
