@@ -195,6 +195,13 @@ def test_validation_cases_survive_the_hand_over_and_must_be_paired(tmp_path):
         paired_standard_error(np.zeros(3), np.zeros(2))
 
 
+def test_a_page_without_validation_cases_goes_to_the_simplest_candidate():
+    # a retailer without customers: the customer pages have no figure (NaN) for any candidate
+    table = _table({"repeat": (np.nan, np.nan, 0.17, 0.38), "ease": (np.nan, np.nan, 0.30, 0.66)})
+    choice = choose_per_page(table)
+    assert choice.routes == {"customer": "repeat", "customer_new_items": "repeat", "basket": "ease", "product": "ease"}
+
+
 def test_choosing_refuses_an_empty_table():
     with pytest.raises(ValueError):
         choose_per_page(pd.DataFrame(columns=["algorithm", "scenario", "ndcg", "hr"]))

@@ -228,7 +228,8 @@ def choose_per_page(
             cases, best_cases = ((per_case or {}).get(c, {}).get(scenario) for c in (candidate, best))
             if cases is not None and best_cases is not None:
                 errors[candidate] = 0.0 if candidate == best else paired_standard_error(best_cases, cases)
-        tied = [c for c, v in values.items() if values[best] - v <= max(tolerance, standard_errors * errors.get(c, 0.0))]
+        # the leader is always tied with itself (a page without cases scores -inf everywhere)
+        tied = [c for c, v in values.items() if c == best or values[best] - v <= max(tolerance, standard_errors * errors.get(c, 0.0))]
         winner = min(tied, key=lambda c: (_simplicity_rank(str(c), simplicity), str(c)))
         routes[scenario] = str(winner)
         ranks = values.rank(ascending=False, method="min")
