@@ -29,9 +29,9 @@ from workbench.evaluation.selection import (
     choose_per_page,
     headline_cases_frame,
     headline_cases_from_frame,
-    paired_standard_error,
     validate,
 )
+from workbench.evaluation.uncertainty import paired_standard_error
 from workbench.models import MODELS, TrainingData, make_model
 from workbench.models.routing import PAGES, Routing
 from workbench.models.settings import algorithm_hyperparameters

@@ -26,6 +26,7 @@ import pandas as pd
 
 from workbench.evaluation import metrics
 from workbench.evaluation.protocol import evaluate_per_case
+from workbench.evaluation.uncertainty import paired_standard_error
 from workbench.evaluation.windows import Fold
 from workbench.models import Recommender, TrainingData, make_model
 
@@ -165,14 +166,6 @@ def _simplicity_rank(candidate: str, simplicity) -> int:
     return order.index(candidate) if candidate in order else (order.index(algorithm) if algorithm in order else len(order))
 
 
-def paired_standard_error(a, b) -> float:
-    """The standard error of mean(a) - mean(b) over the same cases (a and b aligned case by case)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if len(a) != len(b):
-        raise ValueError(f"a paired comparison needs the same cases, {len(a)} against {len(b)}")
-    return float((a - b).std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("inf")
-
-
 def headline_cases_frame(validations: dict[str, Validation]) -> pd.DataFrame:
     """Long table (candidate, scenario, case, value) of each candidate's headline metric per
     validation case: how 03_train hands `choose_per_page`'s `per_case` to 04_evaluate."""
@@ -228,8 +221,9 @@ def choose_per_page(
             cases, best_cases = ((per_case or {}).get(c, {}).get(scenario) for c in (candidate, best))
             if cases is not None and best_cases is not None:
                 errors[candidate] = 0.0 if candidate == best else paired_standard_error(best_cases, cases)
-        # the leader is always tied with itself (a page without cases scores -inf everywhere)
-        tied = [c for c, v in values.items() if c == best or values[best] - v <= max(tolerance, standard_errors * errors.get(c, 0.0))]
+        # v >= best - margin, not best - v <= margin: a page without cases scores -inf everywhere, and
+        # -inf - -inf is NaN, which would tie no candidate, not even the leader
+        tied = [c for c, v in values.items() if v >= values[best] - max(tolerance, standard_errors * errors.get(c, 0.0))]
         winner = min(tied, key=lambda c: (_simplicity_rank(str(c), simplicity), str(c)))
         routes[scenario] = str(winner)
         ranks = values.rank(ascending=False, method="min")

@@ -92,3 +92,11 @@ def paired_bootstrap(model, baseline, *, confidence: float = 0.95, n_resamples: 
     finite = ratios[np.isfinite(ratios)]
     r_low, r_high = _bounds(finite, confidence) if len(finite) else (float("nan"), float("nan"))
     return Margin(float(a.mean()), float(b.mean()), float(a.mean() - b.mean()), d_low, d_high, float(ratio), r_low, r_high, len(a))
+
+
+def paired_standard_error(a, b) -> float:
+    """The standard error of mean(a) - mean(b) over the same cases (a and b aligned case by case)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) != len(b):
+        raise ValueError(f"a paired comparison needs the same cases, {len(a)} against {len(b)}")
+    return float((a - b).std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("inf")
