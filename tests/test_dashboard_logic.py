@@ -246,6 +246,13 @@ def test_metrics_frame_accepts_nested_and_flat_metrics():
     html = R.model_header({"version": 3, "algorithm": "sar", "trained_at": "2024-03-01T10:00:00+00:00", "legal_entity": "X",
                            "enable_pos_recommendations": True, "metrics": {"customer": {"ndcg": 0.3, "n_cases": 12.0}}}, "pos-recommender")
     assert 'data-version="3"' in html and 'data-algorithm="sar"' in html and "2024-03-01 10:00" in html and "0.300" in html
+    assert "served by" not in html
+    # a per-page champion says which candidate serves each page (its routes, logged as a hyperparameter)
+    routes = {"customer": "champion", "basket": "ease"}
+    routed = R.model_header({"version": 4, "algorithm": "routing", "hyperparameters": {"routes": json.dumps(routes)},
+                             "metrics": {"customer": {"ndcg": 0.3}, "basket": {"hr": 0.4}}}, "pos-recommender")
+    assert "<th>served by</th>" in routed
+    assert "<td>basket</td><td class='served-by'>ease</td>" in routed and "<td>customer</td><td class='served-by'>champion</td>" in routed
 
 
 def test_comparison_figure_has_one_chart_per_scenario():

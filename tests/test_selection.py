@@ -178,6 +178,7 @@ def test_a_lead_within_one_standard_error_is_reported_and_can_go_to_the_simpler_
         one_se = choose_per_page(table, per_case=per_case, standard_errors=1.0)
         assert one_se.routes == {"customer": "als" if beyond else "repeat"}, n
         assert bool(one_se.table.set_index("candidate").loc["repeat", "tied_with_best"]) == (not beyond)
+        assert choose(table, "per_page", per_case, standard_errors=1.0).routes == one_se.routes
         # without the cases there is no standard error to weigh
         assert choose_per_page(table, standard_errors=1.0).routes == {"customer": "als"}
 
@@ -200,6 +201,19 @@ def test_a_page_without_validation_cases_goes_to_the_simplest_candidate():
     table = _table({"repeat": (np.nan, np.nan, 0.17, 0.38), "ease": (np.nan, np.nan, 0.30, 0.66)})
     choice = choose_per_page(table)
     assert choice.routes == {"customer": "repeat", "customer_new_items": "repeat", "basket": "ease", "product": "ease"}
+    # nothing led on a page without cases: no lead (NaN) is reported for it
+    assert set(choice.leads()) == {"basket", "product"}
+
+
+def test_a_one_case_page_is_led_by_its_best_mean_unless_the_rule_is_on():
+    # one validation case: the paired standard error is infinite, so only the one-SE rule ties them
+    per_case = {"repeat": {"customer": np.array([0.2])}, "als": {"customer": np.array([0.3])}}
+    table = pd.DataFrame([{"algorithm": a, "scenario": "customer", "ndcg": v["customer"].mean(), "hr": 0.0} for a, v in per_case.items()])
+    assert choose_per_page(table, per_case=per_case).routes == {"customer": "als"}
+    assert choose_per_page(table, per_case=per_case, standard_errors=1.0).routes == {"customer": "repeat"}
+    for dial in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="standard_errors"):
+            choose_per_page(table, per_case=per_case, standard_errors=dial)
 
 
 def test_choosing_refuses_an_empty_table():

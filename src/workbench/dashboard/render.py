@@ -3,12 +3,13 @@
 Stable hooks for the browser test and for anyone scraping the page:
 `<table class="recommendations" data-page="product|basket|customer">` with one
 `<tr data-product-id=... data-rank=...>` per recommended item; `div.pos-off-banner`,
-`div.no-model`, `div.model-header`, `table.store-top[data-kind=best_sellers|trending]`.
+`div.no-model`, `div.model-header` (its `td.served-by`: the candidate of each page, for a per-page champion), `table.store-top[data-kind=best_sellers|trending]`.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 from html import escape
 
@@ -184,6 +185,18 @@ def metrics_frame(metrics) -> pd.DataFrame:
     return pd.DataFrame(table).T
 
 
+def served_by(info: dict) -> dict[str, str]:
+    """{scenario: candidate} where the live model routes each POS page to its own candidate (04_evaluate's
+    per-page champion logs its routes as a hyperparameter); {} for one algorithm on every page."""
+    routes = (info.get("hyperparameters") or {}).get("routes")
+    if isinstance(routes, str):
+        try:
+            routes = json.loads(routes)
+        except ValueError:
+            return {}
+    return {str(k): str(v) for k, v in routes.items()} if isinstance(routes, dict) else {}
+
+
 def model_header(info: dict, model_name: str, pos_enabled: bool | None = None) -> str:
     version = info.get("version")
     trained = _date(info.get("trained_at"))
@@ -192,12 +205,17 @@ def model_header(info: dict, model_name: str, pos_enabled: bool | None = None) -
     enabled = info.get("enable_pos_recommendations", pos_enabled)
     status = "on" if enabled or enabled is None else "<b style='color:#c05621'>off</b>"
     metrics = metrics_frame(info.get("metrics"))
+    routes = served_by(info)
     table = ""
     if not metrics.empty:
         cols = list(metrics.columns)
-        head = "<tr><th>scenario</th>" + "".join(f"<th class='num'>{escape(str(c))}</th>" for c in cols) + "</tr>"
+        head = (
+            "<tr><th>scenario</th>" + ("<th>served by</th>" if routes else "")
+            + "".join(f"<th class='num'>{escape(str(c))}</th>" for c in cols) + "</tr>"
+        )
         body = "".join(
             f"<tr data-scenario='{escape(str(s), quote=True)}'><td>{escape(str(s))}</td>"
+            + (f"<td class='served-by'>{escape(str(routes.get(s, '')))}</td>" if routes else "")
             + "".join(f"<td class='num'>{_num(row[c], _digits(c))}</td>" for c in cols)
             + "</tr>"
             for s, row in metrics.iterrows()

@@ -146,12 +146,13 @@ class PageChoice:
     def leads(self) -> dict[str, dict]:
         """Per page: the chosen candidate, the validation leader, the runner-up (the best other than
         the leader), how far the leader led it and that lead's standard error (NaN without per-case
-        figures), and whether the lead is more than one standard error; from `choose_per_page`'s table."""
+        figures), and whether the lead is more than one standard error; from `choose_per_page`'s table.
+        A page without validation cases (no customers: every figure -inf) has no leader to report."""
         out = {}
         if not {"page", "leader", "behind_best"} <= set(self.table.columns):
             return out  # one algorithm for every page (rank sum or one metric): no page has its own lead
         for page, part in self.table.groupby("page", sort=False):
-            if len(part) < 2:
+            if len(part) < 2 or not np.isfinite(part["validation"].max()):
                 continue
             leader, runner_up, chosen = part[part["leader"]].iloc[0], part[~part["leader"]].iloc[0], part[part["chosen"]].iloc[0]
             lead, error = float(runner_up["behind_best"]), float(runner_up["standard_error"])
@@ -206,6 +207,8 @@ def choose_per_page(
     simplest tied candidate wins (ties in simplicity: the name)."""
     if validation.empty:
         raise ValueError("no validation results to choose from")
+    if not standard_errors >= 0:
+        raise ValueError(f"standard_errors must be a number >= 0 (0: the best validation mean serves), got {standard_errors!r}")
     missing = [c for c in (candidate_column, "scenario") if c not in validation.columns]
     if missing:
         raise ValueError(f"validation table lacks column(s) {missing}")
@@ -223,14 +226,18 @@ def choose_per_page(
                 errors[candidate] = 0.0 if candidate == best else paired_standard_error(best_cases, cases)
         # v >= best - margin, not best - v <= margin: a page without cases scores -inf everywhere, and
         # -inf - -inf is NaN, which would tie no candidate, not even the leader
-        tied = [c for c, v in values.items() if v >= values[best] - max(tolerance, standard_errors * errors.get(c, 0.0))]
+        # the dial off asks for no standard error at all (a one-case page's is infinite, and 0 x inf is NaN)
+        margin = {c: max(tolerance, standard_errors * errors.get(c, 0.0) if standard_errors else 0.0) for c in values.index}
+        tied = [c for c, v in values.items() if v >= values[best] - margin[c]]
         winner = min(tied, key=lambda c: (_simplicity_rank(str(c), simplicity), str(c)))
         routes[scenario] = str(winner)
         ranks = values.rank(ascending=False, method="min")
+        with np.errstate(invalid="ignore"):  # a page without cases: -inf behind -inf is NaN, and says so
+            behind = values[best] - values
         for candidate, value in values.sort_values(ascending=False).items():
             rows.append(
                 {"page": scenario, "metric": metric, "candidate": str(candidate), "validation": value,
-                 "leader": candidate == best, "behind_best": float(values[best] - value), "standard_error": errors.get(candidate, float("nan")),
+                 "leader": candidate == best, "behind_best": float(behind[candidate]), "standard_error": errors.get(candidate, float("nan")),
                  "tied_with_best": candidate in tied, "rank": int(ranks[candidate]), "chosen": candidate == winner}
             )
     if not routes:
@@ -278,13 +285,16 @@ def choose_champion(results: pd.DataFrame, rule: str = "rank_sum") -> tuple[str,
     return str(table.loc[0, "algorithm"]), table
 
 
-def choose(validation: pd.DataFrame, rule: str = "per_page", per_case: dict[str, dict[str, np.ndarray]] | None = None) -> PageChoice:
+def choose(
+    validation: pd.DataFrame, rule: str = "per_page", per_case: dict[str, dict[str, np.ndarray]] | None = None, standard_errors: float = 0.0
+) -> PageChoice:
     """Which candidate serves each page, by `rule`: ``per_page`` (`choose_per_page`, with the
-    candidates' `per_case` validation figures where given), or one algorithm for every page
+    candidates' `per_case` validation figures where given; a lead within `standard_errors` of its
+    standard error goes to the simpler candidate), or one algorithm for every page
     (`choose_champion`'s ``rank_sum`` or ``metric:<scenario>.<metric>``); the table is the one the
     rule ranked."""
     if rule == "per_page":
-        return choose_per_page(validation, per_case=per_case)
+        return choose_per_page(validation, per_case=per_case, standard_errors=standard_errors)
     winner, table = choose_champion(validation, rule)
     return PageChoice(dict.fromkeys(metrics.HEADLINE, winner), table)
 
