@@ -177,6 +177,15 @@ def peer_table() -> dict[str, dict[str, float]]:
     return out
 
 
+def customer_look_ahead(plan: dict) -> str:
+    """How far ahead the customer pages' cases of the oldest window looked, where further than the window."""
+    if not plan.get("customer_horizon_days") or not plan["windows"]:
+        return ""
+    ahead = (pd.Timestamp(plan["split"]) - pd.Timestamp(plan["windows"][0]["start"])) / pd.Timedelta(days=1)
+    days = min(float(plan["customer_horizon_days"]), ahead)
+    return f" (customer pages: up to {days:g} days ahead)" if days > plan["window_days"] else ""
+
+
 # -- one dataset -----------------------------------------------------------------------------------------
 def _noisy_leads(r: dict) -> str:
     """The pages whose validation winner led the runner-up by one standard error or less."""
@@ -483,7 +492,8 @@ def markdown(results: list[dict], pending: list[str]) -> str:
         lines += [
             f"## {r['dataset']}, split {r['split']}",
             "",
-            f"Validation: {r['plan']['window_days']}-day windows {', '.join('[' + w['start'][:10] + ', ' + w['end'][:10] + ')' for w in r['plan']['windows'])}",
+            f"Validation: {r['plan']['window_days']}-day windows {', '.join('[' + w['start'][:10] + ', ' + w['end'][:10] + ')' for w in r['plan']['windows'])}"
+            + customer_look_ahead(r["plan"]),
             f"({r['plan']['reason']}). {tuning_sentence(r)}",
             when_and_where(r),
             f"Routes chosen on validation: {r['routes']}{_noisy_leads(r)}. Test cases: {r['cases']}. Whole dataset: {r['total_s']:.0f} s.",

@@ -33,7 +33,7 @@ SHAPES = {
 
 
 def markdown(results: dict, when: str) -> str:
-    from quality import PAGES
+    from quality import PAGES, customer_look_ahead
 
     first = next(iter(results.values()), {})
     trials, budget = first.get("n_trials"), first.get("budget_s", 0.0)
@@ -53,6 +53,7 @@ def markdown(results: dict, when: str) -> str:
     ]
     for name, r in results.items():
         block = r["test"]["no store id"]
+        windows = f"{r['plan']['window_days']} days x {len(r['plan']['windows'])}" + customer_look_ahead(r["plan"])
         for page in PAGES:
             b, m = block[page], block[page]["margin"]
             verdict = "significant" if m["significant"] else "within noise"
@@ -60,7 +61,7 @@ def markdown(results: dict, when: str) -> str:
             served = r["routes"][page] + (f" (over {c['runner_up']} by {c['lead']:.3f}, SE {c['standard_error']:.3f})" if c and not c["beyond_one_se"] else "")
             if alternative:
                 served += f"; one-SE rule: {alternative['served_by']}, {alternative['value']:.3f}, {alternative['margin']['ratio']:.2f}x"
-            lines.append(f"| {name}: {SHAPES[name][0]} | {r['plan']['window_days']} days x {len(r['plan']['windows'])} | {page} | {served} | "
+            lines.append(f"| {name}: {SHAPES[name][0]} | {windows} | {page} | {served} | "
                          f"{b['registered']['value']:.3f} | {b['best_baseline']}: {b['baseline']['value']:.3f} | "
                          f"{m['ratio']:.2f}x [{m['ratio_low']:.2f}, {m['ratio_high']:.2f}], {verdict} |")
     lines += ["", f"Run {when}."]

@@ -51,7 +51,9 @@ def wish_lists(extra_after_split: bool) -> pl.DataFrame:
 
 def selection_outcome(interactions, wished, n_trials: int = 3) -> dict:
     """Everything tuning and choosing produce: the plan, each search's trials, the routes."""
-    plan = plan_validation(interactions, SPLIT, min_cases=30, min_customer_cases=10)
+    # test_days past the windows' length: the older window's customer cases look ahead to the split
+    plan = plan_validation(interactions, SPLIT, min_cases=30, min_customer_cases=10, test_days=30)
+    assert plan.customer_end(plan.windows[0]) > plan.windows[0].end
     made = folds(interactions, plan, wished, seed=0)
     searches = {a: search(a, made, n_trials=n_trials, seed=0) for a in ALGORITHMS}
     table = headline_table({a: r.best for a, r in searches.items()})

@@ -108,6 +108,34 @@ def test_folds_fit_before_their_window_and_cut_wish_lists_at_its_start():
     assert wished in ([], [("P01",)])
 
 
+def test_customer_cases_of_a_short_window_look_ahead_as_the_test_window_does_up_to_the_split():
+    data = shop(7)
+    plan = plan_validation(data, SPLIT, min_cases=20, min_customer_cases=10, test_days=30)
+    assert plan.window_days == 7 and plan.customer_horizon_days == 30
+    older, newer = plan.windows
+    # the older window's customers look ahead to the split (14 days, not 30: never past it); the newer one ends there
+    assert plan.customer_end(older) == plan.customer_end(newer) == pd.Timestamp(SPLIT)
+    assert "customer pages look ahead" in plan.describe()
+    made = folds(data, plan)
+    first = made[0].cases
+    inside = data.filter((pl.col("time") >= older.start.to_pydatetime()) & (pl.col("time") < older.end.to_pydatetime()))
+    ahead = data.filter((pl.col("time") >= older.start.to_pydatetime()) & (pl.col("time") < newer.end.to_pydatetime()))
+    truth = {r.customer_id: t for r, t in zip(first["customer"].requests, first["customer"].truth)}
+    # what a customer bought in the next window counts for the customer page, nothing at or past the split does
+    for customer, items in ahead.group_by("customer_id").agg(pl.col("product_id").unique()).iter_rows():
+        if customer in truth:
+            assert truth[customer] <= set(items)
+    assert any(truth[c] - set(inside.filter(pl.col("customer_id") == c)["product_id"]) for c in truth)
+    # the basket and product cases are the window's own invoices
+    assert {r.product_ids for r in first["product"].requests} <= {(p,) for p in inside["product_id"].unique()}
+    assert len(first["basket"]) <= inside["basket_id"].n_unique()
+    # windows as long as the test window: the customer cases are the window's alone, as before
+    same = plan_validation(data, SPLIT, min_cases=20, min_customer_cases=10, test_days=7)
+    assert same.customer_end(same.windows[0]) == same.windows[0].end
+    plain = plan_validation(data, SPLIT, min_cases=20, min_customer_cases=10)
+    assert plain.customer_end(plain.windows[0]) == plain.windows[0].end
+
+
 # -- intervals ---------------------------------------------------------------------------------------
 def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
     values = np.random.default_rng(1).random(500) < 0.3

@@ -110,9 +110,21 @@ def _wish_list_items(wish_lists, before) -> dict:
 
 
 def build_cases(
-    train, test, *, seed: int = 0, max_baskets: int = MAX_BASKETS, max_customers: int = MAX_CUSTOMERS, wish_lists=None, split_time=None
+    train,
+    test,
+    *,
+    seed: int = 0,
+    max_baskets: int = MAX_BASKETS,
+    max_customers: int = MAX_CUSTOMERS,
+    wish_lists=None,
+    split_time=None,
+    customer_test=None,
 ) -> dict[str, Cases]:
     """The four scenarios of EVALUATION.md, from a temporal split.
+
+    `customer_test`: the lines the customer pages' truth comes from, where it looks further ahead
+    than the invoices of `test` (a validation window shorter than the test window: see
+    `evaluation.windows.folds`); default `test`.
 
     Wish lists count as they stood at `split_time` (entries added from then on are unknown to the
     POS at the time of the cases); without `split_time`, as they stood at the last training sale,
@@ -127,7 +139,8 @@ def build_cases(
     """
     train, test = _polars(train), _polars(test)
     strings = [pl.col(c).cast(pl.String) for c in ("customer_id", "basket_id", "product_id")]
-    train, test = train.with_columns(strings), test.with_columns(strings)
+    customer_test = test if customer_test is None else _polars(customer_test)
+    train, test, customer_test = train.with_columns(strings), test.with_columns(strings), customer_test.with_columns(strings)
     if "store_id" not in train.columns:
         train = train.with_columns(pl.lit(None, dtype=pl.String).alias("store_id"))
     if "store_id" not in test.columns:
@@ -139,7 +152,7 @@ def build_cases(
 
     known = train.filter(pl.col("customer_id").is_not_null())
     bought_now = (
-        test.join(known.select("customer_id").unique(), on="customer_id", how="semi")
+        customer_test.join(known.select("customer_id").unique(), on="customer_id", how="semi")
         .group_by("customer_id")
         .agg(pl.col("product_id").unique().sort())
         .sort("customer_id")
