@@ -26,7 +26,7 @@ import pandas as pd
 
 from workbench.evaluation import metrics
 from workbench.evaluation.protocol import evaluate_per_case
-from workbench.evaluation.uncertainty import paired_standard_error
+from workbench.evaluation.uncertainty import paired, paired_standard_error
 from workbench.evaluation.windows import Fold
 from workbench.models import Recommender, TrainingData, make_model
 
@@ -70,11 +70,10 @@ class Validation:
             b = other.per_case.get(scenario, {}).get(metric)
             if a is None or b is None or not len(a):
                 continue
-            if len(a) != len(b):
-                raise ValueError(f"{scenario}: a paired comparison needs the same cases, {len(a)} against {len(b)}")
+            a, b = paired(a, b, scenario)
             index = rng.integers(0, len(a), size=(n_resamples, len(a)))
-            logs_a.append(np.log(np.maximum(np.asarray(a, np.float64)[index].mean(axis=1), 1e-6)))
-            logs_b.append(np.log(np.maximum(np.asarray(b, np.float64)[index].mean(axis=1), 1e-6)))
+            logs_a.append(np.log(np.maximum(a[index].mean(axis=1), 1e-6)))
+            logs_b.append(np.log(np.maximum(b[index].mean(axis=1), 1e-6)))
         gain = self.objective() - other.objective()
         if not logs_a:
             return gain, float("nan")

@@ -75,11 +75,18 @@ def bootstrap_interval(values, *, confidence: float = 0.95, n_resamples: int = N
     return Interval(float(values.mean()), low, high, len(values))
 
 
+def paired(a, b, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """`a` and `b` as float arrays, refused unless they hold one value per case each, for the same
+    cases: what every paired comparison here (and `selection.Validation.objective_gain`) checks."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"{where + ': ' if where else ''}a paired comparison needs one value per case for the same cases, {a.shape} against {b.shape}")
+    return a, b
+
+
 def paired_bootstrap(model, baseline, *, confidence: float = 0.95, n_resamples: int = N_RESAMPLES, seed: int = 0) -> Margin:
     """`model` against `baseline`, both per-case values of the same cases in the same order."""
-    a, b = np.asarray(model, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"a paired comparison needs the same cases: {a.shape} against {b.shape} values")
+    a, b = paired(model, baseline)
     if len(a) == 0:
         nan = float("nan")
         return Margin(nan, nan, nan, nan, nan, nan, nan, nan, 0)
@@ -96,7 +103,5 @@ def paired_bootstrap(model, baseline, *, confidence: float = 0.95, n_resamples: 
 
 def paired_standard_error(a, b) -> float:
     """The standard error of mean(a) - mean(b) over the same cases (a and b aligned case by case)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if len(a) != len(b):
-        raise ValueError(f"a paired comparison needs the same cases, {len(a)} against {len(b)}")
+    a, b = paired(a, b)
     return float((a - b).std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("inf")
