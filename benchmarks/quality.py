@@ -54,6 +54,7 @@ from workbench.evaluation import (
 )
 from workbench.evaluation.search import search_all
 from workbench.evaluation.selection import choose_per_page
+from workbench.evaluation.windows import customer_truth_end
 from workbench.models import TrainingData, make_model
 from workbench.models.routing import Routing
 
@@ -179,10 +180,11 @@ def peer_table() -> dict[str, dict[str, float]]:
 
 def customer_look_ahead(plan: dict) -> str:
     """How far ahead the customer pages' cases of the oldest window looked, where further than the window."""
-    if not plan.get("customer_horizon_days") or not plan["windows"]:
+    if not plan["windows"]:
         return ""
-    ahead = (pd.Timestamp(plan["split"]) - pd.Timestamp(plan["windows"][0]["start"])) / pd.Timedelta(days=1)
-    days = min(float(plan["customer_horizon_days"]), ahead)
+    oldest = plan["windows"][0]
+    end = customer_truth_end(oldest["start"], oldest["end"], plan["split"], plan.get("customer_horizon_days"))
+    days = (end - pd.Timestamp(oldest["start"])) / pd.Timedelta(days=1)
     return f" (customer pages: up to {days:g} days ahead)" if days > plan["window_days"] else ""
 
 

@@ -224,8 +224,8 @@ def choose_per_page(
             if cases is not None and best_cases is not None:
                 errors[candidate] = 0.0 if candidate == best else paired_standard_error(best_cases, cases)
         # v >= best - margin, not best - v <= margin: a page without cases scores -inf everywhere, and
-        # -inf - -inf is NaN, which would tie no candidate, not even the leader
-        # the dial off asks for no standard error at all (a one-case page's is infinite, and 0 x inf is NaN)
+        # -inf - -inf is NaN, which would tie no candidate, not even the leader. With the dial off no
+        # standard error is weighed at all (a one-case page's is infinite, and 0 x inf is NaN).
         margin = {c: max(tolerance, standard_errors * errors.get(c, 0.0) if standard_errors else 0.0) for c in values.index}
         tied = [c for c, v in values.items() if v >= values[best] - margin[c]]
         winner = min(tied, key=lambda c: (_simplicity_rank(str(c), simplicity), str(c)))

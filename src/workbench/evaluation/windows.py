@@ -54,6 +54,15 @@ class Window:
         return (self.end - self.start) / DAY
 
 
+def customer_truth_end(start, end, split, horizon_days: float | None) -> pd.Timestamp:
+    """Where the customer pages' truth of the window [start, end) ends: its own end, or further
+    ahead (`horizon_days` from its start, the test window's) up to the split."""
+    start, end, split = pd.Timestamp(start), pd.Timestamp(end), pd.Timestamp(split)
+    if not horizon_days:
+        return end
+    return max(end, min(start + horizon_days * DAY, split))
+
+
 @dataclass
 class ValidationPlan:
     """The validation windows (oldest first) before `split`, and why they are as long as they are."""
@@ -71,11 +80,8 @@ class ValidationPlan:
     customer_horizon_days: float | None = None
 
     def customer_end(self, window: Window) -> pd.Timestamp:
-        """Where the customer pages' truth of `window` ends: its own end, or further ahead (the test
-        window's horizon) up to the split."""
-        if not self.customer_horizon_days:
-            return window.end
-        return max(window.end, min(window.start + self.customer_horizon_days * DAY, self.split))
+        """Where the customer pages' truth of `window` ends (`customer_truth_end`)."""
+        return customer_truth_end(window.start, window.end, self.split, self.customer_horizon_days)
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -159,11 +165,9 @@ def folds(interactions, plan: ValidationPlan, wish_lists=None, *, seed: int = 0,
     history = _polars(interactions).filter(pl.col("time") < plan.split.to_pydatetime())
     out = []
     for w, window in enumerate(plan.windows):
-        train, inside = temporal_split(history.filter(pl.col("time") < window.end.to_pydatetime()), window.start)
-        customer_end = plan.customer_end(window)
-        ahead = None
-        if customer_end > window.end:
-            _, ahead = temporal_split(history.filter(pl.col("time") < customer_end.to_pydatetime()), window.start)
+        # one split up to the customer pages' end: the invoices are its part inside the window
+        train, ahead = temporal_split(history.filter(pl.col("time") < plan.customer_end(window).to_pydatetime()), window.start)
+        inside = ahead.filter(pl.col("time") < window.end.to_pydatetime())
         wished = wish_lists_before(None if wish_lists is None else _polars(wish_lists), window.start)
         cases = build_cases(train, inside, seed=seed + w, max_baskets=max_baskets, wish_lists=wished, split_time=window.start, customer_test=ahead)
         out.append(Fold(window, train, wished, cases))
