@@ -457,7 +457,8 @@ def test_champion_candidates_never_hold_an_input_and_come_once():
 
 def test_nominate_partitions_empty_lists_once_with_the_same_result():
     """Lists that score nothing in a row nominate what argpartition picks among the tied zeros,
-    exactly as partitioning each list on its own would."""
+    exactly as partitioning each list on its own would, though the pick is made once per row and
+    depth for all the batch's lists."""
     from workbench.models.champion.candidates import _nominate, _top_columns
 
     rng = np.random.default_rng(0)
@@ -465,9 +466,16 @@ def test_nominate_partitions_empty_lists_once_with_the_same_result():
     scores = np.where(rng.random((6, 3, 200)) < 0.1, rng.random((6, 3, 200)), 0.0).astype(np.float32)
     scores[[0, 2, 5], 1] = 0.0  # lists with no signal in request 1
     scores[4] = 0.0  # a list with no signal anywhere
-    masked = np.where(blocked, -1.0, scores)
-    for n in (1, 7, 50, 200):
-        np.testing.assert_array_equal(_nominate(masked, blocked, n), _top_columns(masked, n))
+    rows = np.arange(3)
+    for n in (0, 1, 7, 50, 200):
+        expected = [_top_columns(np.where(blocked, -1.0, scored), n) for scored in scores]
+        filler = {}  # one list at a time (a batch), sharing the empty lists' pick
+        for scored, wanted in zip(scores, expected):
+            np.testing.assert_array_equal(_nominate(scored, blocked, n, filler, rows), wanted)
+        assert {r for r, _ in filler} == ({0, 1, 2} if 0 < n < 200 else set())
+        # every list's rows in one call (a POS request's few rows)
+        stacked = _nominate(scores.reshape(-1, 200), np.tile(blocked, (6, 1)), n, {}, np.tile(rows, 6))
+        np.testing.assert_array_equal(stacked, np.concatenate(expected))
 
 
 def test_champion_scores_a_request_alone_as_in_any_batch():

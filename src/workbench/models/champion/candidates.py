@@ -30,27 +30,41 @@ def _top_columns(matrix: np.ndarray, n: int) -> np.ndarray:
     return np.argpartition(-matrix, n - 1, axis=-1)[..., :n]
 
 
-def _nominate(masked: np.ndarray, blocked: np.ndarray, n: int) -> np.ndarray:
-    """`_top_columns` of (lists, rows, items) scores, blocked items at -1.
+def _nominate(scores: np.ndarray, blocked: np.ndarray, n: int, filler: dict, owners: np.ndarray) -> np.ndarray:
+    """`_top_columns` of (lists' rows, items) scores with the blocked items at -1; `owners`: the
+    request of each row (whose `blocked` row it is).
 
-    A list that scores nothing in a row still nominates n items: argpartition's pick among the tied
+    A row where its list scores nothing still nominates n items: argpartition's pick among the tied
     zeros. Those filler candidates stay (dropping them cost 0.007-0.008 product HR on both validation
-    windows); as every empty list of a row is the same array, it is partitioned once per row, not
-    once per list (argpartition is slowest on exactly these rows)."""
-    empty = masked.max(axis=-1) <= 0
+    windows); as every empty list of a request is the same array, its pick is made once per request
+    and depth (`filler`, shared by the batch's lists), not once per list (argpartition is slowest on
+    exactly these rows). A row's pick depends on that row alone, so any grouping of the rows
+    nominates the same items; the scores are copied once, negated, for argpartition."""
+    n = min(int(n), scores.shape[-1])
+    if n <= 0:
+        return np.zeros((scores.shape[0], 0), dtype=np.int64)
+    if n == scores.shape[-1]:
+        return np.broadcast_to(np.arange(n), (scores.shape[0], n))
+    negated = np.where(blocked, np.float32(1.0), -scores)
+    # "scores nothing": no positive score, and nothing but the blocked below zero
+    empty = negated.min(axis=-1) >= 0
+    if empty.any():
+        at = np.flatnonzero(empty)
+        empty[at] = ((negated[at] == 0) | blocked[at]).all(axis=-1)
     if not empty.any():
-        return _top_columns(masked, n)
-    empty_row = np.where(blocked, -1.0, np.zeros(1, dtype=masked.dtype))
-    lists, at = np.nonzero(empty)
-    empty[lists, at] = (masked[lists, at] == empty_row[at]).all(axis=-1)  # nothing below zero but the blocked
-    top = np.empty((*masked.shape[:-1], min(int(n), masked.shape[-1])), dtype=np.int64)
-    top[~empty] = _top_columns(masked[~empty], n)
-    rows = np.flatnonzero(empty.any(axis=0))
-    filler = _top_columns(empty_row[rows], n)
-    slot = np.zeros(masked.shape[1], dtype=np.int64)
-    slot[rows] = np.arange(len(rows))
-    lists, at = np.nonzero(empty)
-    top[lists, at] = filler[slot[at]]
+        return np.argpartition(negated, n - 1, axis=-1)[:, :n]
+    top = np.empty((scores.shape[0], n), dtype=np.int64)
+    full, empty = np.flatnonzero(~empty), np.flatnonzero(empty)
+    if len(full):
+        top[full] = np.argpartition(negated[full], n - 1, axis=-1)[:, :n]
+    missing = {}
+    for at in empty.tolist():
+        if (int(owners[at]), n) not in filler:
+            missing.setdefault(int(owners[at]), at)
+    if missing:
+        picks = _top_columns(np.where(blocked[list(missing.values())], -1.0, np.zeros(1, dtype=np.float32)), n)
+        filler.update({(owner, n): pick for owner, pick in zip(missing, picks)})
+    top[empty] = np.stack([filler[(int(owners[at]), n)] for at in empty.tolist()])
     return top
 
 
@@ -74,6 +88,10 @@ def on_product_page(batch: Batch) -> np.ndarray:
     return np.array([page_of(r) == "product" for r in batch], dtype=bool)
 
 
+# up to this many (list, request) rows, a depth's lists are nominated in one call
+STACKED_ROWS = 64
+
+
 def candidate_pairs(state, batch: Batch, signals, blend: np.ndarray, blocked: np.ndarray, row_wise: bool | None = None):
     """(rows, cols): each candidate (request, item) pair once, ordered by request then item;
     `row_wise` (default: past the state's `dense_item_limit`) reads each request's lists from their
@@ -91,16 +109,33 @@ def candidate_pairs(state, batch: Batch, signals, blend: np.ndarray, blocked: np
     for per_signal, on_product in sorted({(int(a), bool(b)) for a, b in zip(per_row, product)}):
         group = np.flatnonzero((per_row == per_signal) & (product == on_product))
         deep = [c for c in COMPONENTS if c not in ("trending", "store") and (on_product or c not in PRODUCT_ONLY)]
-        lists = [
-            (np.stack([signals[c][group] for c in deep]), per_signal),  # one partition for them all
-            (blend[group][None], 2 * per_signal),
+        whole = len(group) == len(batch)
+        block = blocked if whole else blocked[group]
+
+        def rows_of(matrix, group=group, whole=whole):
+            return matrix if whole else matrix[group]
+
+        trending = rows_of(signals["trending"])
+        by_depth = {}
+        for depth, scores in [
+            *((per_signal, rows_of(signals[c])) for c in deep),
+            (2 * per_signal, rows_of(blend)),
             # trending and the store's best sellers: the same list for everyone, a few are enough
-            (np.stack([signals["store"][group] + 1e-3 * signals["trending"][group], signals["trending"][group]]), per_signal // 2),
-        ]
-        for scores, depth in lists:
-            top = _nominate(np.where(blocked[group], -1.0, scores), blocked[group], depth)
-            all_rows.append(np.broadcast_to(group[None, :, None], top.shape).ravel())
-            all_cols.append(top.ravel())
+            (per_signal // 2, rows_of(signals["store"]) + 1e-3 * trending),
+            (per_signal // 2, trending),
+        ]:
+            by_depth.setdefault(depth, []).append(scores)
+        filler = {}  # the empty lists' pick, per request and depth
+        for depth, lists in by_depth.items():
+            # a few requests (a POS call): a depth's lists in one call; a batch: one list at a time,
+            # with no copy of the batch's lists stacked
+            stacked = len(group) * len(lists) <= STACKED_ROWS
+            for scores in [np.concatenate(lists)] if stacked else lists:
+                times = len(scores) // len(group)
+                owners = np.tile(np.arange(len(group)), times)
+                top = _nominate(scores, np.tile(block, (times, 1)) if times > 1 else block, depth, filler, owners)
+                all_rows.append(np.repeat(group[owners], top.shape[1]))
+                all_cols.append(top.ravel())
     # each (request, item) pair once, ordered by request then item
     pairs = np.unique(np.concatenate(all_rows) * n_items + np.concatenate(all_cols))
     rows, cols = pairs // n_items, pairs % n_items
