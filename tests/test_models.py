@@ -556,3 +556,20 @@ def test_champion_takes_sparse_item_item_matrices():
     requests = [Request("customer", "c3", ("Q1",)), Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",)), Request("product", "c5", ("P3",))]
     np.testing.assert_allclose(sparse.score(requests), model.score(requests), rtol=1e-4, atol=1e-6)
     assert [r.reasons for r in sparse.recommend(requests, k=5)] == [r.reasons for r in model.recommend(requests, k=5)]
+
+
+def test_spd_inverse_is_the_whole_symmetric_inverse():
+    """LAPACK leaves the upper triangle of its inverse unset; the blocks mirrored into it (sizes that
+    are and are not a multiple of the block) give the exact symmetric inverse."""
+    from workbench.models.item_to_item import _spd_inverse, _symmetric_from_lower
+
+    rng = np.random.default_rng(0)
+    for n in (1, 5, 64, 300):
+        users = rng.random((n + 20, n)).astype(np.float32)
+        gram = users.T @ users + np.eye(n, dtype=np.float32)
+        inverse = _spd_inverse(gram)
+        assert inverse.dtype == np.float32 and np.array_equal(inverse, inverse.T)
+        np.testing.assert_allclose(inverse @ gram, np.eye(n), atol=1e-3)
+        lower = np.tril(rng.random((n, n)))
+        for block in (1, 7, 64, 256):
+            np.testing.assert_array_equal(_symmetric_from_lower(np.asfortranarray(lower.copy()), block), lower + np.tril(lower, -1).T)
