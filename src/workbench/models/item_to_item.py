@@ -396,7 +396,7 @@ def ease_weights(
     if users.shape[1] > dense_item_limit:
         return sparse_ease_weights(users, lambda_, neighbours)
     # co-purchase counts: whole numbers, exact in float32 (below 2^24), so cast before densifying
-    gram = (users.T @ users).astype(np.float32).toarray()
+    gram = (users.T @ users).astype(np.float32, copy=False).toarray()
     gram[np.diag_indices_from(gram)] += np.float32(lambda_)
     precision = _spd_inverse(gram)
     weights = precision / (-np.diag(precision))[None, :]
