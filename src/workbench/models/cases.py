@@ -139,8 +139,8 @@ def build_cases(
     """
     train, test = _polars(train), _polars(test)
     strings = [pl.col(c).cast(pl.String) for c in ("customer_id", "basket_id", "product_id")]
-    customer_test = test if customer_test is None else _polars(customer_test)
-    train, test, customer_test = train.with_columns(strings), test.with_columns(strings), customer_test.with_columns(strings)
+    train, test = train.with_columns(strings), test.with_columns(strings)
+    customer_test = test if customer_test is None else _polars(customer_test).with_columns(strings)
     if "store_id" not in train.columns:
         train = train.with_columns(pl.lit(None, dtype=pl.String).alias("store_id"))
     if "store_id" not in test.columns:

@@ -54,17 +54,18 @@ def _nominate(scores: np.ndarray, blocked: np.ndarray, n: int, filler: dict, own
     if not empty.any():
         return np.argpartition(negated, n - 1, axis=-1)[:, :n]
     top = np.empty((scores.shape[0], n), dtype=np.int64)
-    full, empty = np.flatnonzero(~empty), np.flatnonzero(empty)
-    if len(full):
-        top[full] = np.argpartition(negated[full], n - 1, axis=-1)[:, :n]
+    if not empty.all():
+        top[~empty] = np.argpartition(negated[~empty], n - 1, axis=-1)[:, :n]
+    empty_rows = np.flatnonzero(empty)
+    # the first row of each request whose pick at this depth is not made yet
     missing = {}
-    for at in empty.tolist():
+    for at in empty_rows.tolist():
         if (int(owners[at]), n) not in filler:
             missing.setdefault(int(owners[at]), at)
     if missing:
         picks = _top_columns(np.where(blocked[list(missing.values())], -1.0, np.zeros(1, dtype=np.float32)), n)
         filler.update({(owner, n): pick for owner, pick in zip(missing, picks)})
-    top[empty] = np.stack([filler[(int(owners[at]), n)] for at in empty.tolist()])
+    top[empty_rows] = np.stack([filler[(int(owners[at]), n)] for at in empty_rows.tolist()])
     return top
 
 
