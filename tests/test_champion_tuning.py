@@ -206,3 +206,31 @@ def test_a_routing_over_the_champion_and_its_blend_fits_them_once_and_holds_thei
     other = make_model("routing", routes=routes, candidates=candidates).fit(data)
     assert other.models["blend"].state.basket_similarity is not other.models["champion"].state.basket_similarity
     np.testing.assert_array_equal(other.models["blend"].score(REQUESTS), make_model("blend", **FAST, basket_lambda=7.0).fit(data).score(REQUESTS))
+
+
+def test_further_views_of_an_invoice_teach_the_re_rankers_and_leave_the_weight_search_alone():
+    """`tuning_views`: each invoice of the window is a basket and product case once more (another item
+    held out); the re-rankers learn from the extra rows, the weight search stays on one case per
+    invoice, so it finds what one view found."""
+    data = shop(EARLY)
+    one = Champion(**FAST, tuning_views=1).fit(data)
+    two = Champion(**FAST, tuning_views=2).fit(data)
+    assert two.weights == one.weights
+    assert {page: r for page, r in two.tuning_report.items() if isinstance(r, float)} == \
+        {page: r for page, r in one.tuning_report.items() if isinstance(r, float)}
+    for page in ("basket", "product"):
+        assert two.tuning_report[f"{page}.ranker_rows"] > one.tuning_report[f"{page}.ranker_rows"]
+    for page in ("customer", "customer_new_items"):
+        assert two.tuning_report[f"{page}.ranker_rows"] == one.tuning_report[f"{page}.ranker_rows"]
+
+
+def test_the_tuning_rows_blend_is_the_served_blend_bit_for_bit():
+    """The re-rankers' rows take each page's blend without its parts (`blend_scores`): the same
+    floats the served model's blend sums from them, so the re-rankers learn on what they serve."""
+    from workbench.models.champion import ranker, signals
+
+    model = Champion(**FAST).fit(shop(EARLY))
+    batch = model.batch(REQUESTS + [Request("customer", "C003", exclude_purchased=True)])
+    found = signals.compute(model.state, batch)
+    served = ranker.blend(model.state, batch, found)[0]
+    np.testing.assert_array_equal(ranker.blend_scores(model.state, batch, found).view(np.uint32), served.view(np.uint32))

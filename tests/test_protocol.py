@@ -97,3 +97,32 @@ def test_customer_cases_past_the_cap_are_a_seeded_draw_and_leave_the_invoices_al
     again = build_cases(train, test, seed=0, max_customers=1)
     assert [r.customer_id for r in again["customer"].requests] == [drawn]
     assert build_cases(train, test, seed=0, max_customers=2)["customer"].truth == every["customer"].truth
+
+
+def test_more_views_per_invoice_add_cases_after_the_first_views():
+    train, test = temporal_split(frame(), "2011-01-10")
+    one = build_cases(train, test, seed=0)
+    three = build_cases(train, test, seed=0, views=3)
+    for scenario in ("customer", "customer_new_items"):
+        assert three[scenario].requests == one[scenario].requests
+    basket, product = three["basket"], three["product"]
+    n = len(one["basket"])
+    # the first views are the one-view draw, unchanged
+    assert basket.requests[:n] == one["basket"].requests and product.truth[:n] == one["product"].truth
+    # t1, t2, t3 have 2 known items each (D is new): never more views than items, each held out once
+    assert len(basket) == len(product) == 2 + 2 + 2
+    held = {}
+    for b, p, bt, pt in zip(basket.requests, product.requests, basket.truth, product.truth):
+        (item,) = bt
+        assert p.product_ids == (item,) and set(b.product_ids) == set(pt) and item not in pt
+        invoice = frozenset(pt | {item})
+        assert item not in held.setdefault(invoice, set())
+        held[invoice].add(item)
+    assert sorted(len(items) for items in held.values()) == [2, 2, 2]
+    assert build_cases(train, test, seed=0, views=3)["basket"].requests == basket.requests
+    # the search's cases: one per invoice, the one-view draw
+    assert basket.first_views == product.first_views == n and one["basket"].first_views is None
+    assert basket.one_per_invoice().requests == one["basket"].requests and product.one_per_invoice().truth == one["product"].truth
+    # the further views stop at max_baskets cases: the first views of every drawn invoice come first
+    capped = build_cases(train, test, seed=0, views=3, max_baskets=4)["basket"]
+    assert len(capped) == 4 and capped.requests[:3] == basket.requests[:3]

@@ -52,9 +52,18 @@ class Cases:
     scenario: str
     requests: list[Request]
     truth: list[frozenset]
+    # the first this many cases hold one view of each invoice, the rest further views of the same
+    # invoices (`build_cases(views=...)`); None: every case is its own
+    first_views: int | None = None
 
     def __len__(self) -> int:
         return len(self.requests)
+
+    def one_per_invoice(self) -> "Cases":
+        """These cases without the further views of an invoice."""
+        if self.first_views is None:
+            return self
+        return Cases(self.scenario, self.requests[: self.first_views], self.truth[: self.first_views])
 
 
 def _polars(frame) -> pl.DataFrame:
@@ -119,6 +128,7 @@ def build_cases(
     wish_lists=None,
     split_time=None,
     customer_test=None,
+    views: int = 1,
 ) -> dict[str, Cases]:
     """The four scenarios of EVALUATION.md, from a temporal split.
 
@@ -136,6 +146,12 @@ def build_cases(
     basket: up to `max_baskets` test invoices with >= 2 distinct items (drawn at random); one item is
         held out (at random) and is the truth, the rest is the basket, plus the invoice's customer.
     product: the same invoices; the held-out item is the viewed product, the rest is the truth.
+
+    `views`: each drawn invoice gives up to this many basket and product cases, each holding out
+    another of its items (the first as with one; the others from a stream of their own, in the
+    draw's order, while there are fewer than `max_baskets` cases): more cases to learn from in a
+    window of few invoices, never more cases than one view of `max_baskets` invoices. The evaluation
+    keeps one per invoice.
     """
     train, test = _polars(train), _polars(test)
     strings = [pl.col(c).cast(pl.String) for c in ("customer_id", "basket_id", "product_id")]
@@ -196,12 +212,27 @@ def build_cases(
     basket_cases = Cases("basket", [], [])
     product_cases = Cases("product", [], [])
     rows = invoices.rows()
+    firsts = []
     for index in drawn:
         _, items, customer_id, store = rows[int(index)]
         held = int(rng.integers(len(items)))
+        firsts.append(held)
         rest = tuple(items[:held] + items[held + 1 :])
         basket_cases.requests.append(Request("basket", customer_id, rest, store_id=store))
         basket_cases.truth.append(frozenset([items[held]]))
         product_cases.requests.append(Request("product", None, (items[held],), store_id=store))
         product_cases.truth.append(frozenset(rest))
+    if views > 1:
+        # the further views after every first one: a draw of one view per invoice stays the same
+        more = np.random.default_rng([seed, 2])
+        for index, first in zip(drawn, firsts):
+            _, items, customer_id, store = rows[int(index)]
+            others = [i for i in more.permutation(len(items)) if i != first][: views - 1]
+            for held in sorted(others)[: max(max_baskets - len(basket_cases), 0)]:
+                rest = tuple(items[:held] + items[held + 1 :])
+                basket_cases.requests.append(Request("basket", customer_id, rest, store_id=store))
+                basket_cases.truth.append(frozenset([items[held]]))
+                product_cases.requests.append(Request("product", None, (items[held],), store_id=store))
+                product_cases.truth.append(frozenset(rest))
+        basket_cases.first_views = product_cases.first_views = len(drawn)
     return {c.scenario: c for c in (customer_cases, new_item_cases, basket_cases, product_cases)}

@@ -32,6 +32,12 @@ class Champion(Recommender):
     weeks of history gets windows of days, not a month it cannot spare. The tuning report holds
     the length used (`validation_days`).
 
+    Each invoice of the tuning's window gives up to `tuning_views` basket and product cases (each
+    holding out another of its items; at most `max_tuning_cases` in all): a window's few thousand
+    invoices teach the basket and product re-rankers more with two views each, at the cost of their
+    rows alone (notebooks/research/tuning_views: every dataset's basket and product pages gained on
+    validation windows).
+
     The fit's own tuning learns each page's re-ranker from at most `max_training_rows` rows (every
     positive kept, the negatives a sample seeded by `seed`) and works the pages on `fit_threads`
     threads: the same model on any number, only sooner where cores are free.
@@ -66,6 +72,7 @@ class Champion(Recommender):
         trending_half_life_days: float = 14.0,
         max_tuning_cases: int = 3000,
         validation_windows: int = 1,
+        tuning_views: int = 2,
         second_stage: bool = True,
         candidates_per_signal: int = 50,
         product_candidates_per_signal: int | None = None,
@@ -95,6 +102,7 @@ class Champion(Recommender):
             trending_half_life_days=trending_half_life_days,
             max_tuning_cases=max_tuning_cases,
             validation_windows=validation_windows,
+            tuning_views=tuning_views,
             second_stage=second_stage,
             candidates_per_signal=candidates_per_signal,
             product_candidates_per_signal=product_candidates_per_signal,
@@ -199,7 +207,7 @@ class Champion(Recommender):
 
         batch = self.batch(requests)
         found = signals.compute(self.state, batch)
-        return candidate_features(self.state, batch, found, ranker.blend(self.state, batch, found)[0])
+        return candidate_features(self.state, batch, found, ranker.blend_scores(self.state, batch, found))
 
     # -- explaining ----------------------------------------------------------------------------
     def explain_in_batch(self, batch: Batch, r: int, items: np.ndarray, scores_row: np.ndarray) -> list[str]:

@@ -33,6 +33,18 @@ def blend(state, batch: Batch, signals: Signals) -> tuple[np.ndarray, np.ndarray
     return parts.sum(axis=0), parts
 
 
+def blend_scores(state, batch: Batch, signals: Signals) -> np.ndarray:
+    """Each page's linear blend alone: `blend`'s scores, bit for bit (its parts summed in the same
+    order), without holding every signal's part (COMPONENTS x requests x items) where nothing
+    explains them (the tuning's re-ranker rows)."""
+    pages = [page_of(r) for r in batch]
+    total = np.zeros((len(batch), state.n_items), dtype=np.float32)
+    for component in COMPONENTS:
+        weight = np.array([state.weights[page][component] for page in pages], dtype=np.float32)[:, None]
+        total += weight * signals[component]
+    return total
+
+
 def rerank(state, batch: Batch, signals: Signals, scores: np.ndarray) -> np.ndarray:
     """The final scores: the re-ranked candidates first, in 1 + (0, 1], the linear blend's ranking of
     the tail below, in (0, 1); requests of a page without a re-ranker keep the blend."""

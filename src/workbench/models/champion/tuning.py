@@ -16,7 +16,7 @@ from workbench.models.cases import Cases, build_cases, last_days_start, validati
 from workbench.models.champion.candidates import _top_columns, blocked_items
 from workbench.models.champion.features import candidate_features
 from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, FEATURES, GRID, PAGES, RANKER_OF_PAGE, TUNING_METRIC, page_of
-from workbench.models.champion.ranker import blend, train_ranker
+from workbench.models.champion.ranker import blend_scores, train_ranker
 from workbench.models.champion.signals import compute
 from workbench.models.data import TrainingData
 from workbench.models.window_sizing import size_windows, with_first_seen
@@ -63,7 +63,10 @@ def tune(params: dict, data: TrainingData, search_weights: bool, with_blend: boo
                 requests, truth = cases[page].requests, cases[page].truth
                 searched = None
                 if window == 0 and search_weights and requests and (_searched(p, page) or with_blend):
-                    searched = _search(inner, inner.state, requests, truth, TUNING_METRIC[page])
+                    # one case per invoice: the further views teach the re-rankers, and would only
+                    # add to the search's time
+                    once = cases[page].one_per_invoice()
+                    searched = _search(inner, inner.state, once.requests, once.truth, TUNING_METRIC[page])
                 block = None
                 if p["second_stage"] and requests and page in rows:
                     # the page's requests are blended with its own weights alone
@@ -136,7 +139,8 @@ def _validation_window(params: dict, data: TrainingData, interactions, wish_list
     inner_data.item_names = _reindex(data, inner_data, data.item_names)
     inner_data.item_categories = _reindex(data, inner_data, data.item_categories)
     inner.fit(inner_data)
-    cases = build_cases(fit_part, validation, seed=p["seed"] + window, max_baskets=p["max_tuning_cases"], wish_lists=wished, split_time=start)
+    cases = build_cases(fit_part, validation, seed=p["seed"] + window, max_baskets=p["max_tuning_cases"], wish_lists=wished,
+                        split_time=start, views=max(int(p["tuning_views"]), 1))
     # the baskets are drawn already; the customer pages hold every customer who bought in the window
     cases = {page: _at_most(c, p["max_tuning_cases"], seed=(p["seed"], window, i)) for i, (page, c) in enumerate(cases.items())}
     cases["product_customer"] = _with_customers(cases["product"], cases["basket"])
@@ -149,7 +153,8 @@ def _at_most(cases, n: int, seed):
     if len(cases) <= n:
         return cases
     keep = np.sort(np.random.default_rng(list(seed)).choice(len(cases), size=n, replace=False))
-    return replace(cases, requests=[cases.requests[i] for i in keep], truth=[cases.truth[i] for i in keep])
+    first = None if cases.first_views is None else int(np.count_nonzero(keep < cases.first_views))
+    return replace(cases, requests=[cases.requests[i] for i in keep], truth=[cases.truth[i] for i in keep], first_views=first)
 
 
 def _ranker_rows(inner, state, requests, truth, seed, negative_rate: float):
@@ -163,7 +168,7 @@ def _ranker_rows(inner, state, requests, truth, seed, negative_rate: float):
     for start, stop in _chunks(inner, len(requests)):
         chunk = inner.batch(requests[start:stop])
         signals = compute(state, chunk)
-        rows, cols, features = candidate_features(state, chunk, signals, blend(state, chunk, signals)[0])
+        rows, cols, features = candidate_features(state, chunk, signals, blend_scores(state, chunk, signals))
         relevant = _relevant(inner, truth[start:stop])
         target = np.asarray(relevant[rows, cols]).ravel() > 0 if len(rows) else np.zeros(0, dtype=bool)
         useful = np.zeros(len(chunk), dtype=bool)
@@ -303,7 +308,9 @@ def _added_before(wish_lists: pl.DataFrame | None, start: pd.Timestamp) -> pl.Da
 def _with_customers(product_cases, basket_cases):
     """The product cases again, with the invoice's customer attached (the personalised product page)."""
     cases = Cases("product_customer", [], [])
-    for product, basket, truth in zip(product_cases.requests, basket_cases.requests, product_cases.truth):
+    for i, (product, basket, truth) in enumerate(zip(product_cases.requests, basket_cases.requests, product_cases.truth)):
+        if product_cases.first_views is not None and i == product_cases.first_views:
+            cases.first_views = len(cases)
         if basket.customer_id is not None:
             cases.requests.append(Request("product", basket.customer_id, product.product_ids, store_id=product.store_id))
             cases.truth.append(truth)
