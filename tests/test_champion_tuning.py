@@ -234,3 +234,29 @@ def test_the_tuning_rows_blend_is_the_served_blend_bit_for_bit():
     found = signals.compute(model.state, batch)
     served = ranker.blend(model.state, batch, found)[0]
     np.testing.assert_array_equal(ranker.blend_scores(model.state, batch, found).view(np.uint32), served.view(np.uint32))
+
+
+def test_a_draw_of_the_cases_keeps_count_of_the_first_views():
+    """Where a page holds more cases than `max_tuning_cases`, the drawn cases keep their order, and
+    the weight search still gets only the first view of each invoice among them."""
+    from workbench.models.cases import Cases
+    from workbench.models.champion.tuning import _at_most
+
+    cases = Cases("basket", [Request("basket", None, (f"P{i:03d}",)) for i in range(40)], [frozenset({"X"})] * 40, first_views=25)
+    drawn = _at_most(cases, 20, seed=(0, 0, 2))
+    kept = [int(r.product_ids[0][1:]) for r in drawn.requests]
+    assert len(drawn) == 20 and kept == sorted(kept)
+    assert drawn.first_views == sum(i < 25 for i in kept)
+    assert [int(r.product_ids[0][1:]) for r in drawn.one_per_invoice().requests] == [i for i in kept if i < 25]
+
+
+def test_the_personalised_product_cases_keep_count_of_the_first_views():
+    from workbench.models.cases import Cases
+    from workbench.models.champion.tuning import _with_customers
+
+    customers = ["C1", None, "C2", "C3", None, "C1"]  # invoices 0-2, then further views of 0, 1, 2
+    basket = Cases("basket", [Request("basket", c, ("P1",)) for c in customers], [frozenset({"P2"})] * 6, first_views=3)
+    product = Cases("product", [Request("product", None, (f"P{i}",)) for i in range(6)], [frozenset({"P1"})] * 6, first_views=3)
+    personal = _with_customers(product, basket)
+    assert [r.customer_id for r in personal.requests] == ["C1", "C2", "C3", "C1"]
+    assert personal.first_views == 2 and [r.product_ids for r in personal.one_per_invoice().requests] == [("P0",), ("P2",)]
