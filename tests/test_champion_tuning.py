@@ -16,10 +16,12 @@ from helpers import tiny_interactions
 from workbench.evaluation.search import search_space
 from workbench.evaluation.selection import SIMPLICITY
 from workbench.models import Request, TrainingData, make_model
+from workbench.models.cases import Cases
 from workbench.models.settings import algorithm_hyperparameters, defaults
 from workbench.models.champion.model import Champion
 from workbench.models.champion.pages import DEFAULT_WEIGHTS, FEATURES, PAGES
-from workbench.models.champion.tuning import SEARCHED_UNDER_RANKER, _ranker_rows, _search, _validation_window, _wish_list_frame, tune, window_days
+from workbench.models.champion.tuning import (SEARCHED_UNDER_RANKER, _at_most, _ranker_rows, _search, _validation_window, _wish_list_frame,
+                                              _with_customers, tune, window_days)
 from workbench.models.window_sizing import purchase_cycle_days
 
 FAST = {"validation_days": 20, "max_tuning_cases": 150, "ranker_iterations": 10, "product_ranker_iterations": 10}
@@ -239,9 +241,6 @@ def test_the_tuning_rows_blend_is_the_served_blend_bit_for_bit():
 def test_a_draw_of_the_cases_keeps_count_of_the_first_views():
     """Where a page holds more cases than `max_tuning_cases`, the drawn cases keep their order, and
     the weight search still gets only the first view of each invoice among them."""
-    from workbench.models.cases import Cases
-    from workbench.models.champion.tuning import _at_most
-
     cases = Cases("basket", [Request("basket", None, (f"P{i:03d}",)) for i in range(40)], [frozenset({"X"})] * 40, first_views=25)
     drawn = _at_most(cases, 20, seed=(0, 0, 2))
     kept = [int(r.product_ids[0][1:]) for r in drawn.requests]
@@ -251,9 +250,6 @@ def test_a_draw_of_the_cases_keeps_count_of_the_first_views():
 
 
 def test_the_personalised_product_cases_keep_count_of_the_first_views():
-    from workbench.models.cases import Cases
-    from workbench.models.champion.tuning import _with_customers
-
     customers = ["C1", None, "C2", "C3", None, "C1"]  # invoices 0-2, then further views of 0, 1, 2
     basket = Cases("basket", [Request("basket", c, ("P1",)) for c in customers], [frozenset({"P2"})] * 6, first_views=3)
     product = Cases("product", [Request("product", None, (f"P{i}",)) for i in range(6)], [frozenset({"P1"})] * 6, first_views=3)

@@ -212,16 +212,20 @@ def build_cases(
     basket_cases = Cases("basket", [], [])
     product_cases = Cases("product", [], [])
     rows = invoices.rows()
-    firsts = []
-    for index in drawn:
-        _, items, customer_id, store = rows[int(index)]
-        held = int(rng.integers(len(items)))
-        firsts.append(held)
+
+    def view(items, customer_id, store, held: int) -> None:
+        """The invoice's basket and product case with its item `held` held out."""
         rest = tuple(items[:held] + items[held + 1 :])
         basket_cases.requests.append(Request("basket", customer_id, rest, store_id=store))
         basket_cases.truth.append(frozenset([items[held]]))
         product_cases.requests.append(Request("product", None, (items[held],), store_id=store))
         product_cases.truth.append(frozenset(rest))
+
+    firsts = []
+    for index in drawn:
+        _, items, customer_id, store = rows[int(index)]
+        firsts.append(int(rng.integers(len(items))))
+        view(items, customer_id, store, firsts[-1])
     if views > 1:
         # the further views after every first one: a draw of one view per invoice stays the same
         more = np.random.default_rng([seed, 2])
@@ -229,10 +233,6 @@ def build_cases(
             _, items, customer_id, store = rows[int(index)]
             others = [i for i in more.permutation(len(items)) if i != first][: views - 1]
             for held in sorted(others)[: max(max_baskets - len(basket_cases), 0)]:
-                rest = tuple(items[:held] + items[held + 1 :])
-                basket_cases.requests.append(Request("basket", customer_id, rest, store_id=store))
-                basket_cases.truth.append(frozenset([items[held]]))
-                product_cases.requests.append(Request("product", None, (items[held],), store_id=store))
-                product_cases.truth.append(frozenset(rest))
+                view(items, customer_id, store, held)
         basket_cases.first_views = product_cases.first_views = len(drawn)
     return {c.scenario: c for c in (customer_cases, new_item_cases, basket_cases, product_cases)}

@@ -25,11 +25,10 @@ class Scored:
 
 def blend(state, batch: Batch, signals: Signals) -> tuple[np.ndarray, np.ndarray]:
     """(scores, parts): each page's linear blend, and each signal's part in it."""
-    pages = [page_of(r) for r in batch]
+    weights = _request_weights(state, batch)
     parts = np.zeros((len(COMPONENTS), len(batch), state.n_items), dtype=np.float32)
     for c, component in enumerate(COMPONENTS):
-        weight = np.array([state.weights[page][component] for page in pages], dtype=np.float32)[:, None]
-        parts[c] = weight * signals[component]
+        parts[c] = weights[c] * signals[component]
     return parts.sum(axis=0), parts
 
 
@@ -37,12 +36,17 @@ def blend_scores(state, batch: Batch, signals: Signals) -> np.ndarray:
     """Each page's linear blend alone: `blend`'s scores, bit for bit (its parts summed in the same
     order), without holding every signal's part (COMPONENTS x requests x items) where nothing
     explains them (the tuning's re-ranker rows)."""
-    pages = [page_of(r) for r in batch]
+    weights = _request_weights(state, batch)
     total = np.zeros((len(batch), state.n_items), dtype=np.float32)
-    for component in COMPONENTS:
-        weight = np.array([state.weights[page][component] for page in pages], dtype=np.float32)[:, None]
-        total += weight * signals[component]
+    for c, component in enumerate(COMPONENTS):
+        total += weights[c] * signals[component]
     return total
+
+
+def _request_weights(state, batch: Batch) -> np.ndarray:
+    """(COMPONENTS x requests x 1) float32: each signal's weight on each request's page."""
+    pages = [page_of(r) for r in batch]
+    return np.array([[state.weights[page][component] for page in pages] for component in COMPONENTS], dtype=np.float32).reshape(len(COMPONENTS), len(pages), 1)
 
 
 def rerank(state, batch: Batch, signals: Signals, scores: np.ndarray) -> np.ndarray:

@@ -140,7 +140,7 @@ def _validation_window(params: dict, data: TrainingData, interactions, wish_list
     inner_data.item_categories = _reindex(data, inner_data, data.item_categories)
     inner.fit(inner_data)
     cases = build_cases(fit_part, validation, seed=p["seed"] + window, max_baskets=p["max_tuning_cases"], wish_lists=wished,
-                        split_time=start, views=max(int(p["tuning_views"]), 1))
+                        split_time=start, views=int(p["tuning_views"]))
     # the baskets are drawn already; the customer pages hold every customer who bought in the window
     cases = {page: _at_most(c, p["max_tuning_cases"], seed=(p["seed"], window, i)) for i, (page, c) in enumerate(cases.items())}
     cases["product_customer"] = _with_customers(cases["product"], cases["basket"])
