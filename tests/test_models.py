@@ -222,15 +222,39 @@ def test_a_champion_pickled_before_the_catalog_features_still_scores():
     # a basket ranker from before the catalog's features, a customer ranker from before history_category
     for page, width in (("basket", FEATURES.index("name_similarity")), ("customer", FEATURES.index("history_category"))):
         rankers[page] = HistGradientBoostingClassifier(max_iter=5).fit(rng.random((200, width)), rng.random(200) < 0.3)
-    newer = ("catalog_features", "name_words", "category_share")
+    newer = ("catalog_features", "name_words", "category_share", "customer_tenure", "customer_idle")
     weights = {page: {c: w for c, w in page_weights.items() if c != "history_category"} for page, page_weights in model.state.weights.items()}
     fields = {k: v for k, v in replace(model.state, rankers=rankers, weights=weights).__dict__.items() if k not in newer}
     old = ChampionState.__new__(ChampionState)
     old.__setstate__(pickle.loads(pickle.dumps(fields)))
     assert old.catalog_features is False and old.name_words is None and old.category_share is None
+    # the customers' pace comes back from their first and last buys
+    np.testing.assert_array_equal(old.customer_tenure, model.state.customer_tenure)
+    np.testing.assert_array_equal(old.customer_idle, model.state.customer_idle)
     model.state = old
     scores = model.score([Request("basket", "c3", ("P0", "P1")), Request("customer", "c3")])
     assert np.isfinite(scores).all() and (scores.max(axis=1) > 1.0).all()  # the re-ranked candidates on top
+
+
+def test_champion_customer_pace_features_are_the_customers_own_on_the_customer_pages_only():
+    """The share of the customer's baskets holding the item, the customer's baskets holding it per
+    day since their first buy, and the days since their last buy: on the customer pages; the
+    constants of no customer on the basket and product pages, where no tree can split on them."""
+    from workbench.models.champion import FEATURES
+    from workbench.models.champion.pages import CUSTOMER_PACE
+
+    # c1: three baskets, X in two of them, the first 40 days before the newest sale, the last 10
+    frame = interactions([("c1", "b0", "X", 40), ("c1", "b0", "Y", 40), ("c1", "b1", "X", 20), ("c1", "b2", "Z", 10), ("c2", "b3", "X", 0), ("c2", "b3", "W", 0)])
+    model = fitted("champion", frame, tune=False)
+    requests = [Request("customer", "c1"), Request("customer", "c1", exclude_purchased=True), Request("basket", "c1", ("Y",)), Request("product", None, ("Y",)), Request("customer", "nobody")]
+    rows, cols, features = model.candidate_features(requests)
+    pace = {(int(r), model.item_ids[c]): tuple(f[FEATURES.index(name)] for name in CUSTOMER_PACE) for r, c, f in zip(rows, cols, features)}
+    assert pace[(0, "X")] == pytest.approx((2 / 3, 2 / 40, 10.0))
+    assert pace[(0, "W")] == pytest.approx((0.0, 0.0, 10.0))
+    assert {r for r, _ in pace} >= {0, 2, 3, 4}
+    for (r, _), values in pace.items():
+        if r >= 2:  # the basket and product pages, and a customer the fit never saw
+            assert values == (0.0, 0.0, -1.0)
 
 
 def test_champion_history_category_is_the_best_sellers_of_the_categories_a_customer_buys():

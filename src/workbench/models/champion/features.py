@@ -87,9 +87,23 @@ def candidate_features(state, batch: Batch, signals, blend: np.ndarray):
         features[~product[rows], COLUMN[name]] = 0.0
     features[:, COLUMN["similar_baskets_rank"]] = _rank_within_rows(features[:, COLUMN["similar_baskets"]], rows, n)
     features[:, COLUMN["blend_rank"]] = _rank_within_rows(features[:, COLUMN["blend"]], rows, n)
+    _customer_pace(state, batch, rows, counts, customer_baskets[rows], features)
     features[:, COLUMN["name_similarity"]] = _alike(state.name_words if state.catalog_features else None, inputs, rows, cols)
     features[:, COLUMN["same_category"]] = _alike(state.category_of if state.catalog_features else None, inputs, rows, cols, unit=False)
     return rows, cols, features
+
+
+def _customer_pace(state, batch: Batch, rows: np.ndarray, counts: np.ndarray, baskets: np.ndarray, features: np.ndarray) -> None:
+    """CUSTOMER_PACE into `features` on the customer pages' rows (elsewhere as for no customer, a
+    constant the trees never split on): `counts` and `baskets`, each pair's history count and its
+    customer's baskets."""
+    on_customer_page = np.array([r.scenario == "customer" for r in batch], dtype=bool)[rows]
+    customers = np.where(on_customer_page, batch.customers()[rows], -1)
+    known = customers >= 0
+    customer = np.maximum(customers, 0)
+    features[:, COLUMN["history_share"]] = np.where(known, counts / np.maximum(baskets, 1.0), 0.0)
+    features[:, COLUMN["purchase_rate"]] = np.where(known, counts / np.maximum(state.customer_tenure[customer], 1.0), 0.0)
+    features[:, COLUMN["customer_idle_days"]] = np.where(known, state.customer_idle[customer], -1.0)
 
 
 def _alike(item_terms, inputs: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, unit: bool = True) -> np.ndarray:

@@ -85,7 +85,16 @@ EXTRA_FEATURES = (
     "name_similarity",
     "same_category",
 )
-FEATURES = tuple(c for c in COMPONENTS if c not in LATER_COMPONENTS) + EXTRA_FEATURES + LATER_COMPONENTS
+# what the customer pages' re-rankers see of the customer's own pace (nothing on the other pages: on
+# validation windows they lifted both customer pages and cost the demo retailer's basket page,
+# notebooks/research/reranker_features). The last columns, for the reason of LATER_COMPONENTS.
+# Trees split one column at a time: a ratio of two columns they see is a column of its own.
+CUSTOMER_PACE = (
+    "history_share",  # share of the customer's baskets holding the item
+    "purchase_rate",  # baskets of the customer holding the item per day since the customer's first buy
+    "customer_idle_days",  # days since the customer's last buy of anything (-1: no customer)
+)
+FEATURES = tuple(c for c in COMPONENTS if c not in LATER_COMPONENTS) + EXTRA_FEATURES + LATER_COMPONENTS + CUSTOMER_PACE
 PRODUCT_ONLY = ("together", "together_raw", "recent_together_raw", "together_lift", "together_reverse", "together_rank")
 
 

@@ -65,6 +65,8 @@ class ChampionState:
     item_basket_size: np.ndarray
     # per customer
     customer_baskets: np.ndarray
+    customer_tenure: np.ndarray  # days since the customer's first buy
+    customer_idle: np.ndarray  # days since the customer's last buy (-1: never bought)
 
     def __post_init__(self):
         self._freeze()
@@ -75,6 +77,8 @@ class ChampionState:
         # pickled before the catalog's features, before the history_category signal (it stays 0,
         # and so does its weight on every page)
         state = {"catalog_features": False, "name_words": None, "category_share": None, **state}
+        if "customer_tenure" not in state:  # pickled before the customers' pace was kept
+            state.update(_customer_pace(state["first_bought"], state["last_bought"]))
         state["weights"] = normalise_weights(state["weights"])
         self.__dict__.update(state)
         self._freeze()  # unpickled arrays come back writeable
@@ -288,6 +292,7 @@ def _statistics(data: TrainingData, counts: sp.csr_matrix, trending: np.ndarray)
         "first_bought": first_bought,
         "pair_position": pair_position,
         "customer_baskets": np.bincount(customers, minlength=data.n_customers).astype(np.float32),
+        **_customer_pace(first_bought, last_bought),
         "item_log_popularity": np.log1p(popularity).astype(np.float32),
         "item_trend": (np.log1p(1e4 * share_now) - np.log1p(1e4 * share_ever)).astype(np.float32),
         "item_repeat_rate": (rebuyers / np.maximum(buyers, 1)).astype(np.float32),
@@ -297,3 +302,16 @@ def _statistics(data: TrainingData, counts: sp.csr_matrix, trending: np.ndarray)
             np.bincount(data.item, weights=np.log1p(basket_sizes[data.basket]), minlength=n_items) / np.maximum(popularity, 1.0)
         ).astype(np.float32),
     }
+
+
+def _customer_pace(first_bought: sp.csr_matrix, last_bought: sp.csr_matrix) -> dict:
+    """Per customer, days since the first and since the last buy of anything: the extremes of the
+    customer's row of (customer, item) first and last buys (stored + 1)."""
+    tenure = np.zeros(first_bought.shape[0], dtype=np.float32)
+    idle = np.full(last_bought.shape[0], -1.0, dtype=np.float32)
+    for matrix, out, reduce in ((first_bought, tenure, np.maximum), (last_bought, idle, np.minimum)):
+        matrix = matrix.tocsr()
+        bought = np.flatnonzero(np.diff(matrix.indptr))
+        if len(bought):
+            out[bought] = reduce.reduceat(matrix.data, matrix.indptr[bought]) - 1.0
+    return {"customer_tenure": tenure, "customer_idle": idle}
