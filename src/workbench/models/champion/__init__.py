@@ -15,9 +15,9 @@ EVALUATION.md one period earlier, never the test window):
    how long ago the customer bought the item, the item's popularity, trend, repeat rate and age, the
    basket's size; on the customer pages also the customer's own pace (the share of their baskets
    holding the item, their rate of buying it, the days since their last buy). One model per page,
-   trained pointwise on the validation cases. The product page's
-   model also sees P(item | viewed item) (all baskets and recent ones), its lift and P(viewed | item),
-   draws candidates from P(item | viewed item) too, and gets `product_ranker_iterations` trees.
+   trained pointwise on the validation cases. The product page's model also sees P(item | viewed
+   item) (all baskets and recent ones), its lift and P(viewed | item), draws candidates from
+   P(item | viewed item) too, and gets `product_ranker_iterations` trees.
    With `catalog_features`, every page's model also sees how alike the names and categories are.
 
 Every default here was picked on validation windows before the evaluation split, never on the test

@@ -78,7 +78,7 @@ class ChampionState:
         # and so does its weight on every page)
         state = {"catalog_features": False, "name_words": None, "category_share": None, **state}
         if "customer_tenure" not in state:  # pickled before the customers' pace was kept
-            state.update(_customer_pace(state["first_bought"], state["last_bought"]))
+            state.update(_customer_span(state["first_bought"], state["last_bought"]))
         state["weights"] = normalise_weights(state["weights"])
         self.__dict__.update(state)
         self._freeze()  # unpickled arrays come back writeable
@@ -292,7 +292,7 @@ def _statistics(data: TrainingData, counts: sp.csr_matrix, trending: np.ndarray)
         "first_bought": first_bought,
         "pair_position": pair_position,
         "customer_baskets": np.bincount(customers, minlength=data.n_customers).astype(np.float32),
-        **_customer_pace(first_bought, last_bought),
+        **_customer_span(first_bought, last_bought),
         "item_log_popularity": np.log1p(popularity).astype(np.float32),
         "item_trend": (np.log1p(1e4 * share_now) - np.log1p(1e4 * share_ever)).astype(np.float32),
         "item_repeat_rate": (rebuyers / np.maximum(buyers, 1)).astype(np.float32),
@@ -304,7 +304,7 @@ def _statistics(data: TrainingData, counts: sp.csr_matrix, trending: np.ndarray)
     }
 
 
-def _customer_pace(first_bought: sp.csr_matrix, last_bought: sp.csr_matrix) -> dict:
+def _customer_span(first_bought: sp.csr_matrix, last_bought: sp.csr_matrix) -> dict:
     """Per customer, days since the first and since the last buy of anything: the extremes of the
     customer's row of (customer, item) first and last buys (stored + 1)."""
     tenure = np.zeros(first_bought.shape[0], dtype=np.float32)
