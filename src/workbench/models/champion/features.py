@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from workbench.models.base import Batch
 from workbench.models.champion.candidates import blocked_items, candidate_pairs, on_product_page
-from workbench.models.champion.pages import COMPONENTS, FEATURES, PRODUCT_ONLY
+from workbench.models.champion.pages import COMPONENTS, FEATURES, PRODUCT_ONLY, on_customer_page
 from workbench.models.champion.signals import _dense
 
 
@@ -97,8 +97,7 @@ def _customer_pace(state, batch: Batch, rows: np.ndarray, counts: np.ndarray, ba
     """CUSTOMER_PACE into `features` on the customer pages' rows (elsewhere as for no customer, a
     constant the trees never split on): `counts` and `baskets`, each pair's history count and its
     customer's baskets."""
-    on_customer_page = np.array([r.scenario == "customer" for r in batch], dtype=bool)[rows]
-    customers = np.where(on_customer_page, batch.customers()[rows], -1)
+    customers = np.where(on_customer_page(batch)[rows], batch.customers()[rows], -1)
     known = customers >= 0
     customer = np.maximum(customers, 0)
     features[:, COLUMN["history_share"]] = np.where(known, counts / np.maximum(baskets, 1.0), 0.0)

@@ -3,6 +3,8 @@ the defaults found on validation windows (see benchmarks/results/quality.md)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from workbench.models.base import Request
 from workbench.models.cases import headline
 
@@ -104,3 +106,9 @@ def page_of(request: Request) -> str:
     if request.scenario == "product" and request.customer_id is not None:
         return "product_customer"
     return request.scenario
+
+
+def on_customer_page(requests) -> np.ndarray:
+    """Per request: the customer page (with or without what the customer bought), where the inputs
+    are the wish list and the customer's own pace counts."""
+    return np.array([r.scenario == "customer" for r in requests], dtype=bool)

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from workbench.models.base import Batch, entry_positions, select_rows
+from workbench.models.champion.pages import on_customer_page
 from workbench.models.item_to_item import _row_max_normalise
 
 
@@ -106,7 +107,7 @@ def compute(state, batch: Batch) -> Signals:
     """Every signal of every request of `batch` (see COMPONENTS)."""
     n, n_items = len(batch), state.n_items
     inputs = batch.inputs()
-    is_customer_page = np.array([r.scenario == "customer" for r in batch], dtype=bool)
+    is_customer_page = on_customer_page(batch)
     # on the customer page the inputs are the wish list; elsewhere the basket / viewed product
     every = np.arange(n)
     # (a batch of one page, as every POS request is, needs no row selection for its own side)
