@@ -44,6 +44,12 @@ class Request:
         return self.scenario in ("product", "basket")
 
 
+def on_customer_page(requests: Sequence[Request]) -> np.ndarray:
+    """Per request: the customer page (with or without what the customer bought), where the inputs
+    are the wish list rather than a basket or a viewed product, and the customer's history leads."""
+    return np.array([r.scenario == "customer" for r in requests], dtype=bool)
+
+
 @dataclass
 class Recommendations:
     item_ids: list[str]

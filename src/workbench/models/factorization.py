@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
-from workbench.models.base import Recommender, Request
+from workbench.models.base import Recommender, Request, on_customer_page
 from workbench.models.data import TrainingData
 from workbench.models.item_to_item import _row_max_normalise
 
@@ -62,7 +62,7 @@ class _Factorization(Recommender):
         inputs = self.input_items(requests)
         history = self.histories(requests, self.affinity_history)
         weight = float(self.params.get("history_weight", 0.5))
-        is_customer_page = np.array([r.scenario == "customer" for r in requests])
+        is_customer_page = on_customer_page(requests)
         # the customer page of a known customer without a wish list uses the learnt factors;
         # everything else (baskets, viewed products, wish lists) is folded in
         learnt = is_customer_page & (customers >= 0) & (np.diff(inputs.indptr) == 0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.models.base import Recommender, Request, freeze
+from workbench.models.base import Recommender, Request, on_customer_page, freeze
 from workbench.models.data import TrainingData
 
 # Catalogs up to this size keep exact item-item models (dense EASE: ~16 bytes x items^2 while fitting,
@@ -87,7 +87,7 @@ class ItemToItem(Recommender):
         """requests x items: what each request says about the shopper's taste."""
         inputs = self.input_items(requests)
         history = self.histories(requests, self.affinity_history)
-        is_customer_page = np.array([r.scenario == "customer" for r in requests])
+        is_customer_page = on_customer_page(requests)
         # the customer page is about the history; the wish list is a softer extra hint
         input_weight = np.where(is_customer_page, self.params.get("wish_list_weight", 1.0), 1.0)
         history_weight = np.where(is_customer_page, 1.0, self.params.get("history_weight", 0.0))

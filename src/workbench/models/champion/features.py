@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.models.base import Batch
+from workbench.models.base import Batch, on_customer_page
 from workbench.models.champion.candidates import blocked_items, candidate_pairs, on_product_page
-from workbench.models.champion.pages import COMPONENTS, FEATURES, PRODUCT_ONLY, on_customer_page
+from workbench.models.champion.pages import COMPONENTS, FEATURES, PRODUCT_ONLY
 from workbench.models.champion.signals import _dense
 
 

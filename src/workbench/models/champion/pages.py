@@ -3,8 +3,6 @@ the defaults found on validation windows (see benchmarks/results/quality.md)."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from workbench.models.base import Request
 from workbench.models.cases import headline
 
@@ -107,8 +105,3 @@ def page_of(request: Request) -> str:
         return "product_customer"
     return request.scenario
 
-
-def on_customer_page(requests) -> np.ndarray:
-    """Per request: the customer page (with or without what the customer bought), where the inputs
-    are the wish list and the customer's own pace counts."""
-    return np.array([r.scenario == "customer" for r in requests], dtype=bool)

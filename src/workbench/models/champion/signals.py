@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.models.base import Batch, entry_positions, select_rows
-from workbench.models.champion.pages import on_customer_page
+from workbench.models.base import Batch, entry_positions, on_customer_page, select_rows
 from workbench.models.item_to_item import _row_max_normalise
 
 
