@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.models.base import Recommender, Request, on_customer_page, freeze
+from workbench.models.base import Recommender, Request, freeze, on_customer_page
 from workbench.models.data import TrainingData
 
 # Catalogs up to this size keep exact item-item models (dense EASE: ~16 bytes x items^2 while fitting,
