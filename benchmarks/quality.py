@@ -1,7 +1,7 @@
 """Offline quality, chosen on validation and reported once on the test window, on several datasets.
 
     .venv/bin/python benchmarks/quality.py [--datasets or-2011-11-09,demo-USRT] [--trials 8] [--budget 240] [--results DIR]
-    .venv/bin/python benchmarks/quality.py --report-only    # quality.md again from quality.json, nothing run
+    .venv/bin/python benchmarks/quality.py --report-only    # quality.md and the README block again from quality.json, nothing run
 
 For each dataset (UCI Online Retail at three splits, the demo retailer's legal entities): the
 validation windows before the split are sized from that dataset (`evaluation.windows`), every
@@ -176,6 +176,33 @@ def peer_table() -> dict[str, dict[str, float]]:
             continue
         out[cells[0]] = {wanted[h]: float(cells[i]) for i, h in enumerate(header) if h in wanted}
     return out
+
+
+SEED_SPREAD = RESULTS / "research" / "seed_spread.csv"  # notebooks/research/seed_spread's table
+SEED_SPREAD_ROWS = ("Online Retail, pooled", "all datasets, pooled")
+
+
+def seed_noise_table(path: Path = SEED_SPREAD) -> list[str]:
+    """The champion's seed-to-seed spread on validation windows, as the research notebook measured
+    it (read from its table, never typed in); nothing where it has not been run."""
+    if not path.exists():
+        return []
+    table = pd.read_csv(path)
+    seeds = [c for c in table.columns if c.startswith("seed ") and c[5:].isdigit()]
+    lines = [
+        "Noise the intervals above do not hold: the champion's own seed (which invoices of its tuning window teach the",
+        f"re-rankers, which item of each is held out, which negatives are kept). Refitted with {len(seeds)} seeds on the",
+        "validation windows before every split and scored on the same cases (`notebooks/research/seed_spread`):",
+        "",
+        "| cases | page | seed sd | seed range | paired case SE | seed sd / paired case SE | seed 0 (the default) minus the seeds' mean |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for _, row in table[table["dataset"].isin(SEED_SPREAD_ROWS)].iterrows():
+        lines.append(f"| {row['dataset']} ({row['cases']:,}) | {row['page']} | {row['seed sd']:.4f} | {row['seed range']:.4f} "
+                     f"| {row['paired case SE']:.4f} | {row['seed sd / paired case SE']:.2f} | {row['seed 0'] - row[seeds].mean():+.4f} |")
+    lines += ["", "A registered champion is one of these fits (seed 0): where its figure is within about two seed sds of a target",
+              "(1.10x the best baseline), one fit does not settle which side of it the method is on.", ""]
+    return lines
 
 
 def customer_look_ahead(plan: dict) -> str:
@@ -481,6 +508,7 @@ def markdown(results: list[dict], pending: list[str]) -> str:
         "",
         *fit_table(results),
         "",
+        *seed_noise_table(),
     ]
     if pending:
         lines += [f"Not run in this run (see the command line): {', '.join(pending)}.", ""]
@@ -533,11 +561,18 @@ def write_results(results: list[dict], not_run: list[str], folder: Path) -> None
     (folder / "quality.md").write_text(markdown(results, not_run))
 
 
+def readme_lines(results: list[dict]) -> list[str]:
+    """What README.md holds between the quality markers: the summary table, and the champion's
+    seed-to-seed noise beside it where the research has measured it."""
+    noise = seed_noise_table()
+    return summary_table(results) + (["", *noise[:-1]] if noise else [])
+
+
 def update_readme(results: list[dict]) -> None:
-    """Copy the summary table into README.md between the quality markers (nothing else changes)."""
+    """Copy the summary table (and the seed noise) into README.md between the quality markers (nothing else changes)."""
     from readme_block import replace_block  # benchmarks/ is on the path of a benchmark run
 
-    replace_block(README, README_BEGIN, README_END, summary_table(results))
+    replace_block(README, README_BEGIN, README_END, readme_lines(results))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -549,12 +584,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-scale", type=float, default=1.0)
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="where quality.json/md go (and earlier datasets are read from); README.md is updated only for the default")
-    parser.add_argument("--report-only", action="store_true", help="write quality.md again from quality.json, running nothing")
+    parser.add_argument("--report-only", action="store_true", help="write quality.md and the README block again from quality.json, running nothing")
     args = parser.parse_args(argv)
     if args.report_only:
         record = json.loads((args.results / "quality.json").read_text())
         (args.results / "quality.md").write_text(markdown(record["datasets"], record.get("not_run", [])))
         print(f"written {args.results / 'quality.md'} from its quality.json")
+        if args.results.resolve() == RESULTS.resolve():
+            update_readme(record["datasets"])
+            print("and README.md's quality block")
         return 0
     every = [f"or-{s}" for s in ONLINE_RETAIL_SPLITS] + ["demo-USRT", "demo-FRRT"]
     wanted = [d for d in args.datasets.split(",") if d] or every
