@@ -458,6 +458,9 @@ def test_quality_report_quotes_the_seed_spread_research(tmp_path):
     assert len(body) == 4 and not any("2011-09-09" in line for line in body)
     assert "| Online Retail, pooled (6,000) | product HR@10 | 0.0061 | 0.0200 | 0.0030 | 2.03 | +0.0100 |" in body
     assert "3 seeds" in " ".join(table)
+    # a run without the default seed says so rather than failing
+    pd.DataFrame(rows).drop(columns="seed 0").to_csv(tmp_path / "other_seeds.csv", index=False)
+    assert "| 2.03 | not among the seeds run |" in "\n".join(quality.seed_noise_table(tmp_path / "other_seeds.csv"))
 
 
 def test_choose_champion_rules():
