@@ -562,18 +562,18 @@ def write_results(results: list[dict], not_run: list[str], folder: Path) -> None
     (folder / "quality.md").write_text(markdown(results, not_run))
 
 
-def readme_lines(results: list[dict]) -> list[str]:
-    """What README.md holds between the quality markers: the summary table, and the champion's
-    seed-to-seed noise beside it where the research has measured it."""
+def readme_block(record: dict) -> list[str]:
+    """What README.md holds between the quality markers, from quality.json's `record`: the summary
+    table, and the champion's seed-to-seed noise beside it where the research has measured it."""
     noise = seed_noise_table()
-    return summary_table(results) + (["", *noise[:-1]] if noise else [])
+    return summary_table(record.get("datasets", [])) + (["", *noise[:-1]] if noise else [])
 
 
 def update_readme(results: list[dict]) -> None:
     """Copy the summary table (and the seed noise) into README.md between the quality markers (nothing else changes)."""
     from readme_block import replace_block  # benchmarks/ is on the path of a benchmark run
 
-    replace_block(README, README_BEGIN, README_END, readme_lines(results))
+    replace_block(README, README_BEGIN, README_END, readme_block({"datasets": results}))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 """The README's benchmark tables are the committed results, as each benchmark writes them: nobody
-types a figure in (the quality table has its own test in test_selection.py)."""
+types a figure in."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ def _benchmark(name: str):
         sys.path.remove(str(BENCHMARKS))
 
 
-@pytest.mark.parametrize("name", ["latency", "pipeline", "scale", "extract_files", "shared_fit"])
+@pytest.mark.parametrize("name", ["latency", "pipeline", "scale", "extract_files", "shared_fit", "quality"])
 def test_readme_block_is_the_committed_results(name):
     benchmark = _benchmark(name)
     record = json.loads((BENCHMARKS / "results" / f"{name}.json").read_text())
@@ -33,3 +34,25 @@ def test_readme_block_is_the_committed_results(name):
     assert readme.count(benchmark.README_BEGIN) == 1 and readme.count(benchmark.README_END) == 1
     block = readme.split(benchmark.README_BEGIN, 1)[1].split(benchmark.README_END, 1)[0]
     assert block.strip("\n") == "\n".join(benchmark.readme_block(record)).strip("\n")
+
+
+def test_quality_report_quotes_the_seed_spread_research(tmp_path):
+    """The report's training-noise table is the research notebook's, read from its CSV: the pooled rows
+    only, every seed counted; no table where the research has not been run."""
+    quality = _benchmark("quality")
+    assert quality.seed_noise_table(tmp_path / "absent.csv") == []
+    rows = [
+        {"dataset": name, "page": page, "cases": cases, "seed 0": 0.70, "seed 1": 0.71, "seed 2": 0.66, "seed sd": sd,
+         "seed range": 0.02, "paired case SE": 0.003, "seed sd / paired case SE": sd / 0.003}
+        for name, cases in (("Online Retail (2011-09-09)", 2000), ("Online Retail, pooled", 6000), ("all datasets, pooled", 8725))
+        for page, sd in (("product HR@10", 0.0061), ("basket HR@10", 0.0042))
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "seed_spread.csv", index=False)
+    table = quality.seed_noise_table(tmp_path / "seed_spread.csv")
+    body = [line for line in table if line.startswith("| ") and "---" not in line][1:]
+    assert len(body) == 4 and not any("2011-09-09" in line for line in body)
+    assert "| Online Retail, pooled (6,000) | product HR@10 | 0.0061 | 0.0200 | 0.0030 | 2.03 | +0.0100 |" in body
+    assert "3 seeds" in " ".join(table)
+    # a run without the default seed says so rather than failing
+    pd.DataFrame(rows).drop(columns="seed 0").to_csv(tmp_path / "other_seeds.csv", index=False)
+    assert "| 2.03 | not among the seeds run |" in "\n".join(quality.seed_noise_table(tmp_path / "other_seeds.csv"))

@@ -420,49 +420,6 @@ def test_research_notebooks_are_papermill_ready():
         assert "fig" in cells[-1].source  # each ends in the figure it justifies
 
 
-def test_readme_quality_table_is_the_benchmarks():
-    import importlib.util
-    import json
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("quality_benchmark", root / "benchmarks" / "quality.py")
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
-    readme = (root / "README.md").read_text()
-    block = readme.split(quality.README_BEGIN, 1)[1].split(quality.README_END, 1)[0].strip("\n")
-    results = json.loads((root / "benchmarks" / "results" / "quality.json").read_text()).get("datasets", [])
-    assert block == "\n".join(quality.readme_lines(results))
-
-
-def test_quality_report_quotes_the_seed_spread_research(tmp_path):
-    """The report's training-noise table is the research notebook's, read from its CSV: the pooled rows
-    only, every seed counted; no table where the research has not been run."""
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("quality_benchmark", root / "benchmarks" / "quality.py")
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
-    assert quality.seed_noise_table(tmp_path / "absent.csv") == []
-    rows = [
-        {"dataset": name, "page": page, "cases": cases, "seed 0": 0.70, "seed 1": 0.71, "seed 2": 0.66, "seed sd": sd,
-         "seed range": 0.02, "paired case SE": 0.003, "seed sd / paired case SE": sd / 0.003}
-        for name, cases in (("Online Retail (2011-09-09)", 2000), ("Online Retail, pooled", 6000), ("all datasets, pooled", 8725))
-        for page, sd in (("product HR@10", 0.0061), ("basket HR@10", 0.0042))
-    ]
-    pd.DataFrame(rows).to_csv(tmp_path / "seed_spread.csv", index=False)
-    table = quality.seed_noise_table(tmp_path / "seed_spread.csv")
-    body = [line for line in table if line.startswith("| ") and "---" not in line][1:]
-    assert len(body) == 4 and not any("2011-09-09" in line for line in body)
-    assert "| Online Retail, pooled (6,000) | product HR@10 | 0.0061 | 0.0200 | 0.0030 | 2.03 | +0.0100 |" in body
-    assert "3 seeds" in " ".join(table)
-    # a run without the default seed says so rather than failing
-    pd.DataFrame(rows).drop(columns="seed 0").to_csv(tmp_path / "other_seeds.csv", index=False)
-    assert "| 2.03 | not among the seeds run |" in "\n".join(quality.seed_noise_table(tmp_path / "other_seeds.csv"))
-
-
 def test_choose_champion_rules():
     results = pd.DataFrame(
         [
