@@ -265,12 +265,12 @@ def _short_hashes(db) -> dict[str, str]:
 
 
 def test_default_databases_are_unchanged_and_chunked_writes_change_nothing(demo_db, tmp_path, monkeypatch):
-    import workbench.datasets.demo as demo
+    import workbench.datasets.demo.database as database
 
     assert _short_hashes(demo_db) == UNCHANGED[(DEMO_SEED, DEMO_SCALE)]
     generate_demo_retailer(tmp_path / "make_demo.sqlite", progress=False)  # `make demo`'s defaults
     assert _short_hashes(tmp_path / "make_demo.sqlite") == UNCHANGED[(42, 1.0)]
-    monkeypatch.setattr(demo, "WRITE_CHUNK", 997)  # many small chunks: the same rows in the same order
+    monkeypatch.setattr(database, "WRITE_CHUNK", 997)  # many small chunks: the same rows in the same order
     generate_demo_retailer(tmp_path / "chunked.sqlite", seed=DEMO_SEED, scale=DEMO_SCALE, progress=False)
     assert _short_hashes(tmp_path / "chunked.sqlite") == UNCHANGED[(DEMO_SEED, DEMO_SCALE)]
 
