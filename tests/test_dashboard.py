@@ -134,6 +134,7 @@ def test_header_shows_the_live_model(page):
     assert header.get_attribute("data-algorithm") == "sar"
     assert page.locator(".pos-off-banner").count() == 0
     assert page.locator("table.champion-metrics tr[data-scenario='basket']").count() == 1
+    assert page.locator("table.champion-uncertainty tr[data-scenario]").count() == 4
 
 
 def test_product_page(page, setup):

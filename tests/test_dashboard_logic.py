@@ -87,9 +87,12 @@ def build_interim(legal_entity: str = LEGAL_ENTITY, enabled: bool = True) -> dic
 def register_models(frames: dict, legal_entity: str = LEGAL_ENTITY, name: str = "pos-recommender",
                     algorithms=("best_sellers", "sar"), champion: str = "sar", enabled: bool = True) -> dict:
     """A pipeline run as 03_train/04_evaluate would log it: every algorithm fitted on the training
-    window, evaluated on the test window, logged; the champion registered under `name`."""
+    window, evaluated on the test window, logged; the champion registered under `name`, its run
+    tagged with its test window and how sure its figures are (against the first other algorithm)."""
+    from mlflow.tracking import MlflowClient
+
     from workbench import tracking
-    from workbench.evaluation import protocol
+    from workbench.evaluation import HEADLINE, headline_uncertainty, protocol
     from workbench.models import TrainingData
 
     tracking.configure()
@@ -100,11 +103,17 @@ def register_models(frames: dict, legal_entity: str = LEGAL_ENTITY, name: str = 
     data = TrainingData.from_interactions(train, wish_lists=frames["wish_lists"])
     settings = {"legal_entity": legal_entity, "enable_pos_recommendations": enabled}
     pipeline = tracking.start_pipeline_run(legal_entity)
-    runs = {}
+    runs, per_case = {}, {}
     for algorithm in algorithms:
         run = tracking.train_and_log(algorithm, {}, data, settings=settings, parent_run_id=pipeline)
-        tracking.log_evaluation(run["run_id"], protocol.evaluate(run["model"], cases, k=10))
+        results, per_case[algorithm] = protocol.evaluate_per_case(run["model"], cases, k=10)
+        tracking.log_evaluation(run["run_id"], results)
         runs[algorithm] = run
+    baseline = next((a for a in algorithms if a != champion), None)
+    baselines = {page: (baseline, per_case[baseline][page]) for page in HEADLINE} if baseline else {}
+    rows = headline_uncertainty(per_case[champion], baselines, dict.fromkeys(HEADLINE, champion))
+    for tag, value in tracking.test_figure_tags(split, False, rows).items():
+        MlflowClient().set_tag(runs[champion]["run_id"], tag, value)
     tracking.end_pipeline_run(pipeline)
     version = tracking.register_champion(runs[champion]["model_uri"], name=name)
     return {"version": version, "runs": runs, "pipeline": pipeline}
@@ -255,6 +264,32 @@ def test_metrics_frame_accepts_nested_and_flat_metrics():
     assert "<td>basket</td><td class='served-by'>ease</td>" in routed and "<td>customer</td><td class='served-by'>champion</td>" in routed
 
 
+def test_header_says_which_window_its_figures_come_from_and_how_sure_they_are():
+    metrics = {"basket": {"hr": 0.41}, "product": {"hr": 0.5}}
+    plain = R.model_header({"version": 1, "algorithm": "sar", "metrics": metrics}, "pos-recommender")
+    assert "Offline metrics per scenario (k = 10):" in plain and "champion-uncertainty" not in plain
+    rows = [
+        {"scenario": "basket", "page": "basket HR@10", "served by": "champion", "test": 0.412, "95% low": 0.392, "95% high": 0.433,
+         "baseline (best other on validation)": "ease", "baseline test": 0.282, "ratio": 1.461, "ratio low": 1.4, "ratio high": 1.53,
+         "significant": True},
+        {"scenario": "product", "page": "product HR@10", "served by": "sar", "test": 0.5, "95% low": 0.45, "95% high": 0.55,
+         "baseline (best other on validation)": "ease", "baseline test": 0.49, "ratio": 1.02, "ratio low": 0.97, "ratio high": 1.08,
+         "significant": False},
+        {"scenario": "customer", "page": "customer NDCG@10", "served by": "sar", "test": 0.3, "95% low": 0.28, "95% high": 0.32},
+    ]
+    info = {"version": 2, "algorithm": "champion", "metrics": metrics, "test_window_start": "2025-12-02 00:00:00",
+            "refit_on_all_data": True, "test_uncertainty": rows}
+    html = R.model_header(info, "pos-recommender")
+    assert "Scored once on the test window from <b>2025-12-02</b>" in html and "refitted on every sale" in html
+    table = html.split("champion-uncertainty")[1]
+    basket = table.split("<tr data-scenario='basket'>")[1].split("</tr>")[0]
+    assert "0.412 [0.392, 0.433]" in basket and "ease" in basket and "1.46x [1.40, 1.53]" in basket and "significant" in basket
+    assert "within noise" in table.split("<tr data-scenario='product'>")[1].split("</tr>")[0]
+    assert "no other candidate" in table.split("<tr data-scenario='customer'>")[1].split("</tr>")[0]
+    kept = R.model_header({**info, "refit_on_all_data": False}, "pos-recommender")
+    assert "the live model is that fit" in kept and "refitted" not in kept
+
+
 def test_comparison_figure_has_one_chart_per_scenario():
     frame = pd.DataFrame({"algorithm": ["a", "a", "b", "b"], "scenario": ["customer", "basket"] * 2,
                           "n_cases": pd.array([5, 6, 5, 6], dtype="Int64"), "ndcg": [0.1, 0.2, 0.3, 0.4], "hr": [0.5, 0.6, 0.7, 0.8],
@@ -313,6 +348,9 @@ def test_app_pages_show_what_the_model_returns(home):
     model = tracking.load_champion("pos-recommender")
     assert "pos-off-banner" not in app.status.value
     assert 'data-algorithm="sar"' in app.header.value
+    # the figures beside the live model: their test window, that the live model is that fit, how sure
+    assert "the live model is that fit" in app.header.value
+    assert app.header.value.split("champion-uncertainty")[1].count("<tr data-scenario=") == 4
 
     def shown(html):
         import re

@@ -11,7 +11,8 @@ import pytest
 from helpers import tiny_interactions
 
 from workbench import paths, tracking
-from workbench.evaluation import protocol
+from workbench.dashboard import render
+from workbench.evaluation import HEADLINE, protocol
 import numpy as np
 
 from workbench.models import Request, TrainingData, make_model
@@ -259,6 +260,21 @@ def test_train_and_evaluate_notebooks_register_a_loadable_champion(home, tmp_pat
     validation = {a: client.get_run(r).data.metrics["validation_product_hr_at_10"] for a, r in trained["runs"].items()}
     assert validation[info["algorithm"]] == max(validation.values())
     assert info["metrics"]["product"]["hr"] == client.get_run(trained["runs"][info["algorithm"]]).data.metrics["product.hr_at_10"]
+    # what the dashboard says of those figures: the test window they come from, the refit, and how sure
+    assert pd.Timestamp(info["test_window_start"]) == pd.Timestamp(record["split_time"])
+    assert info["refit_on_all_data"] is True
+    sure = {row["scenario"]: row for row in info["test_uncertainty"]}
+    assert set(sure) == set(HEADLINE)
+    for page, metric in HEADLINE.items():
+        row = sure[page]
+        assert row["served by"] == info["algorithm"]
+        assert row["test"] == pytest.approx(info["metrics"][page][metric], abs=1e-4)
+        assert row["95% low"] <= row["test"] <= row["95% high"]
+        assert row["baseline (best other on validation)"] in {"best_sellers", "repeat", "sar"} - {info["algorithm"]}
+        assert row["ratio low"] <= row["ratio"] <= row["ratio high"] and isinstance(row["significant"], bool)
+    header = render.model_header(info, "pos-recommender")
+    assert f"from <b>{pd.Timestamp(record['split_time']):%Y-%m-%d}</b>" in header and "refitted on every sale" in header
+    assert all(f"<tr data-scenario='{page}'>" in header.split("champion-uncertainty")[1] for page in HEADLINE)
     comparison = tracking.last_pipeline_comparison()
     assert sorted(comparison["algorithm"].unique()) == ["best_sellers", "repeat", "sar"]
     assert json.loads((home / "data" / "processed" / "TINY" / "champion.json").read_text())["version"] == 1

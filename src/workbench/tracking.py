@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -40,6 +41,12 @@ SETTINGS_TAGS = {
     "enable_pos_recommendations": "workbench.enable_pos_recommendations",
 }
 METRICS = ("precision", "recall", "ndcg", "map", "hr", "coverage", "novelty")
+#: On a registered champion's run (04_evaluate): where the test window its metrics come from began,
+#: whether the served model was refitted on everything after that scoring, and the headline metric
+#: per page with its bootstrap interval and margin over the best other candidate (JSON).
+TEST_WINDOW_TAG = "workbench.test_window_start"
+REFIT_TAG = "workbench.refit_on_all_data"
+TEST_UNCERTAINTY_TAG = "workbench.test_uncertainty"
 SCENARIO_ORDER = ("customer", "customer_new_items", "basket", "product")
 
 
@@ -402,10 +409,41 @@ def _run_settings(run) -> dict[str, Any]:
     return settings
 
 
+def test_figure_tags(test_window_start, refit_on_all_data: bool, uncertainty: list[dict]) -> dict[str, str]:
+    """The tags a champion's run carries so that its test figures say where they come from: the test
+    window's start, whether the served model was refitted on all data after that scoring, and
+    `evaluation.headline_uncertainty`'s rows (JSON, floats to 4 places: four pages stay far inside
+    MLflow's limit on a tag's length). `champion_info` reads them back."""
+    return {TEST_WINDOW_TAG: str(pd.Timestamp(test_window_start)), REFIT_TAG: str(bool(refit_on_all_data)),
+            TEST_UNCERTAINTY_TAG: _uncertainty_tag(uncertainty)}
+
+
+def _uncertainty_tag(rows: list[dict]) -> str:
+    def plain(value):
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            return round(float(value), 4) if np.isfinite(value) else None
+        return None if value is None else str(value)
+
+    return json.dumps([{str(k): plain(v) for k, v in row.items()} for row in rows])
+
+
+def _uncertainty_rows(text: str | None) -> list[dict]:
+    try:
+        rows = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+
 def champion_info(name: str = REGISTERED_MODEL_NAME) -> dict[str, Any]:
     """What the dashboard shows about the served model: version, run_id, trained_at, algorithm,
     legal_entity, enable_pos_recommendations, metrics {scenario: {metric: value}}, hyperparameters,
-    description, registered_at and model_uri."""
+    description, registered_at and model_uri; for a champion registered by 04_evaluate also where
+    the test window of its metrics began (`test_window_start`), whether it was refitted on all data
+    since (`refit_on_all_data`), and `test_uncertainty` (its rows: each page's headline metric,
+    bootstrap interval and margin over the best other candidate on validation)."""
     client, version = _champion_version(name)
     info: dict[str, Any] = {
         "name": name,
@@ -422,6 +460,9 @@ def champion_info(name: str = REGISTERED_MODEL_NAME) -> dict[str, Any]:
         "hyperparameters": {},
         "evaluated_run_id": None,
         "pipeline_run_id": None,
+        "test_window_start": None,
+        "refit_on_all_data": None,
+        "test_uncertainty": [],
     }
     if version.run_id:
         run = client.get_run(version.run_id)
@@ -430,6 +471,10 @@ def champion_info(name: str = REGISTERED_MODEL_NAME) -> dict[str, Any]:
         info["hyperparameters"] = {k[3:]: v for k, v in run.data.params.items() if k.startswith("hp.")}
         info["evaluated_run_id"] = run.data.tags.get("workbench.evaluated_run_id", version.run_id)
         info["pipeline_run_id"] = run.data.tags.get("mlflow.parentRunId")
+        info["test_window_start"] = run.data.tags.get(TEST_WINDOW_TAG)
+        if REFIT_TAG in run.data.tags:
+            info["refit_on_all_data"] = run.data.tags[REFIT_TAG].lower() == "true"
+        info["test_uncertainty"] = _uncertainty_rows(run.data.tags.get(TEST_UNCERTAINTY_TAG))
         if "fit_seconds" in run.data.metrics:
             info["fit_seconds"] = run.data.metrics["fit_seconds"]
     return info

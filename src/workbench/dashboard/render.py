@@ -3,7 +3,8 @@
 Stable hooks for the browser test and for anyone scraping the page:
 `<table class="recommendations" data-page="product|basket|customer">` with one
 `<tr data-product-id=... data-rank=...>` per recommended item; `div.pos-off-banner`,
-`div.no-model`, `div.model-header` (its `td.served-by`: the candidate of each page, for a per-page champion), `table.store-top[data-kind=best_sellers|trending]`.
+`div.no-model`, `div.model-header` (its `td.served-by`: the candidate of each page, for a per-page champion;
+`table.champion-uncertainty`: each page's test figure, interval and margin), `table.store-top[data-kind=best_sellers|trending]`.
 """
 
 from __future__ import annotations
@@ -233,8 +234,53 @@ def model_header(info: dict, model_name: str, pos_enabled: bool | None = None) -
         f"<span class='kpi'>legal entity <b>{escape(str(entity))}</b></span>"
         f"<span class='kpi'>POS recommendations {status}</span>"
         + (f"<span class='kpi muted'>run {escape(str(run)[:12])}</span>" if run else "")
-        + f"</div><div>Offline metrics per scenario (k = 10):</div>{table}</div>"
+        + f"</div><div class='metrics-caption'>{metrics_caption(info)}</div>{table}{how_sure(info.get('test_uncertainty'))}</div>"
     )
+
+
+def metrics_caption(info: dict) -> str:
+    """What the header's figures are: a champion registered by 04_evaluate names the test window they
+    were scored on, once, and whether the live model is that fit or the same settings refitted since."""
+    start = info.get("test_window_start")
+    if not start:
+        return "Offline metrics per scenario (k = 10):"
+    try:
+        day = pd.Timestamp(start).strftime("%Y-%m-%d")
+    except (TypeError, ValueError):
+        day = str(start)
+    refit = info.get("refit_on_all_data")
+    served = ("; the live model is the same settings refitted on every sale, the test window included" if refit
+              else "; the live model is that fit" if refit is False else "")
+    return (f"Scored once on the test window from <b>{escape(day)}</b> (k = 10) by the "
+            f"settings fitted on the sales before it{served}:")
+
+
+def how_sure(rows) -> str:
+    """Each page's headline metric on the test window with its bootstrap 95% interval, and its margin
+    over the best other candidate on validation (04_evaluate's table, `tracking.champion_info`'s
+    `test_uncertainty`): `table.champion-uncertainty`, one `tr[data-scenario]` per page; "" without it."""
+    if not rows:
+        return ""
+
+    def margin(row) -> str:
+        if row.get("ratio") is None:
+            return "<span class='muted'>no other candidate</span>"
+        verdict = "significant" if row.get("significant") else "within noise"
+        return (f"{_num(row['ratio'], 2)}x [{_num(row.get('ratio low'), 2)}, {_num(row.get('ratio high'), 2)}], "
+                f"<span class='margin-verdict'>{verdict}</span>")
+
+    body = "".join(
+        f"<tr data-scenario='{escape(str(row.get('scenario', '')), quote=True)}'><td>{escape(str(row.get('page', '')))}</td>"
+        f"<td class='served-by'>{escape(str(row.get('served by') or ''))}</td>"
+        f"<td class='num'>{_num(row.get('test'))} [{_num(row.get('95% low'))}, {_num(row.get('95% high'))}]</td>"
+        f"<td>{escape(str(row.get('baseline (best other on validation)') or ''))}</td>"
+        f"<td class='num'>{_num(row.get('baseline test'))}</td><td>{margin(row)}</td></tr>"
+        for row in rows
+    )
+    return ("<div>How sure (bootstrap 95% intervals over the test cases; the margin is paired, against the best other "
+            "candidate on validation):</div><table class='champion-uncertainty'><tr><th>page</th><th>served by</th>"
+            "<th class='num'>test [95%]</th><th>best other on validation</th><th class='num'>its test</th><th>margin</th></tr>"
+            f"{body}</table>")
 
 
 # -- customer page -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from workbench.evaluation.protocol import (
     wish_lists_before,
     without_store,
 )
-from workbench.evaluation.uncertainty import Interval, Margin, bootstrap_interval, paired_bootstrap
+from workbench.evaluation.uncertainty import Interval, Margin, bootstrap_interval, headline_uncertainty, paired_bootstrap
 from workbench.evaluation.windows import Fold, ValidationPlan, Window, folds, plan_validation, purchase_cycle_days
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "evaluate_per_case",
     "folds",
     "headline",
+    "headline_uncertainty",
     "last_days_start",
     "metrics",
     "paired_bootstrap",

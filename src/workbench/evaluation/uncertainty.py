@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from workbench.evaluation.metrics import HEADLINE, HEADLINE_LABELS
+
 N_RESAMPLES = 1000
 
 
@@ -105,3 +107,28 @@ def paired_standard_error(a, b) -> float:
     """The standard error of mean(a) - mean(b) over the same cases (a and b aligned case by case)."""
     a, b = paired(a, b)
     return float((a - b).std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("inf")
+
+
+def headline_uncertainty(champion: dict, baselines: dict, routes: dict, *, n_resamples: int = N_RESAMPLES, seed: int = 0) -> list[dict]:
+    """How sure the champion's test figures are, one row per POS page: its headline metric with a
+    bootstrap 95% interval, and where the page has a baseline its paired margin over it.
+
+    `champion`: {page: {metric: per-case values}} (`protocol.evaluate_per_case`'s second result);
+    `baselines`: {page: (name, {metric: per-case values of the same cases})}, the pages without one
+    left out; `routes`: {page: the candidate serving it}. The rows are 04_evaluate's table and, as
+    `tracking.uncertainty_tag`, what the dashboard shows beside the live model."""
+    rows = []
+    for page, metric in HEADLINE.items():
+        values = (champion.get(page) or {}).get(metric)
+        if values is None or not len(values):
+            continue
+        ours = bootstrap_interval(values, n_resamples=n_resamples, seed=seed)
+        row = {"scenario": page, "page": HEADLINE_LABELS[page], "served by": routes.get(page), "test": ours.value,
+               "95% low": ours.low, "95% high": ours.high}
+        if page in baselines:
+            name, per_case = baselines[page]
+            margin = paired_bootstrap(values, per_case[metric], n_resamples=n_resamples, seed=seed)
+            row.update({"baseline (best other on validation)": name, "baseline test": margin.baseline, "ratio": margin.ratio,
+                        "ratio low": margin.ratio_low, "ratio high": margin.ratio_high, "significant": margin.significant})
+        rows.append(row)
+    return rows
