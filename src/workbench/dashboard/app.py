@@ -294,7 +294,10 @@ class Dashboard:
             comparison, note = None, f"<div class='muted'>No pipeline comparison available ({error}).</div>"
         else:
             note = ""
-        children = [_html("<h3 style='margin:4px 0'>Algorithms of the last pipeline run</h3>" + note)]
+        children = [_html("<h3 style='margin:4px 0'>Algorithms of the last pipeline run</h3>"
+                          "<div class='muted'>each fitted on the sales before the split and scored once on the test window "
+                          "after it; the live model was chosen on the validation windows before the split, not on these figures"
+                          "</div>" + note)]
         fig = R.comparison_figure(comparison, algorithm) if comparison is not None else None
         if fig is not None:
             image = W.Image(value=R.figure_png(fig), format="png", layout=W.Layout(max_width="100%"))
