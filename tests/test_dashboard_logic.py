@@ -112,7 +112,7 @@ def register_models(frames: dict, legal_entity: str = LEGAL_ENTITY, name: str = 
     baseline = next((a for a in algorithms if a != champion), None)
     baselines = {page: (baseline, per_case[baseline][page]) for page in HEADLINE} if baseline else {}
     rows = headline_uncertainty(per_case[champion], baselines, dict.fromkeys(HEADLINE, champion))
-    for tag, value in tracking.test_figure_tags(split, False, rows).items():
+    for tag, value in tracking.champion_figure_tags(split, False, rows).items():
         MlflowClient().set_tag(runs[champion]["run_id"], tag, value)
     tracking.end_pipeline_run(pipeline)
     version = tracking.register_champion(runs[champion]["model_uri"], name=name)

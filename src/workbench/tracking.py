@@ -409,7 +409,7 @@ def _run_settings(run) -> dict[str, Any]:
     return settings
 
 
-def test_figure_tags(test_window_start, refit_on_all_data: bool, uncertainty: list[dict]) -> dict[str, str]:
+def champion_figure_tags(test_window_start, refit_on_all_data: bool, uncertainty: list[dict]) -> dict[str, str]:
     """The tags a champion's run carries so that its test figures say where they come from: the test
     window's start, whether the served model was refitted on all data after that scoring, and
     `evaluation.headline_uncertainty`'s rows (JSON, floats to 4 places: four pages stay far inside

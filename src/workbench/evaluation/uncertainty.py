@@ -116,7 +116,7 @@ def headline_uncertainty(champion: dict, baselines: dict, routes: dict, *, n_res
     `champion`: {page: {metric: per-case values}} (`protocol.evaluate_per_case`'s second result);
     `baselines`: {page: (name, {metric: per-case values of the same cases})}, the pages without one
     left out; `routes`: {page: the candidate serving it}. The rows are 04_evaluate's table and, as
-    `tracking.uncertainty_tag`, what the dashboard shows beside the live model."""
+    `tracking.champion_figure_tags`, what the dashboard shows beside the live model."""
     rows = []
     for page, metric in HEADLINE.items():
         values = (champion.get(page) or {}).get(metric)
