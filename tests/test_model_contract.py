@@ -168,3 +168,23 @@ class TestRecommenderContract:
         assert any("UNKNOWN-P" in note for note in unknown_basket.notes)
         assert all(reason.startswith(("best seller", "trending")) for reason in stranger.reasons + unknown_basket.reasons)
 
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_retailer_without_loyalty_members(name):
+    """Every sale anonymous (a retailer without a loyalty programme): every model fits, and answers
+    each page; a customer page (nobody known) gets best sellers, and a model that learns what is
+    bought together from customers learns it from the baskets instead (`TrainingData.shopper_items`)."""
+    frame = tiny_interactions(seed=3, n_customers=25, n_products=30, n_baskets=300, days=90).assign(customer_id=None)
+    frame["customer_id"] = frame["customer_id"].astype(object)
+    model = make_model(name, **FAST.get(name, {})).fit(TrainingData.from_interactions(frame))
+    assert model.customer_index == {} or len(model.customer_index) == 0
+    items = [str(i) for i in model.item_ids]
+    product, basket, customer = model.recommend(
+        [Request("product", None, (items[0],)), Request("basket", None, tuple(items[1:3])), Request("customer", "C001")], k=5
+    )
+    assert len(product.item_ids) == len(basket.item_ids) == len(customer.item_ids) == 5
+    assert items[0] not in product.item_ids and not set(items[1:3]) & set(basket.item_ids)
+    assert all(reason.startswith(("best seller", "trending")) for reason in customer.reasons)
+    if name not in ("best_sellers", "repeat", "trending"):  # these never learn what goes together
+        assert not any(reason.startswith(("best seller", "trending")) for reason in product.reasons), product.reasons

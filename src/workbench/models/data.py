@@ -196,6 +196,13 @@ class TrainingData:
             dtype=np.float32,
         )
 
+    def shopper_items(self, half_life_days: float | None = None) -> sp.csr_matrix:
+        """What a model that learns from customers learns from: `customer_items`, or where no sale names
+        a customer (a retailer without loyalty members) `basket_items`, each basket a shopper of its
+        own. Without it such a model would learn nothing there and serve best sellers."""
+        matrix = self.customer_items(half_life_days)
+        return matrix if matrix.nnz else self.basket_items(half_life_days)
+
     def basket_items(self, half_life_days: float | None = None) -> sp.csr_matrix:
         """baskets x items, binary (time-decayed where asked)."""
         matrix = sp.csr_matrix(

@@ -37,8 +37,9 @@ def _bm25(matrix: sp.csr_matrix, k1: float = 100.0, b: float = 0.8) -> sp.csr_ma
 
 class _Factorization(Recommender):
     def _user_items(self, data: TrainingData) -> sp.csr_matrix:
-        """customers x items (counts of baskets): the matrix factorised."""
-        matrix = data.customer_items(self.params.get("half_life_days"))
+        """customers x items (counts of baskets): the matrix factorised; baskets x items for a retailer
+        without loyalty members (`TrainingData.shopper_items`: requests are folded in either way)."""
+        matrix = data.shopper_items(self.params.get("half_life_days"))
         if self.params.get("bm25"):
             matrix = _bm25(matrix)
         return matrix

@@ -190,12 +190,12 @@ def _cooccurrence_inputs(data: TrainingData, level: str, half_life_days: float |
     if level == "basket":
         return data.basket_items(half_life_days), data.basket_items(None)
     if level == "customer":
-        binary = data.customer_items(None)
+        binary = data.shopper_items(None)
         binary.data[:] = 1.0
         weighted = binary
         if half_life_days:
             # a customer counts fully while still buying the product, less once it is long ago
-            weighted = data.customer_items(half_life_days)
+            weighted = data.shopper_items(half_life_days)
             weighted.data = np.minimum(weighted.data, 1.0)
         return weighted, binary
     raise ValueError(f"level must be 'basket' or 'customer', not {level!r}")
@@ -306,7 +306,7 @@ class ItemKNN(ItemToItem):
         if self.params["matrix"] == "basket":
             users = data.basket_items(None)
         else:
-            users = data.customer_items(None)
+            users = data.shopper_items(None)
         norms = np.sqrt(np.asarray(users.multiply(users).sum(axis=0)).ravel())
         norms[norms == 0] = 1.0
         normalised = (users @ sp.diags(1.0 / norms)).tocsr()
@@ -377,7 +377,7 @@ class EASE(ItemToItem):
         if self.params["matrix"] == "basket":
             users = data.basket_items(None)
         elif self.params["matrix"] == "customer":
-            users = data.customer_items(None)
+            users = data.shopper_items(None)
             users.data[:] = 1.0
         else:
             raise ValueError(f"matrix must be 'customer' or 'basket', not {self.params['matrix']!r}")

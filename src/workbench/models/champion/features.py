@@ -60,7 +60,7 @@ def candidate_features(state, batch: Batch, signals, blend: np.ndarray):
     features[:, COLUMN["last_bought_days"]] = last
     interval = (first - last) / np.maximum(counts - 1.0, 1.0)
     features[:, COLUMN["rebuy_due"]] = np.where(counts >= 2, last / np.maximum(interval, 1.0), -1.0)
-    customer_baskets = np.where(customers >= 0, state.customer_baskets[np.maximum(customers, 0)] if len(state.customer_baskets) else 0, 0)
+    customer_baskets = _of_customers(state.customer_baskets, customers, 0.0)
     features[:, COLUMN["customer_baskets"]] = np.log1p(customer_baskets[rows])
     inputs = batch.inputs()
     features[:, COLUMN["basket_size"]] = np.diff(inputs.indptr)[rows]
@@ -99,10 +99,17 @@ def _customer_pace(state, batch: Batch, rows: np.ndarray, counts: np.ndarray, ba
     customer's baskets."""
     customers = np.where(on_customer_page(batch)[rows], batch.customers()[rows], -1)
     known = customers >= 0
-    customer = np.maximum(customers, 0)
     features[:, COLUMN["history_share"]] = np.where(known, counts / np.maximum(baskets, 1.0), 0.0)
-    features[:, COLUMN["purchase_rate"]] = np.where(known, counts / np.maximum(state.customer_tenure[customer], 1.0), 0.0)
-    features[:, COLUMN["customer_idle_days"]] = np.where(known, state.customer_idle[customer], -1.0)
+    features[:, COLUMN["purchase_rate"]] = np.where(known, counts / np.maximum(_of_customers(state.customer_tenure, customers, 1.0), 1.0), 0.0)
+    features[:, COLUMN["customer_idle_days"]] = _of_customers(state.customer_idle, customers, -1.0)
+
+
+def _of_customers(values: np.ndarray, customers: np.ndarray, default: float) -> np.ndarray:
+    """values[customer] of each entry, `default` where there is none (-1): also where the retailer has
+    no loyalty members at all and `values` is empty (every sale anonymous)."""
+    if not len(values):
+        return np.full(len(customers), default, dtype=np.float32)
+    return np.where(customers >= 0, values[np.maximum(customers, 0)], default)
 
 
 def _alike(item_terms, inputs: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, unit: bool = True) -> np.ndarray:
