@@ -313,7 +313,8 @@ def test_the_source_url_may_come_from_the_environment(workbench_home, demo_db_ur
 @pytest.mark.e2e
 def test_a_retailer_without_customers_gets_all_three_pos_pages(demo_db, tmp_path):
     """Baskets without customer ids, stores or wish lists, through a mapping and the whole pipeline
-    (03_train used to fail with IndexError on the empty customer matrix)."""
+    (03_train used to fail with IndexError on the empty customer matrix, and the champion's fit on
+    its empty per-customer arrays)."""
     import csv
     import os
     import subprocess
@@ -335,7 +336,7 @@ def test_a_retailer_without_customers_gets_all_three_pos_pages(demo_db, tmp_path
     config.write_text(
         "stages: [extract, cleanse, train, evaluate]\nparameters:\n  legal_entity: ANON\n"
         f"  source_mapping: {paths.code_root() / 'tests' / 'sources' / 'anonymous_baskets.yml'}\n  source: {export}\n"
-        "  algorithms: [best_sellers, repeat, sar]\n  tune: false\n  validation_windows: 1\n  bootstrap_resamples: 100\n")
+        "  algorithms: [best_sellers, repeat, sar, champion]\n  tune: false\n  validation_windows: 1\n  bootstrap_resamples: 100\n")
     home = tmp_path / "home"
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
