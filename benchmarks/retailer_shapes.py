@@ -4,11 +4,13 @@ history is short or the sales name no store? Each shape runs the quality benchma
 scored once), with a smaller budget. A robustness check, not a quality figure: the shapes are cut
 from one retailer.
 
-    .venv/bin/python benchmarks/retailer_shapes.py [--shapes or-3weeks,or-no-store] [--budget 60] [--report-only]
+    .venv/bin/python benchmarks/retailer_shapes.py [--shapes or-3weeks,or-no-store,or-anonymous] [--budget 60] [--report-only]
 
 Shapes:
-  or-3weeks    only the 3 weeks before the 2011-11-09 split (a retailer that has just started)
-  or-no-store  the 2011-10-09 split with every store id (country) removed (a retailer without stores)
+  or-3weeks     only the 3 weeks before the 2011-11-09 split (a retailer that has just started)
+  or-no-store   the 2011-10-09 split with every store id (country) removed (a retailer without stores)
+  or-anonymous  the 2011-10-09 split with every customer id removed (a retailer without loyalty members:
+                no customer page cases; the transaction and product pages from baskets alone)
 
 Writes benchmarks/results/retailer_shapes.{json,md}.
 """
@@ -29,6 +31,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 SHAPES = {
     "or-3weeks": ("the 3 weeks before the split", "2011-11-09", lambda f: f.filter(pl.col("time") >= datetime(2011, 10, 18))),
     "or-no-store": ("no store ids", "2011-10-09", lambda f: f.with_columns(pl.lit(None, dtype=pl.String).alias("store_id"))),
+    "or-anonymous": ("no customer ids", "2011-10-09", lambda f: f.with_columns(pl.lit(None, dtype=pl.String).alias("customer_id"))),
 }
 
 
@@ -56,6 +59,9 @@ def markdown(results: dict, when: str) -> str:
         windows = f"{r['plan']['window_days']} days x {len(r['plan']['windows'])}" + customer_look_ahead(r["plan"])
         for page in PAGES:
             b, m = block[page], block[page]["margin"]
+            if not b["registered"].get("n_cases"):
+                lines.append(f"| {name}: {SHAPES[name][0]} | {windows} | {page} | {r['routes'][page]} | no test cases | | |")
+                continue
             verdict = "significant" if m["significant"] else "within noise"
             c, alternative = r.get("route_choice", {}).get(page), b.get("one_se")
             served = r["routes"][page] + (f" (over {c['runner_up']} by {c['lead']:.3f}, SE {c['standard_error']:.3f})" if c and not c["beyond_one_se"] else "")
