@@ -8,6 +8,7 @@ logged and registered through workbench.models / evaluation / tracking.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -68,9 +69,14 @@ def make_frames(seed: int = 0, n_products: int = 32, n_customers: int = 16, n_ba
     return {"interactions": interactions, "baskets": baskets, "catalog": catalog, "wish_lists": wish_lists}
 
 
-def build_interim(legal_entity: str = LEGAL_ENTITY, enabled: bool = True) -> dict[str, pd.DataFrame]:
-    """Write the frames to data/interim/<legal_entity>/ of the current WORKBENCH_HOME."""
+def build_interim(legal_entity: str = LEGAL_ENTITY, enabled: bool = True, anonymous: bool = False) -> dict[str, pd.DataFrame]:
+    """Write the frames to data/interim/<legal_entity>/ of the current WORKBENCH_HOME; `anonymous`: a
+    retailer without loyalty members (no customer ids, no wish lists)."""
     frames = make_frames()
+    if anonymous:
+        for name in ("interactions", "baskets"):
+            frames[name] = frames[name].assign(customer_id=pd.Series([None] * len(frames[name]), dtype=object))
+        frames["wish_lists"] = frames["wish_lists"].iloc[:0]
     folder = paths.interim_dir(legal_entity)
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():
@@ -335,6 +341,20 @@ def test_app_with_recommendations_turned_off_shows_the_banner(home):
     assert "pos-off-banner" in app.status.value and f"turned off for legal entity {LEGAL_ENTITY}" in app.status.value
     assert "recommendations-off" in app.p_recs.value and 'class="recommendations"' not in app.p_recs.value
     assert "recommendations-off" in app.c_recs.value
+
+
+@pytest.mark.e2e
+def test_app_of_a_retailer_without_customers_says_so_on_the_customer_page(home):
+    from workbench.dashboard import Dashboard
+
+    frames = build_interim(LEGAL_ENTITY, anonymous=True)
+    register_models(frames, name="pos-recommender-anonymous")
+    app = Dashboard(LEGAL_ENTITY, "pos-recommender-anonymous")
+    assert len(app.data.customers) == 0
+    assert "no-customers" in app.c_summary.value and f"legal entity <b>{LEGAL_ENTITY}</b> name no customer" in app.c_summary.value
+    # what the POS shows a shopper it does not know: best sellers
+    reasons = re.findall(r"<td class='reason'>([^<]*)</td>", app.c_recs.value)
+    assert len(reasons) == 10 and all(r.startswith(("best seller", "trending")) for r in reasons), reasons
 
 
 @pytest.mark.e2e

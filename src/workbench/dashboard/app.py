@@ -379,6 +379,12 @@ class Dashboard:
     @_guarded(lambda self: self.c_recs)
     def _refresh_customer(self) -> None:
         customer = self.c_customer.value
+        if not customer and not len(self.data.customers):
+            # a retailer without loyalty members: nobody to pick; the POS page shows what it shows a stranger
+            self.c_summary.value = R.wrap(R.no_customers_message(self.legal_entity))
+            self.c_wish.value = ""
+            self.c_recs.value = self._recommendations_html("customer", "customer", None, [], "For a shopper the POS does not know")
+            return
         if not customer:
             self.c_summary.value = R.wrap("<div class='muted'>Pick a customer.</div>")
             self.c_wish.value = ""

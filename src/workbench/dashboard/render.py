@@ -149,6 +149,13 @@ def error_message(error: BaseException) -> str:
     return f'<div class="dashboard-error">Something went wrong: {escape(type(error).__name__)}: {escape(str(error))}</div>'
 
 
+def no_customers_message(legal_entity: str) -> str:
+    return (
+        f'<div class="no-customers">The sales of legal entity <b>{escape(str(legal_entity))}</b> name no customer (no loyalty '
+        "members), so there is nobody to pick here. The POS's customer page shows a shopper it does not know these:</div>"
+    )
+
+
 def entity_mismatch(model_entity: str, legal_entity: str) -> str:
     return (
         f'<div class="entity-mismatch">The champion was trained for legal entity <b>{escape(str(model_entity))}</b>; '
