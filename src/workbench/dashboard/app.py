@@ -127,7 +127,7 @@ class Dashboard:
         self.data: D.DashboardData | None = None
         self.legal_entity = legal_entity
         self.status = _html("", "wb-status")
-        self.widget = W.VBox([_html(f"<h2 style='margin:4px 0'>POS recommendations workbench</h2>"), self.status])
+        self.widget = W.VBox([_html("<h2 style='margin:4px 0'>POS recommendations workbench</h2>"), self.status])
         self.widget.add_class("wb-dashboard")
         if not self._load_model() or not self._load_data():
             return
