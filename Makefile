@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.11 (no conda needed):
 #   make demo   - virtual environment, install, demo retailer, whole pipeline, registered champion
-#   make test   - virtual environment, install (+ Chromium for the dashboard test), all tests
+#   make test   - virtual environment, install (+ Chromium for the dashboard test), make lint, all tests
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -14,7 +14,7 @@ SERVER ?= pos
 LEGAL_ENTITY ?=
 TRACKING_URI := sqlite:///$(CURDIR)/mlruns/mlflow.db
 
-.PHONY: screenshots install demo test lab dashboard serve online-retail browser postgres benchmarks research clean
+.PHONY: screenshots install demo test lint lab dashboard serve online-retail browser postgres benchmarks research clean
 
 install: $(VENV)/.stamp-install
 
@@ -44,8 +44,12 @@ postgres:
 	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; }
 
-test: install browser postgres
+test: install browser postgres lint
 	$(BIN)/python -m pytest -ra
+
+# unused imports, undefined names and syntax errors (pyproject.toml's [tool.ruff]), notebooks included
+lint: install
+	$(BIN)/ruff check src tests benchmarks notebooks
 
 # The README's dashboard screenshots, retaken by the browser test (make test writes them to a scratch folder).
 screenshots: install browser

@@ -503,7 +503,7 @@ def markdown(results: list[dict], pending: list[str]) -> str:
         *summary_table(results),
         *one_se_table(results),
         "",
-        f"Champion's fit time against the slowest single algorithm's, each fitted on everything before the split "
+        "Champion's fit time against the slowest single algorithm's, each fitted on everything before the split "
         + (f"(the median of {FIT_REPEATS} fits, in rounds)" if all("fit_runs_s" in r for r in results) else "(one fit each)"),
         f"(target: within {FIT_TARGET:g}x):",
         "",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -313,10 +315,7 @@ extract_entity_store(url, "USRT", start=start, end=end, progress=False)
 """
 
 
-def _worker(url: str, start: str, end: str, die_at: str = "") -> "subprocess.Popen":
-    import subprocess
-    import sys
-
+def _worker(url: str, start: str, end: str, die_at: str = "") -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", _WORKER, url, start, end, die_at or "none"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

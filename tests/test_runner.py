@@ -1,13 +1,8 @@
 """The pipeline runner's configuration handling (the end-to-end runs are in test_pipeline_e2e.py)."""
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from workbench import locks, runner
+from workbench import runner
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from workbench.models import MODELS, Request, TrainingData, make_model
+from workbench.models import Request, TrainingData, make_model
 from workbench.models.item_to_item import (
     LARGE_CATALOG_NEIGHBOURS,
     cooccurrence,

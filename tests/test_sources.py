@@ -156,7 +156,7 @@ def test_a_wrong_mapping_fails_its_contract_naming_entity_column_rule_and_rows(w
 
 
 def test_an_optional_entity_the_retailer_lacks_is_an_empty_table(workbench_home, tmp_path):
-    from test_online_retail import ROWS, _csv_text
+    from test_online_retail import ROWS
 
     path = tmp_path / "baskets.csv"
     path.write_text("basket,sku,sku_name,sold,units,price\n" + "\n".join(
