@@ -189,12 +189,12 @@ def test_non_merchandise_codes_prefixes_and_product_type():
 
 
 def test_unknown_product_including_quarantined_products():
-    products = DEFAULT_PRODUCTS + [product("NONAME", name=None)]
-    rows = [line("T1", "P1"), line("T1", "ZZZ"), line("T2", "NONAME")]
+    products = DEFAULT_PRODUCTS + [product("BADPRICE", price=-1.0)]
+    rows = [line("T1", "P1"), line("T1", "ZZZ"), line("T2", "BADPRICE")]
     r = cleanse(tables(rows, products=products), CleansingRules())
     assert counts(r) == {"unknown_product": 2}
     reasons = dict(r.quarantine["sales_lines"].select("product_id", "reason").iter_rows())
-    assert "not in products" in reasons["ZZZ"] and "missing_name" in reasons["NONAME"]
+    assert "not in products" in reasons["ZZZ"] and "invalid_price" in reasons["BADPRICE"]
     off = cleanse(tables(rows, products=products), CleansingRules(drop_unknown_products=False))
     assert counts(off) == {} and off.interactions.height == 3
 
@@ -283,12 +283,12 @@ def test_products_quarantine_keeps_the_first_valid_row():
         product("P3", price=None), product("P4", price=float("nan")), product("P5", price=-1.0),
         product("P6", price=0.0), product("P1", name="again"), product("G", ptype="gift_card"), product("  "),
     ]
-    r = cleanse(tables([line("T1", "P1"), line("T1", "P2")], products=products), CleansingRules())
-    assert counts(r, "products") == {"missing_product_id": 2, "missing_name": 1, "invalid_price": 3,
-                                     "duplicate_product_id": 1, "non_merchandise": 1}
-    assert r.catalog.sort("product_id").select("product_id", "name").rows() == [
-        ("P1", "thing"), ("P2", "second P2"), ("P6", "thing")]
-    assert counts(r) == {}  # P2 is in the catalog thanks to its second, valid row
+    r = cleanse(tables([line("T1", "P1"), line("T1", "P2"), line("T2", "P3")], products=products), CleansingRules())
+    assert counts(r, "products") == {"missing_product_id": 2, "invalid_price": 2, "duplicate_product_id": 2, "non_merchandise": 1}
+    # a product without a name (P2's first row) or without a price (P3) is kept, and so are its sales
+    assert r.catalog.sort("product_id").select("product_id", "name", "price").rows() == [
+        ("P1", "thing", 2.0), ("P2", None, 2.0), ("P3", "thing", None), ("P6", "thing", 0.0)]
+    assert counts(r) == {} and r.interactions.height == 3
 
 
 def test_customers_stores_and_wish_lists():
@@ -609,9 +609,12 @@ def test_real_online_retail(real_result):
     assert r.interactions["customer_id"].drop_nulls().n_unique() == 4_334
     assert r.interactions.select("basket_id", "product_id").is_unique().all()
     assert r.interactions.filter((pl.col("quantity") <= 0) | (pl.col("amount") <= 0)).height == 0
-    # the catalog: every interaction's product, and none of the 24 non-merchandise stock codes
+    # the catalog: every interaction's product, and none of the 33 non-merchandise stock codes (24 sold at a
+    # positive price; 9 DCGS codes never were). The 123 merchandise products never sold at a positive price
+    # have no catalog price: they stay in the catalog, without sales
     assert set(r.interactions["product_id"].unique()) <= set(r.catalog["product_id"])
-    assert r.rule_counts("products")["non_merchandise"] == 24
+    assert r.rule_counts("products")["non_merchandise"] == 33 and r.rule_counts("products")["invalid_price"] == 0
+    assert r.catalog.filter(pl.col("price").is_null() & (pl.col("n_baskets") == 0)).height == 123
     assert r.catalog.filter(pl.col("n_baskets") > 0).height == 3_900
     # a few seconds on a shared 2-core machine (0.6 to 1.6 s measured)
     assert r.seconds < 10

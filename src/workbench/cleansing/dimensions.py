@@ -23,13 +23,15 @@ def first_of_each(keys: str | list[str]) -> pl.Expr:
 
 
 def cleanse_products(products: pl.DataFrame, rules: CleansingRules) -> Splitter:
+    """The catalog. A product without a name or a catalog price is kept: its sales still teach the
+    recommenders (an export of basket lines, or of orders, often names neither), and the POS and the
+    dashboard show its id; a price that cannot be one (NaN, negative) is rejected."""
     s = Splitter("products", products, products.columns)
     s.reject("missing_product_id", blank("product_id"), "The product has no product id.")
-    s.reject("missing_name", blank("name"), fmt("Product {} has no name.", "product_id"))
     s.reject(
         "invalid_price",
-        pl.col("price").is_null() | pl.col("price").is_nan() | (pl.col("price") < 0),
-        fmt("Product {} has no valid price (price {}).", "product_id", "price"),
+        pl.col("price").is_nan() | (pl.col("price") < 0),
+        fmt("Product {} has a price that cannot be one ({}).", "product_id", "price"),
     )
     s.reject(
         "duplicate_product_id",

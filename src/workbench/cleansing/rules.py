@@ -33,7 +33,8 @@ Reconciliation of sales_lines: rows in = interactions out + rows quarantined und
 where rule 11 counts the lines merged away (each interaction is the first line of its pair).
 
 The dimension tables are cleansed first (the sales-line rules 8 and 9 look at the cleansed catalog):
-products  ``missing_product_id``, ``missing_name``, ``invalid_price`` (null, NaN or negative),
+products  ``missing_product_id``, ``invalid_price`` (NaN or negative; a product without a name or a
+          price is kept: its sales still teach the recommenders, and its id is shown),
           ``duplicate_product_id`` (among the valid rows; the first is kept), ``non_merchandise``
 customers ``missing_customer_id``, ``duplicate_customer_id`` (first kept)
 stores    ``missing_store_id``, ``duplicate_store_id`` (first kept)
@@ -63,7 +64,7 @@ RULES: dict[str, tuple[str, ...]] = {
         "max_basket_size", "min_item_support", "min_customer_baskets",
     ),
     "products": (
-        "missing_product_id", "missing_name", "invalid_price", "duplicate_product_id", "non_merchandise",
+        "missing_product_id", "invalid_price", "duplicate_product_id", "non_merchandise",
     ),
     "customers": ("missing_customer_id", "duplicate_customer_id"),
     "stores": ("missing_store_id", "duplicate_store_id"),
