@@ -410,3 +410,30 @@ def test_local_times_casts_and_lookups(workbench_home, tmp_path):
     assert out["transaction_type"].to_list() == ["fee", "sale"]
     with pytest.raises(ex.ExtractionError, match=r"column sales_lines\.line_number: 1 value\(s\) of column 'n' do not read as int \(row 2: 'four'\)"):
         evaluate(frame.with_columns(n=pl.Series(["3", "four"])), entity, "test")
+
+
+@pytest.mark.e2e
+def test_a_run_that_keeps_no_sales_line_says_which_rules_took_them(tmp_path):
+    """A mapping that never says a product is merchandise (product_type left out): cleansing rejects the
+    whole catalog, then every line; the run's one error line names both rules, as a scheduled run's log
+    is all anyone reads."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "lines.csv").write_text("basket,sku,sold,units,price\nB1,A,01/03/2025 10:00,1,2.0\nB1,B,01/03/2025 10:00,1,3.0\n"
+                                        "B2,A,02/03/2025 11:00,2,2.0\n")
+    mapping = (paths.code_root() / "tests" / "sources" / "anonymous_baskets.yml").read_text()
+    mapping = mapping.replace("      product_type: {constant: merchandise}\n", "").replace("sku_name, ", "")
+    mapping = mapping.replace("      description: sku_name\n", "").replace("      name: {agg: mode, of: description}\n", "")
+    (tmp_path / "mapping.yml").write_text(mapping)
+    (tmp_path / "run.yml").write_text(f"stages: [extract, cleanse]\nparameters:\n  legal_entity: NOTYPE\n"
+                                      f"  source_mapping: {tmp_path / 'mapping.yml'}\n  source: {tmp_path / 'lines.csv'}\n")
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "home")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([str(Path(sys.executable).parent / "workbench"), "run", "-c", str(tmp_path / "run.yml"), "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    error = next(line for line in (done.stdout + done.stderr).splitlines() if "cleansing kept no sales line" in line)
+    assert "sales_lines: 3 in, 0 kept (interactions); non_merchandise 3;" in error, error
+    assert "products: 2 in, 0 kept (catalog); non_merchandise 2;" in error, error
