@@ -232,6 +232,17 @@ def test_recommendation_table_has_stable_hooks(data):
     assert "no recommendations" in R.recommendations_table(rows.iloc[0:0], "product")
 
 
+def test_a_catalog_without_names_or_prices_shows_ids(frames, data):
+    """Cleansing keeps products without a name or price (an export of basket lines): the dashboard
+    tells them from products it does not know, and its picker shows what there is."""
+    bare = D.prepare(LEGAL_ENTITY, frames["catalog"].assign(name=None, category=None, price=np.nan), frames["interactions"],
+                     frames["baskets"], frames["wish_lists"])
+    output = pd.DataFrame({"request": [0, 0], "rank": [1, 2], "product_id": ["P001", "ZZZ"], "score": [0.9, 0.1], "reason": ["x", "y"]})
+    assert D.recommendation_rows(output, bare, request=0)["name"].tolist() == ["", "(not in the catalog)"]
+    assert D.product_label(bare.catalog.loc["P001"]) == "[P001]"
+    assert D.product_label(data.catalog.loc["P001"], "EUR").endswith(" EUR [P001]") and " · " in D.product_label(data.catalog.loc["P001"])
+
+
 def test_turned_off_answer_becomes_a_banner():
     output = pd.DataFrame({"request": [0], "rank": [0], "product_id": pd.Series([None], dtype=object), "score": [np.nan],
                            "reason": ["POS recommendations are turned off for legal entity X"]})
