@@ -161,18 +161,15 @@ class CleansingResult:
         if problems:
             raise ReconciliationError("cleansing does not reconcile:\n  " + "\n  ".join(problems))
 
+    def table_summary(self, table: str) -> str:
+        """One table's line: rows in, kept and the rules that rejected anything."""
+        counts = {r: n for r, n in self.rule_counts(table).items() if n}
+        detail = ", ".join(f"{r} {n:,}" for r, n in counts.items()) or "nothing rejected"
+        return f"{table}: {self.rows_in(table):,} in, {self.height(KEPT_TABLE[table]):,} kept ({KEPT_TABLE[table]}); {detail}"
+
     def summary(self) -> str:
-        """A few lines for the notebook: rows in, kept and the rules that rejected anything."""
-        lines = []
-        for table in TABLES:
-            counts = {r: n for r, n in self.rule_counts(table).items() if n}
-            detail = ", ".join(f"{r} {n:,}" for r, n in counts.items()) or "nothing rejected"
-            lines.append(
-                f"{table}: {self.rows_in(table):,} in, {self.height(KEPT_TABLE[table]):,} kept "
-                f"({KEPT_TABLE[table]}); {detail}"
-            )
-        lines.append(f"baskets: {self.height('baskets'):,}")
-        return "\n".join(lines)
+        """A few lines for the notebook: every table's `table_summary`, and the baskets."""
+        return "\n".join([*(self.table_summary(table) for table in TABLES), f"baskets: {self.height('baskets'):,}"])
 
     def as_entity_store(self) -> dict[str, pl.DataFrame]:
         """The cleansed data in the entity-store contract (one sale line per interaction), to cleanse again."""

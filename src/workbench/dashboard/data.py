@@ -103,7 +103,8 @@ def money(value, currency: str | None = None) -> str:
 def product_label(row, currency: str | None = None) -> str:
     """The picker's line: name, category, price (those the catalog has) and the id."""
     parts = (short(row["name"], 48), short(row["category"], 20), money(row["price"], currency))
-    return " ".join(filter(None, (" · ".join(part for part in parts if part), f"[{row['product_id']}]")))
+    shown = " · ".join(part for part in parts if part)
+    return f"{shown} [{row['product_id']}]" if shown else f"[{row['product_id']}]"
 
 
 def customer_label(row) -> str:
