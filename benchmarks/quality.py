@@ -18,8 +18,8 @@ Every algorithm is then fitted on everything before the split, and the champion'
 own validation-window tuning included) is set against the slowest single algorithm's (issue 9's
 target: within 5x), each the median of FIT_REPEATS fits made in rounds.
 
-Writes benchmarks/results/quality.json and quality.md (one section per dataset, rewritten as each
-dataset finishes) and copies the summary table into README.md between its quality markers; with
+Writes benchmarks/results/quality.json, quality.md (one section per dataset, rewritten as each
+dataset finishes) and quality_margins.png (the summary's margins against the target) and copies the summary table into README.md between its quality markers; with
 `--results DIR`, writes there instead and leaves README.md alone.
 Datasets whose data is absent (../shared) are skipped and say so.
 """
@@ -87,6 +87,7 @@ PEER_LIKE = [
 ]
 PAGES = tuple(HEADLINE)
 ONE_SE = "the one-standard-error rule's routes"
+TARGET_RATIO = 1.10  # issue 9: the registered champion at 1.10x the best peer-like baseline or more
 FIT_TARGET = 5.0  # issue 9: the champion's fit time within 5x the slowest single algorithm's
 FIT_REPEATS = 3  # final fits timed per algorithm (median), the blend's once
 
@@ -556,10 +557,46 @@ def markdown(results: list[dict], pending: list[str]) -> str:
     return "\n".join(lines)
 
 
+def margins_figure(results: list[dict], path: Path) -> Path:
+    """The summary's margins as a picture: per dataset and page, the registered model's ratio to the
+    best peer-like baseline (no store id) with its paired bootstrap 95% interval, against 1.0x (no
+    better than the baseline) and the 1.10x target; a hollow marker is within noise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(f"{r['dataset']} ({r['split']}) · {HEADLINE_LABELS[page]}", r["test"]["no store id"][page]["margin"])
+            for r in results for page in PAGES]
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.8))
+    for y, (_, m) in enumerate(rows):
+        colour = "tab:green" if m["ratio"] >= TARGET_RATIO else "tab:orange" if m["ratio"] >= 1.0 else "tab:red"
+        ax.plot([m["ratio_low"], m["ratio_high"]], [y, y], color=colour, linewidth=2)
+        ax.plot(m["ratio"], y, "o", color=colour, markerfacecolor=colour if m["significant"] else "white", markersize=6)
+    ax.axvline(1.0, color="grey", linewidth=1)
+    ax.axvline(TARGET_RATIO, color="black", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("registered model / best peer-like baseline, test window", fontsize=9)
+    legend = [plt.Line2D([], [], color="black", linestyle="--", label=f"target {TARGET_RATIO:.2f}x"),
+              plt.Line2D([], [], color="tab:green", marker="o", label="at the target or above"),
+              plt.Line2D([], [], color="tab:orange", marker="o", label="above 1.0x, short of the target"),
+              plt.Line2D([], [], color="tab:red", marker="o", label="below the baseline"),
+              plt.Line2D([], [], color="grey", marker="o", markerfacecolor="white", linestyle="none",
+                         label="hollow: 95% interval holds 1.0x")]
+    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.4, -0.07), ncol=3, fontsize=7, frameon=False)
+    ax.set_title("Margin per dataset and page (paired bootstrap 95% interval)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
 def write_results(results: list[dict], not_run: list[str], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "quality.json").write_text(json.dumps({"datasets": results, "not_run": not_run}, indent=2, default=str))
     (folder / "quality.md").write_text(markdown(results, not_run))
+    margins_figure(results, folder / "quality_margins.png")
 
 
 def readme_block(record: dict) -> list[str]:
@@ -590,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         record = json.loads((args.results / "quality.json").read_text())
         (args.results / "quality.md").write_text(markdown(record["datasets"], record.get("not_run", [])))
-        print(f"written {args.results / 'quality.md'} from its quality.json")
+        margins_figure(record["datasets"], args.results / "quality_margins.png")
+        print(f"written {args.results / 'quality.md'} and quality_margins.png from its quality.json")
         if args.results.resolve() == RESULTS.resolve():
             update_readme(record["datasets"])
             print("and README.md's quality block")

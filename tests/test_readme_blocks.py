@@ -56,3 +56,16 @@ def test_quality_report_quotes_the_seed_spread_research(tmp_path):
     # a run without the default seed says so rather than failing
     pd.DataFrame(rows).drop(columns="seed 0").to_csv(tmp_path / "other_seeds.csv", index=False)
     assert "| 2.03 | not among the seeds run |" in "\n".join(quality.seed_noise_table(tmp_path / "other_seeds.csv"))
+
+
+def test_quality_margins_figure_is_the_committed_results(tmp_path):
+    """The README's picture of the quality margins is drawn from the committed quality.json: redrawn
+    here, it is the committed PNG pixel for pixel (matplotlib is pinned, so the drawing is too)."""
+    import matplotlib.image
+
+    quality = _benchmark("quality")
+    record = json.loads((BENCHMARKS / "results" / "quality.json").read_text())
+    drawn = quality.margins_figure(record["datasets"], tmp_path / "margins.png")
+    committed = matplotlib.image.imread(BENCHMARKS / "results" / "quality_margins.png")
+    assert (matplotlib.image.imread(drawn) == committed).all()
+    assert "](benchmarks/results/quality_margins.png)" in (ROOT / "README.md").read_text()
