@@ -49,11 +49,14 @@ test: install browser postgres lint
 
 # unused imports, undefined names and syntax errors (pyproject.toml's [tool.ruff]), notebooks included
 lint: install
-	$(BIN)/ruff check src tests benchmarks notebooks
+	$(BIN)/ruff check src tests benchmarks notebooks docs
 
-# The README's dashboard screenshots, retaken by the browser test (make test writes them to a scratch folder).
-screenshots: install browser
+# The README's dashboard screenshots: the three pages and the model page retaken by the browser test on
+# its fixture retailer (make test writes them to a scratch folder), and the demo retailer's product
+# page as `make demo` leaves it (docs/demo_screenshot.py).
+screenshots: demo browser
 	WORKBENCH_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_dashboard.py
+	$(BIN)/python docs/demo_screenshot.py
 
 lab: install
 	$(BIN)/jupyter lab notebooks/
