@@ -389,7 +389,7 @@ def test_search_trials_are_nested_mlflow_runs(tiny_folds, workbench_home):
 
     parent = tracking.start_pipeline_run("T1")
     result, tuning_run = tune_and_log("sar", tiny_folds, parent_run_id=parent, legal_entity="T1", n_trials=4, seed=0)
-    client = tracking.MlflowClient()
+    client = tracking.mlflow_client()
     trials = client.search_runs([tracking.experiment_id()], f"tags.mlflow.parentRunId = '{tuning_run}'")
     assert len(trials) == 4
     for run in trials:

@@ -404,7 +404,7 @@ def _start_pipeline_run(run_dir: Path, legal_entity: str, parameters: dict) -> s
     run_id = tracking.start_pipeline_run(legal_entity, run_name=f"pipeline-{run_dir.name}",
                                          tags={"workbench.run_dir": str(run_dir)})
     shown = {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in secrets.redact(parameters).items()}
-    tracking.MlflowClient().log_batch(run_id, params=[_param(k, v) for k, v in shown.items()])
+    tracking.mlflow_client().log_batch(run_id, params=[_param(k, v) for k, v in shown.items()])
     return run_id
 
 

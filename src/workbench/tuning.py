@@ -49,7 +49,7 @@ def validation_record(validation: Validation) -> dict[str, dict[str, float]]:
 
 
 def _params(values: dict) -> list[Param]:
-    return [Param(str(k)[:250], tracking._param_value(v)[:6000]) for k, v in values.items()]
+    return [Param(str(k)[:250], tracking.param_value(v)[:6000]) for k, v in values.items()]
 
 
 def _trial_logger(client, experiment_id: str, tuning_run_id: str, algorithm: str, legal_entity: str, k: int):
@@ -90,7 +90,7 @@ def tune_and_log(
     catalog=None,
 ) -> tuple[SearchResult, str]:
     """`evaluation.search.search` with every trial an MLflow run; returns (result, tuning run id)."""
-    client = tracking._client()
+    client = tracking.mlflow_client()
     experiment = tracking.experiment_id()
     tags = {"mlflow.parentRunId": parent_run_id, tracking.KIND_TAG: "tuning", "legal_entity": legal_entity,
             tracking.SETTINGS_TAGS["algorithm"]: algorithm, **tracking.owner_tags()}
@@ -240,7 +240,7 @@ def headline_table(validations: dict[str, Validation]) -> pd.DataFrame:
 def log_validation(run_id: str, result: SearchResult, tuning_run_id: str | None = None, k: int = 10) -> dict[str, float]:
     """Put the chosen trial's validation figures on an algorithm's run (`validation_*` metrics, which
     no test-window comparison reads) with a tag naming its tuning run."""
-    client = tracking._client()
+    client = tracking.mlflow_client()
     found = validation_metrics(result.best, k)
     found["validation_objective"] = result.best.objective()
     now = int(time.time() * 1000)
