@@ -122,7 +122,8 @@ def test_the_tuning_pass_gives_the_same_in_any_chunk_size(validation, page):
 def test_the_blend_weights_are_searched_under_the_re_ranker_on_the_pages_the_validation_chose():
     """The second stage no longer pins every page's blend to the Online Retail defaults: the search
     runs on the validation window for SEARCHED_UNDER_RANKER, before the re-ranker's rows are built;
-    the other pages keep DEFAULT_WEIGHTS. Without the re-ranker, every page is searched."""
+    the other pages keep DEFAULT_WEIGHTS unless `search_every_page`. Without the re-ranker, every
+    page is searched."""
     data = shop(EARLY)
     model = Champion(**FAST).fit(data)
     assert model.rankers
@@ -130,6 +131,12 @@ def test_the_blend_weights_are_searched_under_the_re_ranker_on_the_pages_the_val
     assert searched == set(SEARCHED_UNDER_RANKER)
     for page in set(PAGES) - searched:
         assert {c: w for c, w in model.weights[page].items() if w} == DEFAULT_WEIGHTS[page]
+    # a retailer whose validation prefers it searches every page's blend under the re-rankers too
+    every = Champion(**FAST, search_every_page=True).fit(data)
+    assert every.rankers.keys() == model.rankers.keys()
+    assert all(isinstance(every.tuning_report.get(page), float) for page in PAGES)
+    assert {page: every.weights[page] for page in SEARCHED_UNDER_RANKER} == {page: model.weights[page] for page in SEARCHED_UNDER_RANKER}
+    assert any(every.weights[page] != model.weights[page] for page in set(PAGES) - searched)
     blend_only = Champion(**FAST, second_stage=False).fit(data)
     assert not blend_only.rankers
     assert all(isinstance(blend_only.tuning_report.get(page), float) for page in PAGES)

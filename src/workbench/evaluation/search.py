@@ -117,6 +117,8 @@ SEARCH_SPACES: dict[str, dict[str, Any]] = {
         "candidates_per_signal": IntRange(20, 100, log=True),
         "ranker_iterations": IntRange(20, 150, log=True),
         "catalog_features": Choice((False, True), "names and categories alike: a series bought together, or substitutes", probe=True),
+        "search_every_page": Choice((False, True), "the basket and new-items pages' blends from this retailer's "
+                                    "validation too, or from the defaults", probe=True),
     },
 }
 

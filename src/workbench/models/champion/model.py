@@ -55,7 +55,13 @@ class Champion(Recommender):
     whether a retailer's alike names are bought together (a series) or instead of each other
     (substitutes) is the retailer's own. On validation windows (notebooks/research/reranker_features)
     it lifted Online Retail's basket and product pages and cost the demo retailer's product page, so
-    the search tries it on each retailer's validation windows (`evaluation.search`, a probed switch)."""
+    the search tries it on each retailer's validation windows (`evaluation.search`, a probed switch).
+
+    Under the re-rankers, the blend weights of the customer and product pages are searched on the
+    tuning's window and those of the new-items and basket pages start from DEFAULT_WEIGHTS (what
+    Online Retail's validation window preferred, `tuning.SEARCHED_UNDER_RANKER`);
+    `search_every_page` searches every page's. Which suits a retailer is its own validation's to
+    say: the search probes it on each retailer's validation windows, as `catalog_features`."""
 
     name = "champion"
     # a chunk holds about 40 (rows x items) float matrices (signals, their parts in the blend, raws)
@@ -87,6 +93,7 @@ class Champion(Recommender):
         balance_cases: bool = True,
         blend_share: float = 0.0,
         catalog_features: bool = False,
+        search_every_page: bool = False,
         dense_item_limit: int = DENSE_ITEM_LIMIT,
         basket_sample: int = 5000,
         fit_threads: int = 2,
@@ -115,6 +122,7 @@ class Champion(Recommender):
             balance_cases=balance_cases,
             blend_share=blend_share,
             catalog_features=catalog_features,
+            search_every_page=search_every_page,
             dense_item_limit=dense_item_limit,
             basket_sample=basket_sample,
             fit_threads=fit_threads,

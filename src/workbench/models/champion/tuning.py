@@ -21,10 +21,11 @@ from workbench.models.champion.signals import compute
 from workbench.models.data import TrainingData
 from workbench.models.window_sizing import size_windows, with_first_seen
 
-# The pages whose blend weights are searched when the re-ranker follows (blend-only: every page). On
-# Online Retail's validation window (fit before 2011-10-10, cases to 2011-11-09) a searched blend
-# under the re-ranker beat DEFAULT_WEIGHTS on the product and customer pages and lost on the new-items
-# and basket pages; those keep the defaults until a validation says otherwise.
+# The pages whose blend weights are searched when the re-ranker follows (blend-only, or with
+# `search_every_page`: every page). On Online Retail's validation window (fit before 2011-10-10, cases
+# to 2011-11-09) a searched blend under the re-ranker beat DEFAULT_WEIGHTS on the product and
+# customer pages and lost on the new-items and basket pages; those keep the defaults unless a
+# retailer's own validation prefers `search_every_page` (a probed switch of `evaluation.search`).
 SEARCHED_UNDER_RANKER = ("customer", "product")
 
 
@@ -96,9 +97,10 @@ def tune(params: dict, data: TrainingData, search_weights: bool, with_blend: boo
 
 
 def _searched(params: dict, page: str) -> bool:
-    """Whether the page's own blend weights are searched: every page's without a re-ranker, the
-    SEARCHED_UNDER_RANKER ones' under it."""
-    return page in SEARCHED_UNDER_RANKER or not params["second_stage"]
+    """Whether the page's own blend weights are searched: every page's without a re-ranker or with
+    `search_every_page`, the SEARCHED_UNDER_RANKER ones' otherwise (a champion pickled before the
+    switch has no such setting: it was off)."""
+    return page in SEARCHED_UNDER_RANKER or not params["second_stage"] or bool(params.get("search_every_page", False))
 
 
 def window_days(params: dict, interactions) -> int | None:
