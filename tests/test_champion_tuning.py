@@ -18,7 +18,7 @@ from workbench.evaluation.selection import SIMPLICITY
 from workbench.models import Request, TrainingData, make_model
 from workbench.models.cases import Cases
 from workbench.models.settings import algorithm_hyperparameters, defaults
-from workbench.models.champion.model import Champion
+from workbench.models.champion.model import Champion, shared_passes
 from workbench.models.champion.pages import DEFAULT_WEIGHTS, FEATURES, PAGES
 from workbench.models.champion.tuning import (SEARCHED_UNDER_RANKER, _at_most, _ranker_rows, _search, _validation_window, _wish_list_frame,
                                               _with_customers, tune, window_days)
@@ -215,6 +215,22 @@ def test_a_routing_over_the_champion_and_its_blend_fits_them_once_and_holds_thei
     other = make_model("routing", routes=routes, candidates=candidates).fit(data)
     assert other.models["blend"].state.basket_similarity is not other.models["champion"].state.basket_similarity
     np.testing.assert_array_equal(other.models["blend"].score(REQUESTS), make_model("blend", **FAST, basket_lambda=7.0).fit(data).score(REQUESTS))
+
+
+def test_a_champion_that_searches_every_page_still_fits_in_one_pass_with_its_blend():
+    """`search_every_page` changes only the champion's weights under its re-rankers (the blend alone
+    searches every page anyway): a champion with it and the blend of its other settings share one
+    fit, each the same as fitted alone."""
+    data = shop(EARLY)
+    every = {**FAST, "search_every_page": True}
+    models = {"champion": make_model("champion", **every), "blend": make_model("blend", **FAST)}
+    assert shared_passes(models) == {"champion": "blend", "blend": "champion"}
+    models["champion"].fit_with_blend(data, models["blend"])
+    alone = {"champion": make_model("champion", **every).fit(data), "blend": make_model("blend", **FAST).fit(data)}
+    for name, model in models.items():
+        assert model.weights == alone[name].weights
+        np.testing.assert_array_equal(model.score(REQUESTS), alone[name].score(REQUESTS))
+    assert models["blend"].state.basket_similarity is models["champion"].state.basket_similarity
 
 
 def test_further_views_of_an_invoice_teach_the_re_rankers_and_leave_the_weight_search_alone():
