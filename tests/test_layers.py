@@ -52,16 +52,21 @@ def _layer_of(name: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[0] == "workbench" else None
 
 
+def imports_of(module: str) -> list[tuple[str, str]]:
+    """('path:line', absolute module name) of every import of a module (`tuning.py`), or of every
+    module of a package (`models`)."""
+    root = SOURCE / module
+    found = []
+    for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+        for line, name in imported_modules(path.read_text(), _module_name(path), path.name == "__init__.py"):
+            found.append((f"{path.relative_to(SOURCE.parent)}:{line}", name))
+    return found
+
+
 def forbidden_imports(layer: str) -> list[str]:
     """'path:line imports name' for every import from a module of `layer` into a higher layer."""
     higher = set(LAYERS[LAYERS.index(layer) + 1 :]) | set(ABOVE_ALL)
-    problems = []
-    for path in sorted((SOURCE / layer).rglob("*.py")):
-        module = _module_name(path)
-        for line, name in imported_modules(path.read_text(), module, path.name == "__init__.py"):
-            if _layer_of(name) in higher:
-                problems.append(f"{path.relative_to(SOURCE.parent)}:{line} imports {name}")
-    return sorted(set(problems))
+    return sorted({f"{where} imports {name}" for where, name in imports_of(layer) if _layer_of(name) in higher})
 
 
 @pytest.mark.parametrize("layer", ["datasets", "cleansing", "models"])
@@ -74,20 +79,11 @@ RECORDS = ("tracking", "tuning.py", "pos_model.py")
 SERVING = ("serving", "pos_server", "local_server", "dashboard", "runner", "cli")
 
 
-def _imports_of(module: str) -> list[str]:
-    """'path:line name' of every import of a module, or of every module of a package."""
-    root = SOURCE / module
-    found = []
-    for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
-        for line, name in imported_modules(path.read_text(), _module_name(path), path.name == "__init__.py"):
-            found.append((f"{path.relative_to(SOURCE)}:{line}", name))
-    return found
-
-
 @pytest.mark.parametrize("module", RECORDS)
 def test_tracking_never_imports_what_serves_the_model(module):
-    found = [f"{where} imports {name}" for where, name in _imports_of(module) if _layer_of(name) in SERVING]
-    assert _imports_of(module) and found == []
+    imports = imports_of(module)
+    assert imports
+    assert [f"{where} imports {name}" for where, name in imports if _layer_of(name) in SERVING] == []
 
 
 def test_the_check_sees_imports_inside_functions_and_relative_ones():
@@ -108,7 +104,7 @@ def test_the_check_sees_imports_inside_functions_and_relative_ones():
 def test_tracking_records_runs_and_never_chooses():
     """Choosing (splits, windows, cases, which model serves a page) is `workbench.evaluation`'s;
     `workbench.tracking` only records runs and registers the chosen model, so it needs nothing of evaluation."""
-    found = [f"{where} imports {name}" for where, name in _imports_of("tracking") if _layer_of(name) == "evaluation"]
+    found = [f"{where} imports {name}" for where, name in imports_of("tracking") if _layer_of(name) == "evaluation"]
     assert found == []
     defined = {node.name for path in (SOURCE / "tracking").rglob("*.py") for node in ast.parse(path.read_text()).body
                if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
