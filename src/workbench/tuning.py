@@ -49,7 +49,7 @@ def validation_record(validation: Validation) -> dict[str, dict[str, float]]:
 
 
 def _params(values: dict) -> list[Param]:
-    return [Param(str(k)[:250], tracking.param_value(v)[:6000]) for k, v in values.items()]
+    return [Param(str(k)[:250], tracking.param_value(v)) for k, v in values.items()]
 
 
 def _trial_logger(client, experiment_id: str, tuning_run_id: str, algorithm: str, legal_entity: str, k: int):

@@ -144,5 +144,6 @@ def train_all(algorithms, params: dict[str, dict], data, *, progress=None, **log
 
 
 def param_value(value) -> str:
+    """A parameter's value as MLflow stores it: text (JSON unless a string), cut to its 6,000-character limit."""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text[:6000]
