@@ -1,5 +1,5 @@
 """How the champion's re-rankers learn (models/champion/ranker.py, training side): at most
-`max_training_rows` rows with every positive kept, bins that scoring sees as training did, and the
+`max_training_rows` rows with every positive kept while they fill at most half, bins that scoring sees as training did, and the
 same trees from the same seed."""
 
 from __future__ import annotations
@@ -36,6 +36,41 @@ def test_the_training_rows_are_capped_and_keep_every_positive():
     assert not np.array_equal(keep, training_rows(labels, 2_000, seed=1))
     # under the limit: every row
     assert training_rows(labels, 20_000, seed=0).all()
+
+
+def test_positives_past_half_the_limit_leave_the_other_half_to_negatives():
+    """A product page's truth is the rest of its basket: its positives alone can pass the limit,
+    and a ranker needs negatives to rank."""
+    labels = np.zeros(10_000, dtype=bool)
+    labels[:6_000] = True
+    keep = training_rows(labels, 2_000, seed=0)
+    assert keep.sum() == 2_000
+    assert keep[labels].sum() == 1_000 and keep[~labels].sum() == 1_000
+    np.testing.assert_array_equal(keep, training_rows(labels, 2_000, seed=0))
+    # too few negatives to fill their half: positives take the rest
+    labels[:9_500] = True
+    keep = training_rows(labels, 2_000, seed=0)
+    assert keep[~labels].all() and keep[labels].sum() == 1_500
+
+
+def test_a_ranker_of_a_positive_heavy_page_still_ranks():
+    """Positives many times the row limit (a product page of big baskets over two windows): the
+    kept rows still hold negatives enough to learn from; with one negative the trees could not split
+    and every candidate scored alike."""
+    rng = np.random.default_rng(3)
+    n = 30_000
+    features = rng.normal(size=(n, len(FEATURES))).astype(np.float32)
+    labels = features[:, 0] + rng.normal(scale=0.5, size=n) > -1.0  # about four rows in five
+    params = Champion(max_training_rows=5_000, ranker_iterations=20).params
+    assert labels.sum() > params["max_training_rows"]
+    ranker = train_ranker([(features, labels, np.arange(n) // 10)], params, "product")
+    probe = rng.normal(size=(4_000, len(FEATURES))).astype(np.float32)
+    truth = probe[:, 0] + rng.normal(scale=0.5, size=len(probe)) > -1.0
+    chance = ranker.predict_proba(probe)[:, 1]
+    # AUC: the share of (positive, negative) pairs ranked right
+    ranks = np.argsort(np.argsort(chance)) + 1
+    auc = (ranks[truth].sum() - truth.sum() * (truth.sum() + 1) / 2) / (truth.sum() * (~truth).sum())
+    assert auc > 0.85
 
 
 def test_a_ranker_learns_from_at_most_max_training_rows():

@@ -41,8 +41,8 @@ class Champion(Recommender):
     (notebooks/research/tuning_views).
 
     The fit's own tuning learns each page's re-ranker from at most `max_training_rows` rows (every
-    positive kept, the negatives a sample seeded by `seed`) and works the pages on `fit_threads`
-    threads: the same model on any number, only sooner where cores are free.
+    positive while they fill at most half of them, the rest a sample seeded by `seed`) and works the
+    pages on `fit_threads` threads: the same model on any number, only sooner where cores are free.
 
     The session neighbours of a basket are sought among each of its products' `basket_sample` most
     recent past baskets (the sample of session k-NN, Ludewig & Jannach 2018): a request's cost then
