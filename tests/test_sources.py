@@ -109,6 +109,10 @@ def test_mapping_errors_name_the_file_entity_and_column(tmp_path):
         load_mapping(bad)
     with pytest.raises(MappingError, match="not found.*shipped mappings"):
         load_mapping("no_such_mapping")
+    bad.write_text("name: bad\nkind: files\nentities:\n  sales_lines:\n    files: x.csv\n    columns:\n"
+                   "      transaction_time: {days_since_previous: d, per: c, origin: '2024-01-01', end: '2024-12-31'}\n")
+    with pytest.raises(MappingError, match=r"sales_lines.*transaction_time.*`origin`.*or back from `end`.*not both"):
+        load_mapping(bad)
 
 
 # ----------------------------------------------------------------------------- file encodings (issue 8)
@@ -264,7 +268,12 @@ def test_the_documented_dynamics_example_runs(workbench_home, tmp_path):
     assert read_tables("usrt")["sales_lines"]["transaction_id"].unique().to_list() == ["R2"]
 
 
-def test_orders_and_order_lines_with_day_offsets(workbench_home, tmp_path):
+@pytest.mark.parametrize("anchor, expected", [
+    ({"origin": "2024-01-01"}, {"o1": "2024-01-01 09:00", "o2": "2024-01-08 10:00", "o3": "2024-01-01 08:00", "o4": "2024-01-10 23:00"}),
+    # each customer's last order on `end`: u1's 9.5 days of offsets end there, and so does u2's one order
+    ({"end": "2024-03-31"}, {"o1": "2024-03-21 21:00", "o2": "2024-03-28 22:00", "o3": "2024-03-31 08:00", "o4": "2024-03-31 11:00"}),
+])
+def test_orders_and_order_lines_with_day_offsets(workbench_home, tmp_path, anchor, expected):
     """An orders file (days since the customer's previous order, no timestamps) and its order lines."""
     (tmp_path / "orders.csv").write_text(
         "order_id,user_id,order_number,days_since_prior_order,hour\n"
@@ -281,8 +290,7 @@ def test_orders_and_order_lines_with_day_offsets(workbench_home, tmp_path):
             "transactions": {"files": "{source}/orders.csv", "columns": {
                 "transaction_id": "order_id", "customer_id": "user_id",
                 "_n": {"column": "order_number", "cast": "int"},  # ordered as numbers, not text
-                "_day": {"days_since_previous": "days_since_prior_order", "per": "user_id", "order_by": "_n",
-                         "origin": "2024-01-01"},
+                "_day": {"days_since_previous": "days_since_prior_order", "per": "user_id", "order_by": "_n", **anchor},
                 "transaction_time": {"polars": 'pl.col("_day") + pl.duration(hours=pl.col("hour").cast(pl.Int64))'}}},
             "products": {"from": "sales_lines", "group_by": "product_id", "columns": {
                 "product_id": "product_id", "price": {"agg": "median", "of": "unit_price"},
@@ -293,7 +301,7 @@ def test_orders_and_order_lines_with_day_offsets(workbench_home, tmp_path):
     ex.extract_source(mapping, "ORD", progress=False)
     lines = read_tables("ORD")["sales_lines"].sort("transaction_id", "line_number")
     times = dict(zip(lines["transaction_id"], lines["transaction_time"].dt.strftime("%Y-%m-%d %H:%M")))
-    assert times == {"o1": "2024-01-01 09:00", "o2": "2024-01-08 10:00", "o3": "2024-01-01 08:00", "o4": "2024-01-10 23:00"}
+    assert times == expected
     assert lines["customer_id"].to_list() == ["u1", "u1", "u1", "u2", "u1"]
     assert read_tables("ORD")["customers"]["customer_id"].to_list() == ["u1", "u2"]
 

@@ -19,7 +19,8 @@ A column spec is one of
     {polars: "pl.col(...)..."}      a polars expression (the mapping is trusted configuration, like a notebook)
     {lookup: {of: spec, values: {code: value}, prefixes: {prefix: value}, default: V, upper: true}}
     {keywords: {Label: [WORD, ...], ...}, of: spec, default: V}   the first label with a word in the text
-    {days_since_previous: C, per: C, order_by: C, origin: "2020-01-01"}   day offsets to timestamps
+    {days_since_previous: C, per: C, order_by: C, end: "2020-12-31"}   day offsets to timestamps
+                                    (each customer's last order on `end`; or `origin:`, its first)
     {agg: mode|median|min|max|first|last|sum|count, of: spec, where: "SQL"}   (derived entities only)
 and any spec may add `cast:` (string, id, int, float, bool, date, datetime), `format:` (one strptime
 layout or a list tried in order), `timezone:` (the local zone naive times are in), `required: true`.
@@ -209,9 +210,12 @@ def _check_spec(spec: Any, where: str, derived: bool = False) -> None:
     bases = [k for k in _BASES if k in spec]
     if len(bases) != 1:
         raise MappingError(f"{where}: give exactly one of {list(_BASES)} (got {bases or 'none'})")
-    extra = {"lookup": (), "keywords": ("of", "default"), "days_since_previous": ("per", "order_by", "origin"),
+    extra = {"lookup": (), "keywords": ("of", "default"), "days_since_previous": ("per", "order_by", "origin", "end"),
              "agg": ("of", "where")}.get(bases[0], ())
     _known(spec, (bases[0], *extra, *MODIFIERS), where)
+    if bases[0] == "days_since_previous" and "origin" in spec and "end" in spec:
+        raise MappingError(f"{where}: day offsets count from `origin` (each customer's first order) or back from `end` "
+                           "(each customer's last order), not both")
     if bases[0] == "agg" and (not derived or spec["agg"] not in AGGREGATES):
         raise MappingError(f"{where}: `agg` ({'one of ' + ', '.join(AGGREGATES)}) is for entities derived from sales_lines")
     if "cast" in spec and spec["cast"] not in CASTS:
@@ -271,10 +275,18 @@ def _base(spec: Any, frame_columns: list[str], where: str) -> pl.Expr:
             expr = pl.when(cond).then(pl.lit(label)) if expr is None else expr.when(cond).then(pl.lit(label))
         return expr.otherwise(pl.lit(spec.get("default"), pl.String))
     if "days_since_previous" in spec:
-        origin = datetime.fromisoformat(str(spec.get("origin", "2000-01-01")))
         days = _base(spec["days_since_previous"], frame_columns, where).cast(pl.Float64).fill_null(0)
         per, order = spec.get("per"), spec.get("order_by")
         offset = days.cum_sum().over(per, order_by=order) if per else days.cum_sum()
+        if "end" in spec:
+            # Each customer's offsets run on its own clock. Anchored at their last orders, "now" is
+            # every customer's present: a temporal test window holds each one's latest orders, and
+            # "recent" is recent for all. Anchored at their first orders, it would hold only the
+            # longest histories, and "trending" would mean the late orders of loyal customers.
+            before_last = (days.sum().over(per) if per else days.sum()) - offset
+            end = datetime.fromisoformat(str(spec["end"]))
+            return pl.lit(end) - pl.duration(microseconds=(before_last * 86_400_000_000).cast(pl.Int64))
+        origin = datetime.fromisoformat(str(spec.get("origin", "2000-01-01")))
         return pl.lit(origin) + pl.duration(microseconds=(offset * 86_400_000_000).cast(pl.Int64))
     raise ExtractionError(f"{where}: cannot evaluate {spec!r}")
 
