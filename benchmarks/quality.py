@@ -665,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         write_results(results, not_run, folder)
         if folder.resolve() == RESULTS.resolve():
             update_readme(results)
-        print("\n".join(summary_table(results[-1:])), flush=True)
+        print("\n".join(summary_table([result])), flush=True)
     return 0
 
 
