@@ -1,5 +1,6 @@
 """Model selection on validation windows: window sizing, search, per-page choice, routing, intervals."""
 
+import warnings
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -381,6 +382,18 @@ def test_validate_pools_the_cases_of_every_window(tiny_folds):
     assert n["customer"] == sum(len(f.cases["customer"]) for f in tiny_folds)
     assert len(result.per_case["customer"]["ndcg"]) == n["customer"]
     assert set(result.headline()) == {"customer", "customer_new_items", "basket", "product"}
+
+
+def test_validating_on_a_retailer_without_customers_warns_of_nothing():
+    """Its customer pages have no case in any window: their figures are NaN, quietly (a scheduled
+    run's log held a numpy warning per candidate and page)."""
+    data = tiny_interactions(n_baskets=600).assign(customer_id=None)
+    plan = plan_validation(data, "2024-04-10", min_cases=20, min_customer_cases=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = validate("best_sellers", folds(data, plan)).table.set_index("scenario")
+    assert table.loc["customer", "n_cases"] == 0 and np.isnan(table.loc["customer", "novelty"])
+    assert table.loc["basket", "n_cases"] > 0 and not np.isnan(table.loc["basket", "novelty"])
 
 
 def test_search_trials_are_nested_mlflow_runs(tiny_folds, workbench_home):

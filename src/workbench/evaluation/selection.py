@@ -123,11 +123,18 @@ def validate(
                 "scenario": scenario,
                 "n_cases": int(sum(int(p["n_cases"]) for p in parts)),
                 **{m: float(v.mean()) if len(v) else float("nan") for m, v in by_metric.items()},
-                "coverage": float(np.nanmean([p["coverage"] for p in parts])),
-                "novelty": float(np.nanmean([p["novelty"] for p in parts])),
+                "coverage": _mean_of_known([p["coverage"] for p in parts]),
+                "novelty": _mean_of_known([p["novelty"] for p in parts]),
             }
         )
     return Validation(pd.DataFrame(rows, columns=tables[0].columns), per_case, seconds)
+
+
+def _mean_of_known(values) -> float:
+    """The mean of the values that are not NaN; NaN, without numpy's warning, where none is (a page
+    no fold had a case of, as the customer pages of a retailer without customers)."""
+    known = [v for v in values if not np.isnan(v)]
+    return float(np.mean(known)) if known else float("nan")
 
 
 @dataclass
