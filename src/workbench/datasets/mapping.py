@@ -278,16 +278,14 @@ def _base(spec: Any, frame_columns: list[str], where: str) -> pl.Expr:
         days = _base(spec["days_since_previous"], frame_columns, where).cast(pl.Float64).fill_null(0)
         per, order = spec.get("per"), spec.get("order_by")
         offset = days.cum_sum().over(per, order_by=order) if per else days.cum_sum()
+        anchor = spec.get("origin", "2000-01-01")
         if "end" in spec:
             # Each customer's offsets run on its own clock. Anchored at their last orders, "now" is
             # every customer's present: a temporal test window holds each one's latest orders, and
             # "recent" is recent for all. Anchored at their first orders, it would hold only the
             # longest histories, and "trending" would mean the late orders of loyal customers.
-            before_last = (days.sum().over(per) if per else days.sum()) - offset
-            end = datetime.fromisoformat(str(spec["end"]))
-            return pl.lit(end) - pl.duration(microseconds=(before_last * 86_400_000_000).cast(pl.Int64))
-        origin = datetime.fromisoformat(str(spec.get("origin", "2000-01-01")))
-        return pl.lit(origin) + pl.duration(microseconds=(offset * 86_400_000_000).cast(pl.Int64))
+            offset, anchor = offset - (days.sum().over(per) if per else days.sum()), spec["end"]
+        return pl.lit(datetime.fromisoformat(str(anchor))) + pl.duration(microseconds=(offset * 86_400_000_000).cast(pl.Int64))
     raise ExtractionError(f"{where}: cannot evaluate {spec!r}")
 
 

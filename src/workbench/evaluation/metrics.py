@@ -39,7 +39,8 @@ def _truth_sizes(truth: Sequence[Iterable]) -> np.ndarray:
     return sizes
 
 
-def _mean(values: np.ndarray) -> float:
+def mean_or_nan(values: np.ndarray) -> float:
+    """The mean; NaN, without numpy's warning, where there is no value (a page without cases)."""
     return float(values.mean()) if len(values) else float("nan")
 
 
@@ -65,17 +66,17 @@ def per_case(metric: str, recommended, truth, k: int = 10) -> np.ndarray:
 
 def precision_at_k(recommended, truth, k: int = 10) -> float:
     """Hits in the top k over k (a short list is not rewarded for being short)."""
-    return _mean(per_case("precision", recommended, truth, k))
+    return mean_or_nan(per_case("precision", recommended, truth, k))
 
 
 def recall_at_k(recommended, truth, k: int = 10) -> float:
     """Hits in the top k over |truth|."""
-    return _mean(per_case("recall", recommended, truth, k))
+    return mean_or_nan(per_case("recall", recommended, truth, k))
 
 
 def hit_rate_at_k(recommended, truth, k: int = 10) -> float:
     """Share of cases with at least one hit in the top k."""
-    return _mean(per_case("hr", recommended, truth, k))
+    return mean_or_nan(per_case("hr", recommended, truth, k))
 
 
 def _discounts(k: int) -> np.ndarray:
@@ -84,12 +85,12 @@ def _discounts(k: int) -> np.ndarray:
 
 def ndcg_at_k(recommended, truth, k: int = 10) -> float:
     """DCG of the binary hits over the ideal DCG of min(|truth|, k) hits at the top."""
-    return _mean(per_case("ndcg", recommended, truth, k))
+    return mean_or_nan(per_case("ndcg", recommended, truth, k))
 
 
 def map_at_k(recommended, truth, k: int = 10) -> float:
     """Mean of AP@k: the precision at each hit's rank, summed, over min(|truth|, k)."""
-    return _mean(per_case("map", recommended, truth, k))
+    return mean_or_nan(per_case("map", recommended, truth, k))
 
 
 def catalog_coverage(recommended, n_items: int, k: int = 10) -> float:

@@ -122,7 +122,7 @@ def validate(
             {
                 "scenario": scenario,
                 "n_cases": int(sum(int(p["n_cases"]) for p in parts)),
-                **{m: float(v.mean()) if len(v) else float("nan") for m, v in by_metric.items()},
+                **{m: metrics.mean_or_nan(v) for m, v in by_metric.items()},
                 "coverage": _mean_of_known([p["coverage"] for p in parts]),
                 "novelty": _mean_of_known([p["novelty"] for p in parts]),
             }
@@ -133,8 +133,8 @@ def validate(
 def _mean_of_known(values) -> float:
     """The mean of the values that are not NaN; NaN, without numpy's warning, where none is (a page
     no fold had a case of, as the customer pages of a retailer without customers)."""
-    known = [v for v in values if not np.isnan(v)]
-    return float(np.mean(known)) if known else float("nan")
+    values = np.asarray(values, dtype=np.float64)
+    return metrics.mean_or_nan(values[~np.isnan(values)])
 
 
 @dataclass
