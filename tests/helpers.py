@@ -31,6 +31,13 @@ def tiny_interactions(seed=0, n_customers=30, n_products=40, n_baskets=400, days
     return frame
 
 
+def tiny_folds(data):
+    """The validation folds before 2024-04-10 of `tiny_interactions`-sized data (small case minimums)."""
+    from workbench.evaluation import folds, plan_validation
+
+    return folds(data, plan_validation(data, "2024-04-10", min_cases=20, min_customer_cases=5))
+
+
 @contextlib.contextmanager
 def scratch_home(tmp_path_factory, name: str):
     """A test module's own empty project home (WORKBENCH_HOME), with no MLFLOW_TRACKING_URI from

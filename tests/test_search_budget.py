@@ -3,16 +3,14 @@ not hold at the pace of the slowest trial so far, and every algorithm's defaults
 
 import pytest
 from helpers import tiny_interactions
+from helpers import tiny_folds as folds_of
 
-from workbench.evaluation import folds, plan_validation
 from workbench.evaluation.search import Search, search, search_all
 
 
 @pytest.fixture(scope="module")
 def tiny_folds():
-    data = tiny_interactions(n_baskets=600)
-    plan = plan_validation(data, "2024-04-10", min_cases=20, min_customer_cases=5)
-    return folds(data, plan)
+    return folds_of(tiny_interactions(n_baskets=600))
 
 
 def test_no_trial_starts_when_the_time_left_is_less_than_the_slowest_so_far(tiny_folds):

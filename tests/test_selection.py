@@ -8,6 +8,7 @@ import pandas as pd
 import polars as pl
 import pytest
 from helpers import tiny_interactions
+from helpers import tiny_folds as folds_of
 
 from workbench.evaluation import (
     bootstrap_interval,
@@ -298,9 +299,7 @@ def test_routing_names_what_is_wrong():
 # -- search ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_folds():
-    data = tiny_interactions(n_baskets=600)
-    plan = plan_validation(data, "2024-04-10", min_cases=20, min_customer_cases=5)
-    return folds(data, plan)
+    return folds_of(tiny_interactions(n_baskets=600))
 
 
 def test_every_search_space_names_real_arguments():
@@ -387,11 +386,10 @@ def test_validate_pools_the_cases_of_every_window(tiny_folds):
 def test_validating_on_a_retailer_without_customers_warns_of_nothing():
     """Its customer pages have no case in any window: their figures are NaN, quietly (a scheduled
     run's log held a numpy warning per candidate and page)."""
-    data = tiny_interactions(n_baskets=600).assign(customer_id=None)
-    plan = plan_validation(data, "2024-04-10", min_cases=20, min_customer_cases=5)
+    anonymous = folds_of(tiny_interactions(n_baskets=600).assign(customer_id=None))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        table = validate("best_sellers", folds(data, plan)).table.set_index("scenario")
+        table = validate("best_sellers", anonymous).table.set_index("scenario")
     assert table.loc["customer", "n_cases"] == 0 and np.isnan(table.loc["customer", "novelty"])
     assert table.loc["basket", "n_cases"] > 0 and not np.isnan(table.loc["basket", "novelty"])
 
