@@ -219,11 +219,15 @@ def test_a_champion_pickled_before_the_catalog_features_still_scores():
     model = fitted("champion", seasonal_shop(), tune=False)
     rng = np.random.default_rng(0)
     rankers = {}
-    # a basket ranker from before the catalog's features, a customer ranker from before history_category
-    for page, width in (("basket", FEATURES.index("name_similarity")), ("customer", FEATURES.index("history_category"))):
+    # a basket ranker from before the catalog's features, a customer ranker from before history_category,
+    # a new-items ranker from before similar_customers
+    for page, width in (("basket", FEATURES.index("name_similarity")), ("customer", FEATURES.index("history_category")),
+                        ("customer_new_items", FEATURES.index("similar_customers"))):
         rankers[page] = HistGradientBoostingClassifier(max_iter=5).fit(rng.random((200, width)), rng.random(200) < 0.3)
-    newer = ("catalog_features", "name_words", "category_share", "customer_tenure", "customer_idle")
-    weights = {page: {c: w for c, w in page_weights.items() if c != "history_category"} for page, page_weights in model.state.weights.items()}
+    newer = ("catalog_features", "name_words", "category_share", "customer_tenure", "customer_idle", "buyers_by_item",
+             "customer_norms", "customer_neighbours")
+    weights = {page: {c: w for c, w in page_weights.items() if c not in ("history_category", "similar_customers")}
+               for page, page_weights in model.state.weights.items()}
     fields = {k: v for k, v in replace(model.state, rankers=rankers, weights=weights).__dict__.items() if k not in newer}
     old = ChampionState.__new__(ChampionState)
     old.__setstate__(pickle.loads(pickle.dumps(fields)))
@@ -231,8 +235,10 @@ def test_a_champion_pickled_before_the_catalog_features_still_scores():
     # the customers' pace comes back from their first and last buys
     np.testing.assert_array_equal(old.customer_tenure, model.state.customer_tenure)
     np.testing.assert_array_equal(old.customer_idle, model.state.customer_idle)
+    assert old.customer_neighbours == 0  # no similar_customers column for its rankers
     model.state = old
-    scores = model.score([Request("basket", "c3", ("P0", "P1")), Request("customer", "c3")])
+    assert not model.signals([Request("customer", "c3")])["similar_customers"].any()
+    scores = model.score([Request("basket", "c3", ("P0", "P1")), Request("customer", "c3"), Request("customer", "c3", exclude_purchased=True)])
     assert np.isfinite(scores).all() and (scores.max(axis=1) > 1.0).all()  # the re-ranked candidates on top
 
 
@@ -282,6 +288,41 @@ def test_champion_history_category_is_the_best_sellers_of_the_categories_a_custo
     model.state = state
     recommended = model.recommend([Request("customer", "c1", exclude_purchased=True)], k=2)[0]
     assert recommended.item_ids[0] == "pot" and recommended.reasons[0] == "a best seller in garden, a category you buy"
+
+
+def test_champion_similar_customers_vote_with_what_they_buy_on_the_customer_pages_only(monkeypatch):
+    """The customers who buy most like c1 (c2 and c3: both buy its hose and rake) bring the pot they
+    also buy; c4's and c5's aisle brings nothing; no customer is its own neighbour (c4's lamp, which
+    only c4 bought, gets no vote); `customer_neighbours` bounds the voters, 0 turns the signal off,
+    and the basket page and an anonymous customer get none. A batch cut into chunks scores the same."""
+    from workbench.models.champion import signals as champion_signals
+
+    baskets = [("c1", ("hose", "rake")), ("c2", ("hose", "rake", "pot")), ("c3", ("hose", "pot")),
+               ("c4", ("mug", "cup", "lamp")), ("c5", ("mug", "cup", "plate"))]
+    frame = interactions([(c, f"b{n}", item, 10 - n) for n, (c, items) in enumerate(baskets) for item in items])
+    requests = [Request("customer", "c1", exclude_purchased=True), Request("customer", "c4"), Request("basket", "c1", ("hose",)),
+                Request("customer", "nobody")]
+
+    def signal(**params):
+        model = fitted("champion", frame, tune=False, **params)
+        found = model.signals(requests)["similar_customers"]
+        return model, {(r, item): found[r, model.item_index[item]] for r in range(len(requests)) for item in model.item_ids}
+
+    model, score = signal()
+    assert score[(0, "pot")] == pytest.approx(1.0) and score[(0, "mug")] == score[(0, "plate")] == 0.0
+    assert score[(1, "plate")] > 0 and score[(1, "lamp")] == 0.0 and score[(1, "hose")] == 0.0
+    assert not any(score[(r, item)] for r in (2, 3) for item in model.item_ids)
+    monkeypatch.setattr(champion_signals, "PAIRS_PER_CHUNK", 1)  # every customer in a chunk of its own
+    assert signal()[1] == score
+    monkeypatch.undo()
+    # one voter: c2 (hose and rake, as c1) before c3 (the hose alone)
+    _, one = signal(customer_neighbours=1)
+    assert one[(0, "hose")] == one[(0, "rake")] == one[(0, "pot")] > 0
+    _, none = signal(customer_neighbours=0)
+    assert not any(none.values())
+    model.state = model.state.with_weights({"customer_new_items": {"similar_customers": 1.0}})
+    recommended = model.recommend([Request("customer", "c1", exclude_purchased=True)], k=1)[0]
+    assert recommended.item_ids[0] == "pot" and recommended.reasons[0] == "customers who buy like you buy this"
 
 
 def test_champion_product_page_features_stay_on_the_product_page():

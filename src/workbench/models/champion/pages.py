@@ -23,10 +23,13 @@ COMPONENTS = (
     "wish_list",
     "wish_category",  # popular items of the wish list's categories
     "history_category",  # popular items of the categories the customer buys, by their share of its purchases
+    "similar_customers",  # what the customers who buy most like this one buy (customer pages only)
 )
 # signals added after re-rankers were first registered: their feature columns come after
-# EXTRA_FEATURES, so that a ranker pickled before reads its own first columns (ranker.rerank)
+# EXTRA_FEATURES, so that a ranker pickled before reads its own first columns (ranker.rerank); the
+# latest after CUSTOMER_PACE, for the same reason
 LATER_COMPONENTS = ("history_category",)
+LATEST_COMPONENTS = ("similar_customers",)
 # the pages the weights are tuned for; "product_customer" = product page with a customer attached
 PAGES = ("customer", "customer_new_items", "basket", "product", "product_customer")
 # the learnt re-ranker of each page (a product page with a customer is a one-item basket)
@@ -40,6 +43,7 @@ REASONS = {
     "wish_list": "on your wish list",
     "wish_category": "in your wish list's category",
     "history_category": "a best seller in a category you buy",
+    "similar_customers": "customers who buy like you buy this",
 }
 # the POS page whose headline metric each tuning page is judged on: a product page with a customer
 # attached is still the product page
@@ -94,7 +98,8 @@ CUSTOMER_PACE = (
     "purchase_rate",  # baskets of the customer holding the item per day since the customer's first buy
     "customer_idle_days",  # days since the customer's last buy of anything (-1: no customer)
 )
-FEATURES = tuple(c for c in COMPONENTS if c not in LATER_COMPONENTS) + EXTRA_FEATURES + LATER_COMPONENTS + CUSTOMER_PACE
+FEATURES = (tuple(c for c in COMPONENTS if c not in LATER_COMPONENTS + LATEST_COMPONENTS) + EXTRA_FEATURES
+            + LATER_COMPONENTS + CUSTOMER_PACE + LATEST_COMPONENTS)
 PRODUCT_ONLY = ("together", "together_raw", "recent_together_raw", "together_lift", "together_reverse", "together_rank")
 
 

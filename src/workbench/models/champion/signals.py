@@ -143,6 +143,7 @@ def compute(state, batch: Batch) -> Signals:
     out["store"] = _store_sellers(state, batch)
     out["wish_category"] = _wish_category(state, wished)
     out["history_category"] = _history_category(state, batch.history(state.counts))
+    out["similar_customers"] = similar_customers(state, np.where(is_customer_page, customers, -1))
     return Signals(out, basket_raw, together_raw, recent_together_raw)
 
 
@@ -183,6 +184,59 @@ def _history_category(state, history: sp.csr_matrix) -> np.ndarray:
     return _scale_rows(_dense(taste @ state.category_of.T) * state.category_share[None, :])
 
 
+def similar_customers(state, customers: np.ndarray) -> np.ndarray:
+    """User k-NN (the neighbours' half of TIFU-KNN, Hu et al. 2020): the cosine of each customer's
+    repeat row (`customers`: a customer index per request, -1 for none) with every other customer's
+    (among each item's BUYERS_PER_ITEM heaviest buyers); the state's `customer_neighbours` most alike
+    vote for their items with their rows at unit length, each by its cosine (times the request's own
+    row length, which the scaling of the row takes out). On the customer pages only: on validation windows it lifted Online
+    Retail's customer pages and changed nothing on the basket page (notebooks/research/similar_customers)."""
+    n, neighbours = len(customers), state.customer_neighbours
+    out = np.zeros((n, state.n_items), dtype=np.float32)
+    if neighbours <= 0 or not (customers >= 0).any():
+        return out
+    known = np.flatnonzero(customers >= 0)
+    profiles = select_rows(state.repeat, customers[known])
+    # chunks of at most PAIRS_PER_CHUNK (customer, other customer) products: a batch of the fit's
+    # tuning holds thousands of customers, each compared with every buyer of each of its items
+    products = np.diff(state.buyers_by_item.indptr)[profiles.indices]
+    per_row = np.bincount(np.repeat(np.arange(len(known)), np.diff(profiles.indptr)), weights=products, minlength=len(known))
+    chunk = np.floor(np.cumsum(per_row) / PAIRS_PER_CHUNK).astype(np.int64)
+    for at in np.unique(chunk):
+        rows = np.flatnonzero(chunk == at)
+        out[known[rows]] = _customer_votes(state, select_rows(profiles, rows), customers[known[rows]], neighbours)
+    return out
+
+
+# (customer, other customer) products per chunk of `similar_customers`: its memory stays bounded
+# whatever the batch (the product of a chunk is at most this many entries)
+PAIRS_PER_CHUNK = 4_000_000
+
+
+def _customer_votes(state, profiles: sp.csr_matrix, customers: np.ndarray, neighbours: int) -> np.ndarray:
+    n = len(customers)
+    indptr, others, cosines = _sparse_times(profiles, state.buyers_by_item)
+    lengths = np.diff(indptr)
+    rows = np.repeat(np.arange(n), lengths)
+    near = (others != customers[rows]) & (cosines > 0)  # never the customer's own row
+    near &= best_of_each_row(np.where(near, cosines, 0.0), indptr, neighbours)
+    voters = sp.csr_matrix(
+        ((cosines[near] / state.customer_norms[others[near]]).astype(np.float32), others[near], np.searchsorted(rows[near], np.arange(n + 1))),
+        shape=(n, state.repeat.shape[0]),
+    )
+    return _scale_rows(_times(voters, state.repeat))
+
+
+def best_of_each_row(values: np.ndarray, indptr: np.ndarray, k: int) -> np.ndarray:
+    """Which entries of a CSR row layout (`indptr`) are among the `k` largest `values` of their row,
+    ties at the cut included."""
+    best = np.ones(len(values), dtype=bool)
+    for r in np.flatnonzero(np.diff(indptr) > k):
+        span = slice(indptr[r], indptr[r + 1])
+        best[span] = values[span] >= np.partition(values[span], -k)[-k]
+    return best
+
+
 def basket_neighbours(state, shopping: sp.csr_matrix, customers: np.ndarray, neighbours: int = 100):
     """Session k-NN: cosine overlap of the basket with every past basket; the `neighbours` most
     similar (and, separately, all of the customer's own, `customers` = each row's customer index or
@@ -198,13 +252,7 @@ def basket_neighbours(state, shopping: sp.csr_matrix, customers: np.ndarray, nei
     values = (overlap * (state.basket_weight[baskets] / sizes[rows])).astype(np.float32)
     customers = np.asarray(customers, dtype=np.int64)
     own = (customers[rows] >= 0) & (state.basket_customer[baskets] == customers[rows])
-    # the `neighbours` best of each row, ties at the cut included
-    near = np.ones(len(values), dtype=bool)
-    if state.baskets.shape[0] > neighbours:
-        for r in np.flatnonzero(lengths > neighbours):
-            span = slice(indptr[r], indptr[r + 1])
-            near[span] = values[span] >= np.partition(values[span], -neighbours)[-neighbours]
-    near &= values > 0
+    near = best_of_each_row(values, indptr, neighbours) & (values > 0)
     own &= values > 0
     # both votes in one product: rows 0..n-1 the neighbours, n..2n-1 the customer's own baskets
     vote_rows = np.concatenate([rows[near], rows[own] + n])

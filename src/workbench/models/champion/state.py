@@ -33,6 +33,11 @@ class ChampionState:
     presence: sp.csr_matrix  # bought at all
     last_bought: sp.csr_matrix  # days since the last buy + 1
     first_bought: sp.csr_matrix  # days since the first buy + 1
+    # items x customers: each customer's repeat row at unit length, each item's BUYERS_PER_ITEM
+    # heaviest buyers (similar_customers: the cosine of two customers is a product of their rows)
+    buyers_by_item: sp.csr_matrix
+    customer_norms: np.ndarray  # each customer's repeat row's length
+    customer_neighbours: int  # how many similar customers vote (0: none)
     pair_position: sp.csr_matrix | None  # 1 + position of each (customer, item) in the three above, where they share a pattern
     # items x items (dense or sparse CSR)
     basket_similarity: object  # EASE on baskets
@@ -79,6 +84,8 @@ class ChampionState:
         state = {"catalog_features": False, "name_words": None, "category_share": None, **state}
         if "customer_tenure" not in state:  # pickled before the customers' pace was kept
             state.update(_customer_span(state["first_bought"], state["last_bought"]))
+        if "buyers_by_item" not in state:  # pickled before similar_customers: it stays 0, as its weights
+            state.update(buyers_by_item(state["repeat"]), customer_neighbours=0)
         state["weights"] = normalise_weights(state["weights"])
         self.__dict__.update(state)
         self._freeze()  # unpickled arrays come back writeable
@@ -157,6 +164,8 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
         recent=recent,
         counts=counts,
         presence=presence,
+        **buyers_by_item(repeat),
+        customer_neighbours=int(p.get("customer_neighbours") or 0),
         basket_similarity=basket_similarity,
         customer_similarity=customer_similarity,
         together=together,
@@ -177,6 +186,19 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
         **statistics,
         **_orders(trending, store_sellers, statistics["item_age"]),
     )
+
+
+# past this many buyers of an item, its heaviest (the repeat rows' largest values: frequent and recent)
+# are the ones a customer is compared with: a request's cost then stops growing with the customers
+# (above every product's buyer count on Online Retail, at most 881, and the demo retailer)
+BUYERS_PER_ITEM = 5000
+
+
+def buyers_by_item(repeat: sp.csr_matrix) -> dict:
+    """{buyers_by_item, customer_norms} of the customers x items `repeat` (see ChampionState)."""
+    norms = np.sqrt(np.asarray(repeat.multiply(repeat).sum(axis=1)).ravel()).astype(np.float32)
+    unit = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ repeat).astype(np.float32)
+    return {"buyers_by_item": top_k_per_row(unit.T.tocsr(), BUYERS_PER_ITEM), "customer_norms": norms}
 
 
 def latest_baskets_by_item(baskets: sp.csr_matrix, basket_age_days: np.ndarray, sample: int) -> sp.csr_matrix:
