@@ -189,8 +189,9 @@ def similar_customers(state, customers: np.ndarray) -> np.ndarray:
     repeat row (`customers`: a customer index per request, -1 for none) with every other customer's
     (among each item's BUYERS_PER_ITEM heaviest buyers); the state's `customer_neighbours` most alike
     vote for their items with their rows at unit length, each by its cosine (times the request's own
-    row length, which the scaling of the row takes out). On the customer pages only: on validation windows it lifted Online
-    Retail's customer pages and changed nothing on the basket page (notebooks/research/similar_customers)."""
+    row length, which the scaling of the row takes out). The caller gives the customer pages'
+    requests only: the basket and product pages ask what goes with the basket, not with the customer
+    (notebooks/research/similar_customers measures the customer pages)."""
     n, neighbours = len(customers), state.customer_neighbours
     out = np.zeros((n, state.n_items), dtype=np.float32)
     if neighbours <= 0 or not (customers >= 0).any():

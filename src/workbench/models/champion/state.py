@@ -33,12 +33,12 @@ class ChampionState:
     presence: sp.csr_matrix  # bought at all
     last_bought: sp.csr_matrix  # days since the last buy + 1
     first_bought: sp.csr_matrix  # days since the first buy + 1
-    # items x customers: each customer's repeat row at unit length, each item's BUYERS_PER_ITEM
-    # heaviest buyers (similar_customers: the cosine of two customers is a product of their rows)
+    pair_position: sp.csr_matrix | None  # 1 + position of each (customer, item) in the three above, where they share a pattern
+    # items x customers: each customer's repeat row at unit length, of each item the BUYERS_PER_ITEM
+    # buyers it weighs most for (similar_customers: the cosine of two customers is a product of rows)
     buyers_by_item: sp.csr_matrix
     customer_norms: np.ndarray  # each customer's repeat row's length
     customer_neighbours: int  # how many similar customers vote (0: none)
-    pair_position: sp.csr_matrix | None  # 1 + position of each (customer, item) in the three above, where they share a pattern
     # items x items (dense or sparse CSR)
     basket_similarity: object  # EASE on baskets
     customer_similarity: object  # EASE on customers
@@ -188,9 +188,10 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
     )
 
 
-# past this many buyers of an item, its heaviest (the repeat rows' largest values: frequent and recent)
-# are the ones a customer is compared with: a request's cost then stops growing with the customers
-# (above every product's buyer count on Online Retail, at most 881, and the demo retailer)
+# past this many buyers of an item, those it weighs most for (the largest values of their unit-length
+# repeat rows: bought often, lately, among few other items) are the ones a customer is compared with:
+# a request's cost then stops growing with the customers (above every product's buyer count on
+# Online Retail, at most 881, and on the demo retailer)
 BUYERS_PER_ITEM = 5000
 
 
