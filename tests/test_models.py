@@ -290,6 +290,20 @@ def test_champion_history_category_is_the_best_sellers_of_the_categories_a_custo
     assert recommended.item_ids[0] == "pot" and recommended.reasons[0] == "a best seller in garden, a category you buy"
 
 
+@pytest.mark.parametrize("name", ["als", "bpr"])
+def test_factorisation_fits_without_implicit_warning_of_blas_threads(name, monkeypatch):
+    """implicit warns (once per process) when BLAS may run threads beside its own as the model is
+    made: the model is made, not only fitted, under the one-BLAS-thread limit."""
+    import warnings
+
+    import implicit.utils
+
+    monkeypatch.setattr(implicit.utils, "_checked_blas_config", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted(name, factors=4, iterations=2)
+
+
 def test_champion_similar_customers_vote_with_what_they_buy_on_the_customer_pages_only(monkeypatch):
     """The customers who buy most like c1 (c2 and c3: both buy its hose and rake) bring the pot they
     also buy; c4's and c5's aisle brings nothing; no customer is its own neighbour (c4's lamp, which

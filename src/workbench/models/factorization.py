@@ -45,8 +45,10 @@ class _Factorization(Recommender):
         return matrix
 
     def _fit(self, data: TrainingData) -> None:
-        model = self._make()
-        with _one_blas_thread():  # implicit runs its own threads; BLAS must not oversubscribe
+        # implicit runs its own threads; BLAS must not oversubscribe (implicit checks that when the
+        # model is made, and warns where it is not so)
+        with _one_blas_thread():
+            model = self._make()
             model.fit(self._user_items(data), show_progress=False)
         self.model = model
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
