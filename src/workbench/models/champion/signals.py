@@ -210,8 +210,8 @@ def similar_customers(state, customers: np.ndarray) -> np.ndarray:
 
 
 # (customer, other customer) products per chunk of `similar_customers`: its memory stays bounded
-# whatever the batch (the product of a chunk is at most this many entries)
-PAIRS_PER_CHUNK = 4_000_000
+# whatever the batch, some 40 MB per chunk (its product and the arrays that pick the neighbours)
+PAIRS_PER_CHUNK = 1_000_000
 
 
 def _customer_votes(state, profiles: sp.csr_matrix, customers: np.ndarray, neighbours: int) -> np.ndarray:
