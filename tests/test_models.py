@@ -305,7 +305,7 @@ def test_factorisation_fits_without_implicit_warning_of_blas_threads(name, monke
 
 
 def test_champion_similar_customers_vote_with_what_they_buy_on_the_customer_pages_only(monkeypatch):
-    """The customers who buy most like c1 (c2 and c3: both buy its hose and rake) bring the pot they
+    """The customers who buy most like c1 (c2 buys its hose and rake, c3 its hose) bring the pot they
     also buy; c4's and c5's aisle brings nothing; no customer is its own neighbour (c4's lamp, which
     only c4 bought, gets no vote); `customer_neighbours` bounds the voters, 0 turns the signal off,
     and the basket page and an anonymous customer get none. A batch cut into chunks scores the same."""
