@@ -85,7 +85,10 @@ class ChampionState:
         if "customer_tenure" not in state:  # pickled before the customers' pace was kept
             state.update(_customer_span(state["first_bought"], state["last_bought"]))
         if "buyers_by_item" not in state:  # pickled before similar_customers: it stays 0, as its weights
-            state.update(buyers_by_item(state["repeat"]), customer_neighbours=0)
+            # (no neighbours: nothing to compare, so nothing is built at load)
+            customers, n_items = state["repeat"].shape
+            state.update(buyers_by_item=sp.csr_matrix((n_items, customers), dtype=np.float32),
+                         customer_norms=np.zeros(customers, dtype=np.float32), customer_neighbours=0)
         state["weights"] = normalise_weights(state["weights"])
         self.__dict__.update(state)
         self._freeze()  # unpickled arrays come back writeable
