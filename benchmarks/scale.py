@@ -91,10 +91,13 @@ elif task == "train":
     out["prepare_s"] = time.perf_counter() - t
     out["n_items"], out["n_lines"] = data.n_items, int(train.height)
     t = time.perf_counter()
-    model = make_model(name).fit(data)
+    # "champion:customer_neighbours=0;ranker_iterations=30": an algorithm and its settings (JSON values)
+    algorithm, _, given = name.partition(":")
+    settings = {key: json.loads(value) for key, value in (part.split("=", 1) for part in given.split(";") if part)}
+    model = make_model(algorithm, **settings).fit(data)
     out["fit_s"] = time.perf_counter() - t
     out["fit_peak_mib"] = peak()
-    path = os.path.join(sys.argv[5], f"{name}.pkl")
+    path = os.path.join(sys.argv[5], "model.pkl")
     with open(path, "wb") as f:
         pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
     out["size_mib"] = os.path.getsize(path) / 2**20
@@ -472,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="600x1M,10000x1M,50000x1M,50000x5M,100000x20M",
                         help="products x lines, comma-separated (k and M suffixes)")
-    parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS),
+                        help="comma-separated; settings after a colon, as JSON values: champion:customer_neighbours=0;ranker_iterations=30")
     parser.add_argument("--requests", type=int, default=300, help="single requests timed per page")
     parser.add_argument("--quality", action="store_true", help="also compare exact and scalable paths on small catalogs")
     parser.add_argument("--not-run", default="", help="a sentence for the report: which sizes were left out and why")

@@ -20,15 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import scale  # noqa: E402  (the benchmark beside this one)
 
 RESULTS = Path(__file__).parent / "results"
-VARIANTS = {"champion:0": "without (0)", "champion:100": "with (100, the default)"}
-
-
-def with_neighbours(child: str) -> str:
-    """scale.py's child process, its model made with the `customer_neighbours` after the name's colon."""
-    made = "model = make_model(name).fit(data)"
-    assert made in child, "scale.py's child no longer makes its model as this benchmark expects"
-    return child.replace(made, "model = make_model(name.split(':')[0], "
-                         "**({'customer_neighbours': int(name.split(':')[1])} if ':' in name else {})).fit(data)")
+# scale.py's algorithm names with their settings
+VARIANTS = {"champion:customer_neighbours=0": "without (0)", "champion:customer_neighbours=100": "with (100, the default)"}
 
 
 def markdown(results: dict) -> str:
@@ -60,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = RESULTS / "similar_customers_cost.json"
     if not args.report_only:
-        scale.CHILD = with_neighbours(scale.CHILD)
         results = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "sizes": []}
         with tempfile.TemporaryDirectory(prefix="similar-customers-") as scratch:
             for products, lines in scale.parse_sizes(args.sizes):
