@@ -119,9 +119,6 @@ SEARCH_SPACES: dict[str, dict[str, Any]] = {
         "catalog_features": Choice((False, True), "names and categories alike: a series bought together, or substitutes", probe=True),
         "search_every_page": Choice((False, True), "the basket and new-items pages' blends from this retailer's "
                                     "validation too, or from the defaults", probe=True),
-        # last: the dearest probe (a second window doubles the tuning's fits), the first a short budget drops
-        "validation_windows": Choice((1, 2), "the re-rankers learn from the last tuning window or the last two: twice the cases, "
-                                     "half of them older", probe=True),
     },
 }
 
