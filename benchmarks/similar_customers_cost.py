@@ -2,7 +2,7 @@
 (`customer_neighbours` 100 and 0) on scale.py's generated retailers, each fitted, timed and
 evaluated in its own fresh process as scale.py does (single runs).
 
-    .venv/bin/python benchmarks/similar_customers_cost.py [--sizes 600x1M,100000x1M] [--report-only]
+    .venv/bin/python benchmarks/similar_customers_cost.py [--sizes 600x1M,100000x1M] [--append] [--report-only]
 
 Writes benchmarks/results/similar_customers_cost.json and .md.
 """
@@ -49,14 +49,22 @@ def markdown(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="600x1M,100000x1M", help="products x lines, as scale.py's --sizes")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the sizes of the last run (the .json) that --sizes does not ask for, and add these")
     parser.add_argument("--report-only", action="store_true", help="rewrite the .md from the .json, running nothing")
     args = parser.parse_args(argv)
     path = RESULTS / "similar_customers_cost.json"
     if not args.report_only:
+        asked = scale.parse_sizes(args.sizes)
         results = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "sizes": []}
+        if args.append and path.exists():
+            earlier = json.loads(path.read_text())
+            results["sizes"] = [row for row in earlier["sizes"] if (row["products"], row["lines_target"]) not in asked]
+            results["started"] = f"{earlier['started']} (sizes added {results['started']})"
         with tempfile.TemporaryDirectory(prefix="similar-customers-") as scratch:
-            for products, lines in scale.parse_sizes(args.sizes):
+            for products, lines in asked:
                 results["sizes"].append(scale.bench_size(products, lines, list(VARIANTS), 300, Path(scratch)))
+                results["sizes"].sort(key=lambda row: (row["lines_target"], row["products"]))
                 path.write_text(json.dumps(results, indent=1, default=str))
     results = json.loads(path.read_text())
     (RESULTS / "similar_customers_cost.md").write_text(markdown(results))
