@@ -20,7 +20,7 @@ from workbench.models.base import Batch
 from workbench.models.champion import signals as champion_signals
 from workbench.models.champion.candidates import blocked_items, candidate_pairs, on_product_page
 from workbench.models.champion.pages import COMPONENTS, PRODUCT_ONLY, page_of
-from workbench.models.champion.ranker import blend
+from workbench.models.champion.ranker import blend_scores
 
 FAST = {"validation_days": 20, "max_tuning_cases": 150, "ranker_iterations": 10, "product_ranker_iterations": 10}
 
@@ -49,7 +49,7 @@ def requests_of(model, n: int = 30, seed: int = 0) -> list[Request]:
 def pairs_of(state, model, requests):
     batch = Batch(requests, model)
     found = champion_signals.compute(state, batch)
-    scores = blend(state, batch, found)[0]
+    scores = blend_scores(state, batch, found)
     blocked = blocked_items(state, batch)
     rows, cols = candidate_pairs(state, batch, found, scores, blocked)
     return batch, found, scores, blocked, set(zip(rows.tolist(), cols.tolist()))
@@ -134,7 +134,7 @@ def test_a_single_request_on_a_large_catalog_nominates_without_a_catalog_wide_ar
     for request in (Request("product", None, items[:1]), Request("basket", customer, tuple(items)), Request("customer", customer)):
         batch = Batch([request], model)
         found = champion_signals.compute(state, batch)
-        scores = blend(state, batch, found)[0]
+        scores = blend_scores(state, batch, found)
         blocked = blocked_items(state, batch)
         peaks = {}
         for row_wise in (True, False):

@@ -249,16 +249,25 @@ def test_further_views_of_an_invoice_teach_the_re_rankers_and_leave_the_weight_s
         assert two.tuning_report[f"{page}.ranker_rows"] == one.tuning_report[f"{page}.ranker_rows"]
 
 
-def test_the_tuning_rows_blend_is_the_served_blend_bit_for_bit():
-    """The re-rankers' rows take each page's blend without its parts (`blend_scores`): the same
-    floats the served model's blend sums from them, so the re-rankers learn on what they serve."""
+def test_the_blend_and_the_explained_parts_are_weight_times_signal_bit_for_bit():
+    """The blend (`blend_scores`: what the served model re-ranks, and what the tuning's re-ranker rows
+    learn on) is the sum of each signal's part, weight x signal, in COMPONENTS order; an explanation
+    works out the parts of its own items only, from the scored batch's weights: the same floats as
+    the whole catalog's parts."""
     from workbench.models.champion import ranker, signals
+    from workbench.models.champion.pages import COMPONENTS
 
     model = Champion(**FAST).fit(shop(EARLY))
     batch = model.batch(REQUESTS + [Request("customer", "C003", exclude_purchased=True)])
     found = signals.compute(model.state, batch)
-    served = ranker.blend(model.state, batch, found)[0]
-    np.testing.assert_array_equal(ranker.blend_scores(model.state, batch, found).view(np.uint32), served.view(np.uint32))
+    scored = model.scored(batch)
+    parts = np.stack([scored.weights[c] * found[component] for c, component in enumerate(COMPONENTS)])
+    assert parts.any()
+    np.testing.assert_array_equal(ranker.blend_scores(model.state, batch, found).view(np.uint32), parts.sum(axis=0).view(np.uint32))
+    items = np.arange(model.n_items)
+    for r in range(len(batch)):
+        own = scored.weights[:, r] * np.stack([scored.signals[c][r, items] for c in COMPONENTS])
+        np.testing.assert_array_equal(own.view(np.uint32), parts[:, r, :].view(np.uint32))
 
 
 def test_a_draw_of_the_cases_keeps_count_of_the_first_views():

@@ -14,12 +14,12 @@ from workbench.models.champion.ranker import Scored
 def explain(state, batch: Batch, scored: Scored, r: int, items: np.ndarray) -> list[str]:
     """The reasons for `items` of request `r` of `batch`, scored as `scored`."""
     model, request = batch.model, batch[r]
-    parts, signals = scored.parts[:, r, :], scored.signals
+    signals = scored.signals
     inputs, history = batch.inputs(), batch.history(state.presence)
     # the signal that contributes most to the page's blend; where the page's weights give the
     # item nothing (the re-ranker found it), the strongest signal behind it
-    weighted = parts[:, items]
     unweighted = np.stack([signals[c][r, items] for c in COMPONENTS])
+    weighted = scored.weights[:, r] * unweighted
     winners = np.where(weighted.max(axis=0) > 0, weighted.argmax(axis=0), unweighted.argmax(axis=0))
     no_signal = (weighted.max(axis=0) <= 0) & (unweighted.max(axis=0) <= 0)
     reasons = []

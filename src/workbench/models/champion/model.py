@@ -11,6 +11,7 @@ import numpy as np
 
 from workbench.models.base import Batch, Recommender, Request
 from workbench.models.champion import explanations, ranker, signals
+from workbench.models.champion.pages import COMPONENTS
 from workbench.models.champion.state import ChampionState, fit_state
 from workbench.models.champion.tuning import tune
 from workbench.models.data import TrainingData
@@ -215,12 +216,12 @@ class Champion(Recommender):
         if scored is None:
             if not len(batch):
                 empty = np.zeros((0, self.n_items), np.float32)
-                scored = ranker.Scored(empty, np.zeros((0, 0, self.n_items), np.float32), None)
+                scored = ranker.Scored(empty, np.zeros((len(COMPONENTS), 0, 1), np.float32), None)
             else:
                 found = signals.compute(self.state, batch)
-                blend, parts = ranker.blend(self.state, batch, found)
+                blend = ranker.blend_scores(self.state, batch, found)
                 final = ranker.rerank(self.state, batch, found, blend)
-                scored = ranker.Scored(final.astype(np.float32, copy=False), parts, found)
+                scored = ranker.Scored(final.astype(np.float32, copy=False), ranker.request_weights(self.state, batch), found)
             batch.memo["champion"] = scored
         return scored
 

@@ -19,31 +19,27 @@ class Scored:
     """One batch's scores, and what explains them: each signal's part in the blend, the signals."""
 
     scores: np.ndarray  # requests x items, float32
-    parts: np.ndarray  # COMPONENTS x requests x items: weight x signal
+    # COMPONENTS x requests x 1: each signal's weight in each request's blend; a signal's part in
+    # an item's score is its weight times the signal, worked out for the explained items only
+    # (every part of every item, COMPONENTS x requests x items, was a fifth of a 100k-product
+    # catalog's scoring)
+    weights: np.ndarray
     signals: Signals
 
 
-def blend(state, batch: Batch, signals: Signals) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, parts): each page's linear blend, and each signal's part in it."""
-    weights = _request_weights(state, batch)
-    parts = np.zeros((len(COMPONENTS), len(batch), state.n_items), dtype=np.float32)
-    for c, component in enumerate(COMPONENTS):
-        parts[c] = weights[c] * signals[component]
-    return parts.sum(axis=0), parts
-
-
 def blend_scores(state, batch: Batch, signals: Signals) -> np.ndarray:
-    """Each page's linear blend alone: `blend`'s scores, bit for bit (its parts summed in the same
-    order), without holding every signal's part (COMPONENTS x requests x items) where nothing
-    explains them (the tuning's re-ranker rows)."""
-    weights = _request_weights(state, batch)
+    """Each page's linear blend: each signal times its weight on the request's page, summed in
+    COMPONENTS order (the same floats for the served model and the tuning's re-ranker rows)."""
+    weights = request_weights(state, batch)
     total = np.zeros((len(batch), state.n_items), dtype=np.float32)
     for c, component in enumerate(COMPONENTS):
-        total += weights[c] * signals[component]
+        # a signal no page of the batch weighs adds zeros (every signal is finite): not a pass
+        if weights[c].any():
+            total += weights[c] * signals[component]
     return total
 
 
-def _request_weights(state, batch: Batch) -> np.ndarray:
+def request_weights(state, batch: Batch) -> np.ndarray:
     """(COMPONENTS x requests x 1) float32: each signal's weight on each request's page."""
     pages = [page_of(r) for r in batch]
     return np.array([[state.weights[page][component] for page in pages] for component in COMPONENTS], dtype=np.float32).reshape(len(COMPONENTS), len(pages), 1)
