@@ -16,13 +16,13 @@ from workbench.models.champion.signals import Signals
 
 @dataclass(frozen=True)
 class Scored:
-    """One batch's scores, and what explains them: each signal's part in the blend, the signals."""
+    """One batch's scores, and what explains them: each signal's weight in the blend, the signals."""
 
     scores: np.ndarray  # requests x items, float32
     # COMPONENTS x requests x 1: each signal's weight in each request's blend; a signal's part in
     # an item's score is its weight times the signal, worked out for the explained items only
-    # (every part of every item, COMPONENTS x requests x items, was a fifth of a 100k-product
-    # catalog's scoring)
+    # (every part of every item, COMPONENTS x requests x items, was a quarter of a customer page's
+    # scoring on a 70k-product catalog)
     weights: np.ndarray
     signals: Signals
 

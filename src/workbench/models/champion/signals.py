@@ -107,7 +107,7 @@ def _scale_rows(scores) -> np.ndarray:
 
 def _scaled_times(rows: sp.csr_matrix, matrix) -> np.ndarray:
     """_scale_rows(rows @ matrix), without passes over a (rows x items) block of zeros where the rows
-    hold nothing: on a 70k-product catalog those passes were a fifth of a customer page's signals
+    hold nothing: on a 70k-product catalog those passes were a quarter of a customer page's signals
     (its basket is empty, and so are a basket page's wish list and an anonymous history)."""
     if rows.nnz == 0:
         return np.zeros((rows.shape[0], matrix.shape[1]), dtype=np.float32)
