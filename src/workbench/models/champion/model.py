@@ -80,7 +80,8 @@ class Champion(Recommender):
     9's limit (5x the slowest single algorithm's)."""
 
     name = "champion"
-    # a chunk holds about 40 (rows x items) float matrices (signals, their parts in the blend, raws)
+    # a chunk holds some 25 (rows x items) float matrices (the signals, their raws, the blend, the
+    # blocked items and the re-ranked scores), each of at most chunk_floats
     chunk_floats = 1_000_000
 
     def __init__(
