@@ -401,6 +401,43 @@ def test_basket_sequences_in_json_lines(workbench_home, tmp_path):
     assert read_tables("GROCER")["products"]["product_id"].to_list() == ["bread", "eggs", "milk", "tea"]
 
 
+def test_basket_sequences_without_dates_get_each_customers_last_basket_on_the_end_day(workbench_home, tmp_path):
+    """Baskets numbered in each household's order and no dates at all: `basket_sequence` puts a
+    household's consecutive baskets `days_apart` apart and its last one on `end`, every line of a
+    basket at its basket's time; a mapping without `days_apart` fails naming it."""
+    import yaml
+
+    (tmp_path / "baskets.jsonl").write_text(
+        '{"household": "h1", "n": 3, "items": ["milk", "bread"]}\n'
+        '{"household": "h1", "n": 9, "items": ["milk"]}\n'
+        '{"household": "h2", "n": 1, "items": ["eggs", "tea"]}\n'
+        '{"household": "h1", "n": 4, "items": ["tea"]}\n')
+    time = {"basket_sequence": "n", "per": "household", "days_apart": 7, "end": "2024-06-30"}
+    mapping = {
+        "name": "sequences", "kind": "files", "source": str(tmp_path / "baskets.jsonl"),
+        "legal_entity": {"name": "Grocer", "currency": "EUR", "pos_recommendations_enabled": True},
+        "entities": {
+            "sales_lines": {"files": "{source}", "explode": "items", "columns": {
+                "transaction_id": {"expr": "household || '-' || CAST(n AS VARCHAR)"}, "customer_id": "household",
+                "product_id": "items", "quantity": {"constant": 1.0}, "unit_price": {"constant": 1.0},
+                "transaction_time": time}},
+            "products": {"from": "sales_lines", "group_by": "product_id", "columns": {
+                "product_id": "product_id", "product_type": {"constant": "merchandise"}}},
+        },
+    }
+    ex.extract_source(mapping, "SEQ", progress=False)
+    lines = read_tables("SEQ")["sales_lines"]
+    times = dict(zip(lines["transaction_id"], lines["transaction_time"].dt.strftime("%Y-%m-%d")))
+    # h1's baskets 3, 4, 9 (its 1st, 2nd and 3rd): two weeks, one week and no time before the end
+    assert times == {"h1-3": "2024-06-16", "h1-4": "2024-06-23", "h1-9": "2024-06-30", "h2-1": "2024-06-30"}
+    assert lines.group_by("transaction_id").agg(pl.col("transaction_time").n_unique())["transaction_time"].max() == 1
+    bad = tmp_path / "bad.yml"
+    bad.write_text(yaml.safe_dump({**mapping, "entities": {"sales_lines": {**mapping["entities"]["sales_lines"], "columns": {
+        **mapping["entities"]["sales_lines"]["columns"], "transaction_time": {"basket_sequence": "n", "per": "household"}}}}}))
+    with pytest.raises(MappingError, match=r"transaction_time: basket_sequence needs `days_apart`.*got None"):
+        load_mapping(bad)
+
+
 def test_local_times_casts_and_lookups(workbench_home, tmp_path):
     from workbench.datasets.mapping import EntityMapping, evaluate
 

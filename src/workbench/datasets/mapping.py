@@ -21,6 +21,8 @@ A column spec is one of
     {keywords: {Label: [WORD, ...], ...}, of: spec, default: V}   the first label with a word in the text
     {days_since_previous: C, per: C, order_by: C, end: "2020-12-31"}   day offsets to timestamps
                                     (each customer's last order on `end`; or `origin:`, its first)
+    {basket_sequence: C, per: C, days_apart: 7, end: "2020-12-31"}   baskets numbered in order, no dates:
+                                    `days_apart` between a customer's consecutive baskets (end / origin as above)
     {agg: mode|median|min|max|first|last|sum|count, of: spec, where: "SQL"}   (derived entities only)
 and any spec may add `cast:` (string, id, int, float, bool, date, datetime), `format:` (one strptime
 layout or a list tried in order), `timezone:` (the local zone naive times are in), `required: true`.
@@ -199,7 +201,7 @@ def _entity(name: str, spec: dict, where: str, kind: str) -> EntityMapping:
     )
 
 
-_BASES = ("column", "constant", "expr", "polars", "lookup", "keywords", "days_since_previous", "agg")
+_BASES = ("column", "constant", "expr", "polars", "lookup", "keywords", "days_since_previous", "basket_sequence", "agg")
 
 
 def _check_spec(spec: Any, where: str, derived: bool = False) -> None:
@@ -211,11 +213,16 @@ def _check_spec(spec: Any, where: str, derived: bool = False) -> None:
     if len(bases) != 1:
         raise MappingError(f"{where}: give exactly one of {list(_BASES)} (got {bases or 'none'})")
     extra = {"lookup": (), "keywords": ("of", "default"), "days_since_previous": ("per", "order_by", "origin", "end"),
-             "agg": ("of", "where")}.get(bases[0], ())
+             "basket_sequence": ("per", "days_apart", "origin", "end"), "agg": ("of", "where")}.get(bases[0], ())
     _known(spec, (bases[0], *extra, *MODIFIERS), where)
-    if bases[0] == "days_since_previous" and "origin" in spec and "end" in spec:
+    if bases[0] in ("days_since_previous", "basket_sequence") and "origin" in spec and "end" in spec:
         raise MappingError(f"{where}: day offsets count from `origin` (each customer's first order) or back from `end` "
                            "(each customer's last order), not both")
+    if bases[0] == "basket_sequence":
+        apart = spec.get("days_apart")
+        if isinstance(apart, bool) or not isinstance(apart, (int, float)) or not apart > 0:
+            raise MappingError(f"{where}: basket_sequence needs `days_apart`, the days between a customer's consecutive "
+                               f"baskets (a positive number; the retailer's usual interval), got {apart!r}")
     if bases[0] == "agg" and (not derived or spec["agg"] not in AGGREGATES):
         raise MappingError(f"{where}: `agg` ({'one of ' + ', '.join(AGGREGATES)}) is for entities derived from sales_lines")
     if "cast" in spec and spec["cast"] not in CASTS:
@@ -278,15 +285,30 @@ def _base(spec: Any, frame_columns: list[str], where: str) -> pl.Expr:
         days = _base(spec["days_since_previous"], frame_columns, where).cast(pl.Float64).fill_null(0)
         per, order = spec.get("per"), spec.get("order_by")
         offset = days.cum_sum().over(per, order_by=order) if per else days.cum_sum()
-        anchor = spec.get("origin", "2000-01-01")
-        if "end" in spec:
-            # Each customer's offsets run on its own clock. Anchored at their last orders, "now" is
-            # every customer's present: a temporal test window holds each one's latest orders, and
-            # "recent" is recent for all. Anchored at their first orders, it would hold only the
-            # longest histories, and "trending" would mean the late orders of loyal customers.
-            offset, anchor = offset - (days.sum().over(per) if per else days.sum()), spec["end"]
-        return pl.lit(datetime.fromisoformat(str(anchor))) + pl.duration(microseconds=(offset * 86_400_000_000).cast(pl.Int64))
+        # Each customer's offsets run on its own clock. Anchored at their last orders, "now" is
+        # every customer's present: a temporal test window holds each one's latest orders, and
+        # "recent" is recent for all. Anchored at their first orders, it would hold only the
+        # longest histories, and "trending" would mean the late orders of loyal customers.
+        return _day_offsets(spec, offset, lambda: days.sum().over(per) if per else days.sum())
+    if "basket_sequence" in spec:
+        # a basket's number in its customer's sequence: its lines share it (a rank, not a running sum)
+        number = _base(spec["basket_sequence"], frame_columns, where)
+        per = spec.get("per")
+        position = number.rank("dense").over(per) if per else number.rank("dense")
+        count = number.drop_nulls().n_unique()
+        count = count.over(per) if per else count
+        step = float(spec["days_apart"])
+        return _day_offsets(spec, (position - 1) * step, lambda: (count - 1) * step)
     raise ExtractionError(f"{where}: cannot evaluate {spec!r}")
+
+
+def _day_offsets(spec: dict, offset: pl.Expr, total) -> pl.Expr:
+    """Timestamps from day offsets counted from each customer's first order: on `origin`, or shifted
+    back by the customer's `total()` so that its last order falls on `end`."""
+    anchor = spec.get("origin", "2000-01-01")
+    if "end" in spec:
+        offset, anchor = offset - total(), spec["end"]
+    return pl.lit(datetime.fromisoformat(str(anchor))) + pl.duration(microseconds=(offset * 86_400_000_000).cast(pl.Int64))
 
 
 def _parse_formats(values: pl.Expr, formats: list[str]) -> pl.Expr:
