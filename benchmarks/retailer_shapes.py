@@ -4,15 +4,18 @@ history is short or the sales name no store? Each shape runs the quality benchma
 scored once), with a smaller budget. A robustness check, not a quality figure: the shapes are cut
 from one retailer.
 
-    .venv/bin/python benchmarks/retailer_shapes.py [--shapes or-3weeks,or-no-store,or-anonymous] [--budget 60] [--report-only]
+    .venv/bin/python benchmarks/retailer_shapes.py [--shapes or-3weeks,or-no-store,or-anonymous,or-sequence] [--budget 60] [--report-only]
 
 Shapes:
   or-3weeks     only the 3 weeks before the 2011-11-09 split (a retailer that has just started)
   or-no-store   the 2011-10-09 split with every store id (country) removed (a retailer without stores)
   or-anonymous  the 2011-10-09 split with every customer id removed (a retailer without loyalty members:
                 no customer page cases; the transaction and product pages from baskets alone)
+  or-sequence   no dates, only each customer's baskets in order (a next-basket dataset): times made by the
+                mappings' `basket_sequence`, a week apart, each customer's last basket on the day before the
+                data's end; sales without a customer left out (such files have none)
 
-Writes benchmarks/results/retailer_shapes.{json,md}.
+Writes benchmarks/results/retailer_shapes.{json,md}; shapes not run keep their results there.
 """
 
 from __future__ import annotations
@@ -28,10 +31,25 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+def basket_sequences(frame: pl.DataFrame) -> pl.DataFrame:
+    """Online Retail as a basket-sequence file would give it: each customer's invoices in order and
+    nothing of their dates, timed as a mapping does (`basket_sequence`, the code of extraction)."""
+    from workbench.datasets.mapping import EntityMapping, evaluate
+
+    known = frame.filter(pl.col("customer_id").is_not_null()).with_columns(pl.col("time").min().over("basket_id").alias("_order"))
+    # the last basket the day before the end of the data: inside the 30-day test window after 2011-11-09
+    spec = {"basket_sequence": "_order", "per": "customer_id", "days_apart": 7, "end": "2011-12-08"}
+    timed = evaluate(known, EntityMapping(name="sales_lines", columns={"transaction_time": spec}), "or-sequence")
+    return timed.with_columns(pl.col("transaction_time").alias("time")).select(frame.columns)
+
+
 SHAPES = {
     "or-3weeks": ("the 3 weeks before the split", "2011-11-09", lambda f: f.filter(pl.col("time") >= datetime(2011, 10, 18))),
     "or-no-store": ("no store ids", "2011-10-09", lambda f: f.with_columns(pl.lit(None, dtype=pl.String).alias("store_id"))),
     "or-anonymous": ("no customer ids", "2011-10-09", lambda f: f.with_columns(pl.lit(None, dtype=pl.String).alias("customer_id"))),
+    "or-sequence": ("baskets in order, no dates", "2011-11-09", basket_sequences),
 }
 
 
@@ -77,8 +95,15 @@ def markdown(results: dict, when: str) -> str:
         for algorithm, n in (r.get("trials") or {}).items():
             counts.setdefault(int(n), []).append(algorithm)
         lines.append(f"- {name}: " + "; ".join(f"{n}: {', '.join(algorithms)}" for n, algorithms in sorted(counts.items(), reverse=True)))
-    lines += ["", f"Run {when}."]
+    runs = {r.get("run_at") or when for r in results.values()}
+    lines += ["", f"Run {when}." if len(runs) == 1 else "Runs: " + "; ".join(f"{name} {r.get('run_at') or when}" for name, r in results.items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _run_dates(report: Path) -> list[str]:
+    """The run dates a report gives ("Run <date>."), in order."""
+    lines = report.read_text().splitlines() if report.exists() else []
+    return [line[4:].rstrip(".") for line in lines if line.startswith("Run ")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads((RESULTS / "retailer_shapes.json").read_text())
         # the run's date, as the report written by that run gave it
         report = RESULTS / "retailer_shapes.md"
-        runs = [line[4:].rstrip(".") for line in (report.read_text().splitlines() if report.exists() else []) if line.startswith("Run ")]
+        runs = _run_dates(report)
         report.write_text(markdown(results, runs[-1] if runs else "as retailer_shapes.json records it (see its commit)"))
         return 0
 
@@ -104,12 +129,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{quality.DATA} is absent: nothing to run", file=sys.stderr)
         return 1
     frame = quality.load_online_retail(quality.DATA)
-    results = {}
+    # the shapes not run now keep their results, dated by the report they came with
+    stored = RESULTS / "retailer_shapes.json"
+    kept = {k: v for k, v in json.loads(stored.read_text()).items() if k in SHAPES} if stored.exists() else {}
+    earlier = _run_dates(RESULTS / "retailer_shapes.md")
+    for result in kept.values():
+        result.setdefault("run_at", earlier[-1] if earlier else None)
+    ran = {}
     for name in [s for s in args.shapes.split(",") if s]:
         _, split, cut = SHAPES[name]
-        results[name] = quality.run_dataset(name, cut(frame), None, split, n_trials=args.trials, budget_s=args.budget, seed=args.seed)
+        ran[name] = quality.run_dataset(name, cut(frame), None, split, n_trials=args.trials, budget_s=args.budget, seed=args.seed)
+        ran[name]["run_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results = {name: ran.get(name, kept.get(name)) for name in SHAPES if name in ran or name in kept}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "retailer_shapes.json").write_text(json.dumps(results, indent=2, default=str))
+    stored.write_text(json.dumps(results, indent=2, default=str))
     (RESULTS / "retailer_shapes.md").write_text(markdown(results, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
     print((RESULTS / "retailer_shapes.md").read_text())
     return 0
