@@ -436,6 +436,12 @@ def test_basket_sequences_without_dates_get_each_customers_last_basket_on_the_en
         **mapping["entities"]["sales_lines"]["columns"], "transaction_time": {"basket_sequence": "n", "per": "household"}}}}}))
     with pytest.raises(MappingError, match=r"transaction_time: basket_sequence needs `days_apart`.*got None"):
         load_mapping(bad)
+    # numbers that a file gives as text keep their order as numbers: 10 comes after 9
+    from workbench.datasets.mapping import EntityMapping, evaluate
+
+    text = pl.DataFrame({"household": ["h1"] * 3, "n": ["9", "10", "100"]})
+    timed = evaluate(text, EntityMapping(name="sales_lines", columns={"transaction_time": time}), "test")
+    assert timed["transaction_time"].dt.strftime("%Y-%m-%d").to_list() == ["2024-06-16", "2024-06-23", "2024-06-30"]
 
 
 def test_local_times_casts_and_lookups(workbench_home, tmp_path):

@@ -291,10 +291,13 @@ def _base(spec: Any, frame_columns: list[str], where: str) -> pl.Expr:
         # longest histories, and "trending" would mean the late orders of loyal customers.
         return _day_offsets(spec, offset, lambda: days.sum().over(per) if per else days.sum())
     if "basket_sequence" in spec:
-        # a basket's number in its customer's sequence: its lines share it (a rank, not a running sum)
+        # a basket's number in its customer's sequence: its lines share it (a rank, not a running sum).
+        # Numbers read as text ("9", "10") rank as numbers, not as text; other text as text.
         number = _base(spec["basket_sequence"], frame_columns, where)
+        order = pl.when(number.is_not_null()).then(pl.struct(number.cast(pl.Float64, strict=False).alias("as_number"),
+                                                              number.alias("as_given")))
         per = spec.get("per")
-        position = number.rank("dense").over(per) if per else number.rank("dense")
+        position = order.rank("dense").over(per) if per else order.rank("dense")
         count = number.drop_nulls().n_unique()
         count = count.over(per) if per else count
         step = float(spec["days_apart"])
