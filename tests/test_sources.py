@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from legacy import extract_v1, online_retail_v1
 from workbench import paths
@@ -405,8 +406,6 @@ def test_basket_sequences_without_dates_get_each_customers_last_basket_on_the_en
     """Baskets numbered in each household's order and no dates at all: `basket_sequence` puts a
     household's consecutive baskets `days_apart` apart and its last one on `end`, every line of a
     basket at its basket's time; a mapping without `days_apart` fails naming it."""
-    import yaml
-
     (tmp_path / "baskets.jsonl").write_text(
         '{"household": "h1", "n": 3, "items": ["milk", "bread"]}\n'
         '{"household": "h1", "n": 9, "items": ["milk"]}\n'
@@ -442,6 +441,20 @@ def test_basket_sequences_without_dates_get_each_customers_last_basket_on_the_en
     text = pl.DataFrame({"household": ["h1"] * 3, "n": ["9", "10", "100"]})
     timed = evaluate(text, EntityMapping(name="sales_lines", columns={"transaction_time": time}), "test")
     assert timed["transaction_time"].dt.strftime("%Y-%m-%d").to_list() == ["2024-06-16", "2024-06-23", "2024-06-30"]
+
+
+def test_the_documented_day_number_recipe_reads_days_and_hhmm():
+    """docs/sources.md's mapping for files that number their days (DAY, TRANS_TIME as HHMM) gives
+    the times it says: day 1 on the chosen date, the time of day from HHMM."""
+    import re
+
+    from workbench.datasets.mapping import EntityMapping, evaluate
+
+    docs = (paths.code_root() / "docs" / "sources.md").read_text()
+    spec = yaml.safe_load(re.search(r"`transaction_time: (\{polars: .*TRANS_TIME.*\})`", docs).group(1))
+    frame = pl.DataFrame({"DAY": [1, 711], "TRANS_TIME": [1631, 5]})
+    timed = evaluate(frame, EntityMapping(name="sales_lines", columns={"transaction_time": spec}), "docs")
+    assert timed["transaction_time"].to_list() == [datetime(2020, 1, 1, 16, 31), datetime(2021, 12, 11, 0, 5)]
 
 
 def test_local_times_casts_and_lookups(workbench_home, tmp_path):
