@@ -374,6 +374,70 @@ def test_a_retailer_without_customers_gets_all_three_pos_pages(demo_db, tmp_path
     assert customer_page["reason"].str.startswith("best seller").all(), customer_page
 
 
+@pytest.mark.e2e
+def test_a_basket_sequence_file_without_dates_gets_all_three_pos_pages(demo_db, tmp_path):
+    """Households' baskets in order and no dates (tests/sources/basket_sequences.yml) through the
+    whole pipeline: each household's baskets a week apart with the last on the end day, and the
+    registered model serves a household's page from its own history."""
+    import os
+    import subprocess
+    import sys
+
+    import mlflow
+    import pandas as pd
+
+    rows = sqlite3.connect(demo_db).execute(
+        "SELECT t.customer_id, l.transaction_id, l.product_id FROM sales_lines l JOIN sales_transactions t ON t.id = l.transaction_id "
+        "WHERE t.legal_entity_id = 'USRT' AND t.status = 'completed' AND l.line_type = 'sale' AND t.customer_id IS NOT NULL "
+        "ORDER BY t.customer_id, t.transaction_time, l.transaction_id").fetchall()
+    baskets: dict[tuple, list] = {}
+    for customer, basket, product in rows:
+        baskets.setdefault((customer, basket), []).append(product)
+    numbers: dict[str, int] = {}
+    export = tmp_path / "baskets.jsonl"
+    with open(export, "w") as f:
+        for (customer, _), items in baskets.items():  # in each household's order: the query's
+            numbers[customer] = numbers.get(customer, 0) + 1
+            f.write(json.dumps({"household": customer, "basket_number": numbers[customer], "items": items}) + "\n")
+    config = tmp_path / "sequences.yml"
+    config.write_text(
+        "stages: [extract, cleanse, train, evaluate]\nparameters:\n  legal_entity: SEQ\n"
+        f"  source_mapping: {paths.code_root() / 'tests' / 'sources' / 'basket_sequences.yml'}\n  source: {export}\n"
+        "  algorithms: [best_sellers, repeat, ease, champion]\n  tune: false\n  validation_windows: 1\n  bootstrap_resamples: 100\n")
+    home = tmp_path / "home"
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([str(Path(sys.executable).parent / "workbench"), "run", "-c", str(config), "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+    loyal = max(numbers, key=numbers.get)
+    lines = pl.read_parquet(home / "data" / "raw" / "SEQ" / "sales_lines" / "*.parquet").filter(pl.col("customer_id") == loyal)
+    days = sorted(set(lines["transaction_time"].dt.date().to_list()))
+    assert len(days) == numbers[loyal] and str(days[-1]) == "2025-12-31"
+    assert {(b - a).days for a, b in zip(days, days[1:])} == {7}
+
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        model = mlflow.pyfunc.load_model("models:/pos-recommender@champion-SEQ")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    product = rows[0][2]
+    answers = model.predict(pd.DataFrame({
+        "scenario": ["product", "basket", "customer"], "customer_id": [None, loyal, loyal],
+        "product_ids": [[product], [product], []], "k": [5, 5, 5]}))
+    for page in range(3):
+        mine = answers[answers["request"] == page]
+        assert len(mine) == 5 and mine["product_id"].notna().all(), (page, mine)
+        assert page == 2 or product not in set(mine["product_id"]), (page, mine)
+    customer_page = answers[answers["request"] == 2]
+    assert not customer_page["reason"].str.startswith("best seller").all(), customer_page
+
+
 def test_basket_sequences_in_json_lines(workbench_home, tmp_path):
     """One JSON object per basket with its items as a list, and days instead of timestamps."""
     (tmp_path / "baskets.jsonl").write_text(
