@@ -319,17 +319,50 @@ def test_the_source_url_may_come_from_the_environment(workbench_home, demo_db_ur
 # ----------------------------------------------------------------------------- a retailer without customers, end to end
 
 
+def _pipeline(tmp_path: Path, legal_entity: str, mapping: str, source: Path, algorithms: list[str]) -> Path:
+    """`workbench run` of extract, cleanse, train and evaluate on `source` through the test mapping
+    `tests/sources/<mapping>` (untuned, one validation window: the path, not the figures), in a
+    WORKBENCH_HOME of its own; returns that home."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "run.yml"
+    config.write_text(
+        f"stages: [extract, cleanse, train, evaluate]\nparameters:\n  legal_entity: {legal_entity}\n"
+        f"  source_mapping: {paths.code_root() / 'tests' / 'sources' / mapping}\n  source: {source}\n"
+        f"  algorithms: [{', '.join(algorithms)}]\n  tune: false\n  validation_windows: 1\n  bootstrap_resamples: 100\n")
+    home = tmp_path / "home"
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([str(Path(sys.executable).parent / "workbench"), "run", "-c", str(config), "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return home
+
+
+def _registered_model(home: Path, legal_entity: str):
+    """The legal entity's registered champion from the pipeline's own tracking store in `home`."""
+    import mlflow
+
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        return mlflow.pyfunc.load_model(f"models:/pos-recommender@champion-{legal_entity}")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
 @pytest.mark.e2e
 def test_a_retailer_without_customers_gets_all_three_pos_pages(demo_db, tmp_path):
     """Baskets without customer ids, stores or wish lists, through a mapping and the whole pipeline
     (03_train used to fail with IndexError on the empty customer matrix, and the champion's fit on
     its empty per-customer arrays)."""
     import csv
-    import os
-    import subprocess
-    import sys
 
-    import mlflow
     import pandas as pd
 
     rows = sqlite3.connect(demo_db).execute(
@@ -341,28 +374,9 @@ def test_a_retailer_without_customers_gets_all_three_pos_pages(demo_db, tmp_path
         out = csv.writer(f)
         out.writerow(["basket", "sku", "sku_name", "sold", "units", "price"])
         out.writerows((b, s, n, f"{t[8:10]}/{t[5:7]}/{t[:4]} {t[11:16]}", q, p) for b, s, n, t, q, p in rows)
-    config = tmp_path / "anonymous.yml"
-    config.write_text(
-        "stages: [extract, cleanse, train, evaluate]\nparameters:\n  legal_entity: ANON\n"
-        f"  source_mapping: {paths.code_root() / 'tests' / 'sources' / 'anonymous_baskets.yml'}\n  source: {export}\n"
-        "  algorithms: [best_sellers, repeat, sar, champion]\n  tune: false\n  validation_windows: 1\n  bootstrap_resamples: 100\n")
-    home = tmp_path / "home"
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run([str(Path(sys.executable).parent / "workbench"), "run", "-c", str(config), "--no-progress"],
-                          env=env, capture_output=True, text=True, timeout=1500)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    home = _pipeline(tmp_path, "ANON", "anonymous_baskets.yml", export, ["best_sellers", "repeat", "sar", "champion"])
     assert pl.read_parquet(home / "data" / "raw" / "ANON" / "customers.parquet").height == 0
-
-    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        model = mlflow.pyfunc.load_model("models:/pos-recommender@champion-ANON")
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    model = _registered_model(home, "ANON")
     product = rows[0][1]
     answers = model.predict(pd.DataFrame({
         "scenario": ["product", "basket", "customer"], "customer_id": [None, None, "C000001"],
@@ -379,11 +393,7 @@ def test_a_basket_sequence_file_without_dates_gets_all_three_pos_pages(demo_db, 
     """Households' baskets in order and no dates (tests/sources/basket_sequences.yml) through the
     whole pipeline: each household's baskets a week apart with the last on the end day, and the
     registered model serves a household's page from its own history."""
-    import os
-    import subprocess
-    import sys
 
-    import mlflow
     import pandas as pd
 
     rows = sqlite3.connect(demo_db).execute(
@@ -399,17 +409,7 @@ def test_a_basket_sequence_file_without_dates_gets_all_three_pos_pages(demo_db, 
         for (customer, _), items in baskets.items():  # in each household's order: the query's
             numbers[customer] = numbers.get(customer, 0) + 1
             f.write(json.dumps({"household": customer, "basket_number": numbers[customer], "items": items}) + "\n")
-    config = tmp_path / "sequences.yml"
-    config.write_text(
-        "stages: [extract, cleanse, train, evaluate]\nparameters:\n  legal_entity: SEQ\n"
-        f"  source_mapping: {paths.code_root() / 'tests' / 'sources' / 'basket_sequences.yml'}\n  source: {export}\n"
-        "  algorithms: [best_sellers, repeat, ease, champion]\n  tune: false\n  validation_windows: 1\n  bootstrap_resamples: 100\n")
-    home = tmp_path / "home"
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run([str(Path(sys.executable).parent / "workbench"), "run", "-c", str(config), "--no-progress"],
-                          env=env, capture_output=True, text=True, timeout=1500)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    home = _pipeline(tmp_path, "SEQ", "basket_sequences.yml", export, ["best_sellers", "repeat", "ease", "champion"])
 
     loyal = max(numbers, key=numbers.get)
     lines = pl.read_parquet(home / "data" / "raw" / "SEQ" / "sales_lines" / "*.parquet").filter(pl.col("customer_id") == loyal)
@@ -417,15 +417,7 @@ def test_a_basket_sequence_file_without_dates_gets_all_three_pos_pages(demo_db, 
     assert len(days) == numbers[loyal] and str(days[-1]) == "2025-12-31"
     assert {(b - a).days for a, b in zip(days, days[1:])} == {7}
 
-    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        model = mlflow.pyfunc.load_model("models:/pos-recommender@champion-SEQ")
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    model = _registered_model(home, "SEQ")
     product = rows[0][2]
     answers = model.predict(pd.DataFrame({
         "scenario": ["product", "basket", "customer"], "customer_id": [None, loyal, loyal],
