@@ -289,7 +289,7 @@ def _base(spec: Any, frame_columns: list[str], where: str) -> pl.Expr:
         # every customer's present: a temporal test window holds each one's latest orders, and
         # "recent" is recent for all. Anchored at their first orders, it would hold only the
         # longest histories, and "trending" would mean the late orders of loyal customers.
-        return _day_offsets(spec, offset, lambda: days.sum().over(per) if per else days.sum())
+        return _day_offsets(spec, offset, days.sum().over(per) if per else days.sum())
     if "basket_sequence" in spec:
         # a basket's number in its customer's sequence: its lines share it (a rank, not a running sum).
         # Numbers read as text ("9", "10") rank as numbers, not as text; other text as text.
@@ -301,16 +301,16 @@ def _base(spec: Any, frame_columns: list[str], where: str) -> pl.Expr:
         count = number.drop_nulls().n_unique()
         count = count.over(per) if per else count
         step = float(spec["days_apart"])
-        return _day_offsets(spec, (position - 1) * step, lambda: (count - 1) * step)
+        return _day_offsets(spec, (position - 1) * step, (count - 1) * step)
     raise ExtractionError(f"{where}: cannot evaluate {spec!r}")
 
 
-def _day_offsets(spec: dict, offset: pl.Expr, total) -> pl.Expr:
+def _day_offsets(spec: dict, offset: pl.Expr, total: pl.Expr) -> pl.Expr:
     """Timestamps from day offsets counted from each customer's first order: on `origin`, or shifted
-    back by the customer's `total()` so that its last order falls on `end`."""
+    back by the customer's `total` (its last order's offset) so that its last order falls on `end`."""
     anchor = spec.get("origin", "2000-01-01")
     if "end" in spec:
-        offset, anchor = offset - total(), spec["end"]
+        offset, anchor = offset - total, spec["end"]
     return pl.lit(datetime.fromisoformat(str(anchor))) + pl.duration(microseconds=(offset * 86_400_000_000).cast(pl.Int64))
 
 

@@ -109,9 +109,8 @@ def _scaled_times(rows: sp.csr_matrix, matrix) -> np.ndarray:
     """_scale_rows(rows @ matrix), without passes over a (rows x items) block of zeros where the rows
     hold nothing: on a 70k-product catalog those passes were a quarter of a customer page's signals
     (its basket is empty, and so are a basket page's wish list and an anonymous history)."""
-    if rows.nnz == 0:
-        return np.zeros((rows.shape[0], matrix.shape[1]), dtype=np.float32)
-    return _scale_rows(_times(rows, matrix))
+    scores = _times(rows, matrix)  # zeros, without a product, where the rows hold nothing
+    return _scale_rows(scores) if rows.nnz else scores
 
 
 def compute(state, batch: Batch) -> Signals:
@@ -150,8 +149,7 @@ def compute(state, batch: Batch) -> Signals:
     else:  # no basket in the batch (the customer page): what goes with it is nothing
         together_raw, recent_together_raw = none(), none()
         out["together"], out["recent_together"], out["usual_with_basket"] = none(), none(), none()
-    out["similar_baskets"] = np.zeros((n, n_items), dtype=np.float32)
-    out["own_baskets"] = np.zeros((n, n_items), dtype=np.float32)
+    out["similar_baskets"], out["own_baskets"] = none(), none()
     shopper = np.flatnonzero(np.diff(shopping.indptr) > 0)  # the customer page has no basket
     customers = batch.customers()
     for start in range(0, len(shopper), 500):  # chunks: bounded dense blocks of votes
