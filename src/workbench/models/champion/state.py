@@ -140,7 +140,10 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
     together.setdiag(0)
     together.eliminate_zeros()
     recent_together = (sp.diags(1.0 / bought) @ together).tocsr().astype(np.float32)
-    # P(item | input item) over all baskets: count-based, so popular complements come first
+    # P(item | input item) over all baskets: count-based, so popular complements come first. Every
+    # basket once: weighed by its size it scored better alone on Online Retail's big orders, no better on
+    # the demo retailer's, and added nothing the re-rankers' similar_baskets did not already give them
+    # (notebooks/research/basket_size_weighting)
     together = (baskets.T @ baskets).tocsr()
     item_basket_count = np.asarray(together.diagonal(), dtype=np.float32)
     together.setdiag(0)
