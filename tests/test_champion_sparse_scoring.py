@@ -1,7 +1,7 @@
 """The champion's large-catalog candidates (models/champion/candidates.py, `dense_item_limit`): past
 the limit each list is read from its positive items, never partitioned over the whole catalog; it
 nominates the same positive items as the dense path, and only the filler of a short list differs
-(the newest products instead of argpartition's pick among tied zeros)."""
+(a draw seeded by the request instead of argpartition's pick among tied zeros)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from helpers import tiny_interactions
 from workbench.models import Request, TrainingData, make_model
 from workbench.models.base import Batch
 from workbench.models.champion import signals as champion_signals
-from workbench.models.champion.candidates import blocked_items, candidate_pairs, on_product_page
+from workbench.models.champion.candidates import _filler, blocked_items, candidate_pairs, on_product_page
 from workbench.models.champion.pages import COMPONENTS, PRODUCT_ONLY, page_of
 from workbench.models.champion.ranker import blend_scores
 
@@ -63,13 +63,12 @@ def test_both_paths_nominate_every_lists_best_positive_items(forced):
     dense = pairs_of(dense_state, forced, requests)[-1]
     product = on_product_page(batch)
     n = sparse_state.candidates_per_signal
-    must, positive = set(), set()
+    must = set()
     for r, request in enumerate(batch):
         deep = [c for c in COMPONENTS if c not in ("trending", "store") and (product[r] or c not in PRODUCT_ONLY)]
         for values, depth in [(found[c][r], n) for c in deep] + [(scores[r], 2 * n)]:
             values = np.where(blocked[r], 0.0, values)
             items = np.flatnonzero(values > 0)
-            positive |= {(r, int(i)) for i in items}
             if len(items) > depth:  # strictly above the cut: in any top `depth`, whatever the ties
                 items = items[values[items] > np.sort(values[items])[::-1][depth - 1]]
             must |= {(r, int(i)) for i in items}
@@ -77,18 +76,34 @@ def test_both_paths_nominate_every_lists_best_positive_items(forced):
     assert must <= sparse
     assert not any(blocked[r, c] for r, c in sparse)
     # the trending and store lists as the dense path has them (their orders sorted at fit); beyond
-    # those and the lists' positive items, the newest products, in order (none skipped)
+    # those and the lists' positive items, the request's own seeded draw: the same alone as in the batch
     for r, request in enumerate(batch):
         trending = [int(i) for i in sparse_state.trending_order if not blocked[r, i]][: n // 2]
         store = [int(i) for i in sparse_state.store_orders.get(request.store_id, sparse_state.trending_order) if not blocked[r, i]][: n // 2]
         dense_trending = np.argsort(-np.where(blocked[r], -1.0, found["trending"][r]), kind="stable")[: n // 2]
         assert {(r, i) for i in trending + store} <= sparse
         assert set(trending) == set(dense_trending.tolist())
-        order = [int(i) for i in sparse_state.arrivals_order if not blocked[r, i] and (r, int(i)) not in positive and int(i) not in trending + store]
-        taken = [(r, i) in sparse for i in order]
-        assert taken == sorted(taken, reverse=True), page_of(request)
+    for r in range(0, len(batch), 7):
+        alone = pairs_of(sparse_state, forced, [requests[r]])[-1]
+        assert {c for _, c in alone} == {c for row, c in sparse if row == r}, page_of(requests[r])
     # each row is as deep as the dense path's where the catalog allows
     assert all(len([p for p in sparse if p[0] == r]) >= min(n, sparse_state.n_items - blocked[r].sum()) for r in range(len(batch)))
+
+
+def test_a_short_lists_filler_is_the_requests_own_draw_across_the_catalog():
+    skip = np.zeros(10_000, dtype=bool)
+    skip[:300] = True  # what the request blocks or already nominated
+    request = Request("basket", "c1", ("b", "a"), store_id="S1")
+    drawn = _filler(request, skip, 40)
+    assert len(drawn) == len(set(drawn.tolist())) == 40 and not skip[drawn].any()
+    # the same request (its products in any order) draws the same; another request draws others
+    assert np.array_equal(drawn, _filler(Request("basket", "c1", ("a", "b"), store_id="S1"), skip, 40))
+    assert not np.array_equal(drawn, _filler(Request("basket", "c2", ("a", "b"), store_id="S1"), skip, 40))
+    # from across the catalog, not one corner of it
+    assert drawn.max() - drawn.min() > 5_000
+    # what is left, where the catalog has no more; nothing where it has nothing
+    assert sorted(_filler(request, np.arange(10) < 6, 50).tolist()) == [6, 7, 8, 9]
+    assert len(_filler(request, np.ones(10, dtype=bool), 5)) == 0
 
 
 def test_the_large_catalog_path_answers_as_a_recommender(forced):

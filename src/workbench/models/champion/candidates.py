@@ -7,12 +7,14 @@ topped up with argpartition's pick among its tied zeros: the "filler" the defaul
 tuned with (quality.md). That pick costs 1.5-2 ms per list on a 70k-product catalog (a partition of
 mostly equal values, a few blocked items above them), and a basket page has several such lists:
 past the limit each request's lists are read from their positive items instead (the same items),
-a short list is topped up with the newest products the request does not already have (see
-`state._orders`), and the trending and store lists are prefixes of orders sorted once at fit. A
-request then costs what it touches, not the catalog.
+a short list is topped up with a draw of products the request does not already have, seeded by the
+request (`_filler`), and the trending and store lists are prefixes of orders sorted once at fit
+(`state._orders`). A request then costs what it touches, not the catalog.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 
@@ -181,6 +183,32 @@ def _prefix(order: np.ndarray, skip: np.ndarray, n: int) -> np.ndarray:
         take *= 4
 
 
+def _filler(request, skip: np.ndarray, n: int) -> np.ndarray:
+    """n products not in `skip` (a bool per item; fewer where the catalog has fewer), drawn at random
+    with a seed of the request's own (its page, customer, products and store): the same request gets
+    the same ones in any batch, and no request costs a pass over the catalog.
+
+    What a short list lacks is made up from across the catalog, as the dense path's pick among tied
+    zeros is, rather than from one corner of it: the newest products did so before, and forced on
+    Online Retail's validation windows the large-catalog path then fell further behind the dense one
+    on the "discover" page (benchmarks/results/champion_candidates.md compares the two paths)."""
+    free = int(len(skip) - np.count_nonzero(skip))
+    n = min(int(n), free)
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    key = repr((request.scenario, request.customer_id, sorted(set(request.product_ids)), request.store_id, request.exclude_purchased))
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    if 4 * n >= free:  # most of what is left: one permutation of it
+        return rng.permutation(np.flatnonzero(~skip))[:n]
+    taken = np.zeros(0, dtype=np.int64)
+    while len(taken) < n:  # a request skips a few hundred items at most: a draw or two
+        draw = rng.integers(0, len(skip), size=2 * n + 16)
+        draw = draw[~skip[draw]]
+        taken = np.concatenate([taken, draw])
+        taken = taken[np.sort(np.unique(taken, return_index=True)[1])]
+    return taken[:n]
+
+
 def _row_wise_pairs(state, batch: Batch, signals, blend: np.ndarray, blocked: np.ndarray, per_row: np.ndarray, product: np.ndarray):
     """candidate_pairs request by request, from each list's positive items (see the module's docstring)."""
     n_items = state.n_items
@@ -202,7 +230,7 @@ def _row_wise_pairs(state, batch: Batch, signals, blend: np.ndarray, blocked: np
             skip = blocked[r].copy()
             for items in nominated:
                 skip[items] = True
-            nominated.append(_prefix(state.arrivals_order, skip, lacking + empty))
+            nominated.append(_filler(request, skip, lacking + empty))
         cols = np.concatenate(nominated)
         all_rows.append(np.full(len(cols), r, dtype=np.int64))
         all_cols.append(cols)

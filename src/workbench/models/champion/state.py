@@ -53,7 +53,6 @@ class ChampionState:
     # per item
     trending: np.ndarray
     trending_order: np.ndarray  # items by trending, best first: a request's trending list is its prefix
-    arrivals_order: np.ndarray  # items by first sale, newest first: what tops up a large catalog's short lists
     store_sellers: dict  # store id -> trending per item at that store
     store_orders: dict  # store id -> items by the store's best sellers then trending, best first
     category_of: sp.csr_matrix | None  # items x categories, one-hot
@@ -78,7 +77,7 @@ class ChampionState:
 
     def __setstate__(self, state):
         if "trending_order" not in state:  # pickled before the orders were kept: computed once here
-            state = {**state, "dense_item_limit": DENSE_ITEM_LIMIT, **_orders(state["trending"], state["store_sellers"], state["item_age"])}
+            state = {**state, "dense_item_limit": DENSE_ITEM_LIMIT, **_orders(state["trending"], state["store_sellers"])}
         # pickled before the catalog's features, before the history_category signal (it stays 0,
         # and so does its weight on every page)
         state = {"catalog_features": False, "name_words": None, "category_share": None, **state}
@@ -190,7 +189,7 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
         name_words=name_words(data.item_names) if p.get("catalog_features") else None,
         item_basket_count=item_basket_count,
         **statistics,
-        **_orders(trending, store_sellers, statistics["item_age"]),
+        **_orders(trending, store_sellers),
     )
 
 
@@ -223,13 +222,10 @@ def latest_baskets_by_item(baskets: sp.csr_matrix, basket_age_days: np.ndarray, 
     return kept
 
 
-def _orders(trending: np.ndarray, store_sellers: dict, item_age: np.ndarray) -> dict:
+def _orders(trending: np.ndarray, store_sellers: dict) -> dict:
     """The trending list's and each store list's order of the items, best first, ties by item index:
     the same for every request, so sorted once here. Scaled and summed in float32 exactly as
-    `signals.compute` does, so the order is the one the dense path's lists have. And the newest
-    products first (the best sellers first among those first sold the same day), what tops up a
-    large catalog's short lists: forced on Online Retail's validation window, every headline metric
-    within 2% of the dense path's filler (benchmarks/results/champion_candidates.md)."""
+    `signals.compute` does, so the order is the one the dense path's lists have."""
     scaled = (trending / max(float(trending.max()), 1e-9)).astype(np.float32) if len(trending) else trending.astype(np.float32)
     store_orders = {}
     for store, sellers in store_sellers.items():
@@ -237,8 +233,7 @@ def _orders(trending: np.ndarray, store_sellers: dict, item_age: np.ndarray) -> 
             store_scaled = np.zeros(len(sellers), dtype=np.float32)
             store_scaled[:] = sellers / sellers.max()
             store_orders[store] = np.argsort(-(store_scaled + 1e-3 * scaled), kind="stable").astype(np.int32)
-    arrivals = np.lexsort((np.arange(len(trending)), -trending, item_age)).astype(np.int32)
-    return {"trending_order": np.argsort(-scaled, kind="stable").astype(np.int32), "store_orders": store_orders, "arrivals_order": arrivals}
+    return {"trending_order": np.argsort(-scaled, kind="stable").astype(np.int32), "store_orders": store_orders}
 
 
 def _categories(data: TrainingData):
