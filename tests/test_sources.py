@@ -356,14 +356,26 @@ def _registered_model(home: Path, legal_entity: str):
         mlflow.set_registry_uri(previous[1])
 
 
+def _three_pages(model, product: str, basket_customer: str | None, customer: str) -> list:
+    """The registered model's answers (k = 5) to a product page on `product`, a basket page of
+    `product` with `basket_customer` and `customer`'s page, one frame each: five items on every page."""
+    import pandas as pd
+
+    answers = model.predict(pd.DataFrame({
+        "scenario": ["product", "basket", "customer"], "customer_id": [None, basket_customer, customer],
+        "product_ids": [[product], [product], []], "k": [5, 5, 5]}))
+    pages = [answers[answers["request"] == page] for page in range(3)]
+    for page, mine in enumerate(pages):
+        assert len(mine) == 5 and mine["product_id"].notna().all(), (page, mine)
+    return pages
+
+
 @pytest.mark.e2e
 def test_a_retailer_without_customers_gets_all_three_pos_pages(demo_db, tmp_path):
     """Baskets without customer ids, stores or wish lists, through a mapping and the whole pipeline
     (03_train used to fail with IndexError on the empty customer matrix, and the champion's fit on
     its empty per-customer arrays)."""
     import csv
-
-    import pandas as pd
 
     rows = sqlite3.connect(demo_db).execute(
         "SELECT l.transaction_id, l.product_id, l.description, t.transaction_time, l.quantity, l.unit_price "
@@ -376,16 +388,11 @@ def test_a_retailer_without_customers_gets_all_three_pos_pages(demo_db, tmp_path
         out.writerows((b, s, n, f"{t[8:10]}/{t[5:7]}/{t[:4]} {t[11:16]}", q, p) for b, s, n, t, q, p in rows)
     home = _pipeline(tmp_path, "ANON", "anonymous_baskets.yml", export, ["best_sellers", "repeat", "sar", "champion"])
     assert pl.read_parquet(home / "data" / "raw" / "ANON" / "customers.parquet").height == 0
-    model = _registered_model(home, "ANON")
     product = rows[0][1]
-    answers = model.predict(pd.DataFrame({
-        "scenario": ["product", "basket", "customer"], "customer_id": [None, None, "C000001"],
-        "product_ids": [[product], [product], []], "k": [5, 5, 5]}))
-    for page in range(3):
-        mine = answers[answers["request"] == page]
-        assert len(mine) == 5 and mine["product_id"].notna().all() and product not in set(mine["product_id"]), (page, mine)
-    customer_page = answers[answers["request"] == 2]
-    assert customer_page["reason"].str.startswith("best seller").all(), customer_page
+    pages = _three_pages(_registered_model(home, "ANON"), product, None, "C000001")
+    for page, mine in enumerate(pages):
+        assert product not in set(mine["product_id"]), (page, mine)
+    assert pages[2]["reason"].str.startswith("best seller").all(), pages[2]
 
 
 @pytest.mark.e2e
@@ -393,9 +400,6 @@ def test_a_basket_sequence_file_without_dates_gets_all_three_pos_pages(demo_db, 
     """Households' baskets in order and no dates (tests/sources/basket_sequences.yml) through the
     whole pipeline: each household's baskets a week apart with the last on the end day, and the
     registered model serves a household's page from its own history."""
-
-    import pandas as pd
-
     rows = sqlite3.connect(demo_db).execute(
         "SELECT t.customer_id, l.transaction_id, l.product_id FROM sales_lines l JOIN sales_transactions t ON t.id = l.transaction_id "
         "WHERE t.legal_entity_id = 'USRT' AND t.status = 'completed' AND l.line_type = 'sale' AND t.customer_id IS NOT NULL "
@@ -417,17 +421,11 @@ def test_a_basket_sequence_file_without_dates_gets_all_three_pos_pages(demo_db, 
     assert len(days) == numbers[loyal] and str(days[-1]) == "2025-12-31"
     assert {(b - a).days for a, b in zip(days, days[1:])} == {7}
 
-    model = _registered_model(home, "SEQ")
     product = rows[0][2]
-    answers = model.predict(pd.DataFrame({
-        "scenario": ["product", "basket", "customer"], "customer_id": [None, loyal, loyal],
-        "product_ids": [[product], [product], []], "k": [5, 5, 5]}))
-    for page in range(3):
-        mine = answers[answers["request"] == page]
-        assert len(mine) == 5 and mine["product_id"].notna().all(), (page, mine)
-        assert page == 2 or product not in set(mine["product_id"]), (page, mine)
-    customer_page = answers[answers["request"] == 2]
-    assert not customer_page["reason"].str.startswith("best seller").all(), customer_page
+    pages = _three_pages(_registered_model(home, "SEQ"), product, loyal, loyal)
+    for page, mine in enumerate(pages[:2]):
+        assert product not in set(mine["product_id"]), (page, mine)
+    assert not pages[2]["reason"].str.startswith("best seller").all(), pages[2]
 
 
 def test_basket_sequences_in_json_lines(workbench_home, tmp_path):
