@@ -34,6 +34,7 @@ def main() -> int:
     from quality import DATA, load_online_retail
 
     from workbench.evaluation import HEADLINE, build_cases, evaluate_per_case, temporal_split, validation_split
+    from workbench.evaluation.uncertainty import paired_standard_error
     from workbench.models import TrainingData, make_model
 
     metrics = [f"{s}.{m}" for s, m in HEADLINE.items()]
@@ -63,7 +64,7 @@ def main() -> int:
     out["cases"] = {k: int(len(dense[k])) for k in metrics}
     out["mean"] = {"dense": {k: float(v.mean()) for k, v in dense.items()}, "large-catalog": {k: float(v.mean()) for k, v in large.items()}}
     out["difference"] = {k: float((large[k] - dense[k]).mean()) for k in metrics}
-    out["difference_se"] = {k: float((large[k] - dense[k]).std(ddof=1) / np.sqrt(len(dense[k]))) for k in metrics}
+    out["difference_se"] = {k: paired_standard_error(large[k], dense[k]) for k in metrics}
     out["change"] = {k: out["difference"][k] / out["mean"]["dense"][k] for k in metrics if out["mean"]["dense"][k]}
     out["within_gate"] = all(v >= -GATE for v in out["change"].values())
     RESULTS.mkdir(parents=True, exist_ok=True)
