@@ -534,27 +534,30 @@ def test_champion_candidates_never_hold_an_input_and_come_once():
     assert (np.bincount(rows, minlength=len(requests)) > 0).all()
 
 
-def test_nominate_partitions_empty_lists_once_with_the_same_result():
-    """Lists that score nothing in a row nominate what argpartition picks among the tied zeros,
-    exactly as partitioning each list on its own would, though the pick is made once per row and
-    depth for all the batch's lists."""
-    from workbench.models.champion.candidates import _nominate, _top_columns
+def test_lists_read_at_once_pick_what_each_list_read_alone_picks():
+    """The dense path's `_best_positive` over many lists' rows takes, in each row, the items that
+    `_top_of_list` (the large-catalog path) takes from that row alone: the best positive items not
+    blocked, ties at the cut by item index, all of them where the row has no more than its depth."""
+    from workbench.models.champion.candidates import _best_positive, _shortfall, _top_of_list
 
     rng = np.random.default_rng(0)
-    blocked = rng.random((3, 200)) < 0.05
-    scores = np.where(rng.random((6, 3, 200)) < 0.1, rng.random((6, 3, 200)), 0.0).astype(np.float32)
-    scores[[0, 2, 5], 1] = 0.0  # lists with no signal in request 1
-    scores[4] = 0.0  # a list with no signal anywhere
-    rows = np.arange(3)
-    for n in (0, 1, 7, 50, 200):
-        expected = [_top_columns(np.where(blocked, -1.0, scored), n) for scored in scores]
-        filler = {}  # one list at a time (a batch), sharing the empty lists' pick
-        for scored, wanted in zip(scores, expected):
-            np.testing.assert_array_equal(_nominate(scored, blocked, n, filler, rows), wanted)
-        assert {r for r, _ in filler} == ({0, 1, 2} if 0 < n < 200 else set())
-        # every list's rows in one call (a POS request's few rows)
-        stacked = _nominate(scores.reshape(-1, 200), np.tile(blocked, (6, 1)), n, {}, np.tile(rows, 6))
-        np.testing.assert_array_equal(stacked, np.concatenate(expected))
+    blocked = rng.random((40, 200)) < 0.05
+    # few distinct values: many ties at the cut; rows with no, few and many positive items
+    scores = np.where(rng.random((40, 200)) < rng.random((40, 1)) ** 3, rng.integers(1, 4, (40, 200)) / 4, 0.0).astype(np.float32)
+    scores[:5] = 0.0
+    scores[5:10] = np.where(blocked[5:10], 1.0, 0.0)  # positive only where blocked
+    for depth in (0, 1, 7, 50, 200):
+        chosen, counts = _best_positive(scores, ~blocked, depth)
+        for r in range(len(scores)):
+            alone, count = _top_of_list(scores[r], ~blocked[r], depth)
+            assert count == counts[r]
+            assert np.flatnonzero(chosen[r]).tolist() == sorted(alone.tolist())
+            assert len(alone) == min(depth, count)
+    # lists short of their depth lack the rest; lists holding nothing share one filler
+    owners = np.array([0, 0, 0, 1, 1, 2])
+    counts = np.array([3, 0, 0, 10, 10, 0])
+    depths = np.array([10, 10, 20, 10, 20, 5])
+    assert _shortfall(owners, counts, depths, 4).tolist() == [7 + 20, 10, 5, 0]
 
 
 def test_champion_scores_a_request_alone_as_in_any_batch():

@@ -1,15 +1,17 @@
 """The champion's candidates: the (request, item) pairs its re-ranker scores, the union of every
 signal's top items (never an item the request blocks).
 
-Two paths. On a catalog up to the state's `dense_item_limit` a batch's lists are partitioned over
-the whole catalog at once (argpartition), and a list with fewer positive items than its depth is
-topped up with argpartition's pick among its tied zeros: the "filler" the default settings were
-tuned with (quality.md). That pick costs 1.5-2 ms per list on a 70k-product catalog (a partition of
-mostly equal values, a few blocked items above them), and a basket page has several such lists:
-past the limit each request's lists are read from their positive items instead (the same items),
-a short list is topped up with a draw of products the request does not already have, seeded by the
-request (`_filler`), and the trending and store lists are prefixes of orders sorted once at fit
-(`state._orders`). A request then costs what it touches, not the catalog.
+A request's lists are its signals' and its blend's positive items, the best of them where a list
+holds more than its depth (ties by item index), and the trending and store lists, prefixes of orders
+sorted once at fit (`state._orders`). A list with fewer positive items than its depth is topped up
+with a draw of products the request does not already have, seeded by the request (`_filler`): the
+same request gets the same candidates in any batch, whatever numpy's partition picks among equal
+scores.
+
+Two paths nominate the same pairs. On a catalog up to the state's `dense_item_limit` a batch's lists
+are read as (requests x catalog) matrices at once; past it each request's lists are read on their
+own from their positive items, so a request costs what it touches, not the catalog (a partition of a
+mostly empty 70k-product row costs 1.5-2 ms, and a basket page has several such lists).
 """
 
 from __future__ import annotations
@@ -32,45 +34,6 @@ def _top_columns(matrix: np.ndarray, n: int) -> np.ndarray:
     return np.argpartition(-matrix, n - 1, axis=-1)[..., :n]
 
 
-def _nominate(scores: np.ndarray, blocked: np.ndarray, n: int, filler: dict, owners: np.ndarray) -> np.ndarray:
-    """`_top_columns` of (lists' rows, items) scores with the blocked items at -1; `owners`: the
-    request of each row (whose `blocked` row it is).
-
-    A row where its list scores nothing still nominates n items: argpartition's pick among the tied
-    zeros. Those filler candidates stay (dropping them cost 0.007-0.008 product HR on both validation
-    windows); as every empty list of a request is the same array, its pick is made once per request
-    and depth (`filler`, shared by the batch's lists), not once per list (argpartition is slowest on
-    exactly these rows). A row's pick depends on that row alone, so any grouping of the rows
-    nominates the same items; the scores are copied once, negated, for argpartition."""
-    n = min(int(n), scores.shape[-1])
-    if n <= 0:
-        return np.zeros((scores.shape[0], 0), dtype=np.int64)
-    if n == scores.shape[-1]:
-        return np.broadcast_to(np.arange(n), (scores.shape[0], n))
-    negated = np.where(blocked, np.float32(1.0), -scores)
-    # "scores nothing": no positive score, and nothing but the blocked below zero
-    empty = negated.min(axis=-1) >= 0
-    if empty.any():
-        at = np.flatnonzero(empty)
-        empty[at] = ((negated[at] == 0) | blocked[at]).all(axis=-1)
-    if not empty.any():
-        return np.argpartition(negated, n - 1, axis=-1)[:, :n]
-    top = np.empty((scores.shape[0], n), dtype=np.int64)
-    if not empty.all():
-        top[~empty] = np.argpartition(negated[~empty], n - 1, axis=-1)[:, :n]
-    empty_rows = np.flatnonzero(empty)
-    # the first row of each request whose pick at this depth is not made yet
-    missing = {}
-    for at in empty_rows.tolist():
-        if (int(owners[at]), n) not in filler:
-            missing.setdefault(int(owners[at]), at)
-    if missing:
-        picks = _top_columns(np.where(blocked[list(missing.values())], -1.0, np.zeros(1, dtype=np.float32)), n)
-        filler.update({(owner, n): pick for owner, pick in zip(missing, picks)})
-    top[empty_rows] = np.stack([filler[(int(owners[at]), n)] for at in empty_rows.tolist()])
-    return top
-
-
 def blocked_items(state, batch: Batch) -> np.ndarray:
     """requests x items: what a request must never get back (its basket / viewed product; on the
     "discover" customer page, what the customer bought)."""
@@ -91,14 +54,14 @@ def on_product_page(batch: Batch) -> np.ndarray:
     return np.array([page_of(r) == "product" for r in batch], dtype=bool)
 
 
-# up to this many (list, request) rows, a depth's lists are nominated in one call
+# up to this many (list, request) rows, a depth's lists are read in one call
 STACKED_ROWS = 64
 
 
 def candidate_pairs(state, batch: Batch, signals, blend: np.ndarray, blocked: np.ndarray, row_wise: bool | None = None):
     """(rows, cols): each candidate (request, item) pair once, ordered by request then item;
-    `row_wise` (default: past the state's `dense_item_limit`) reads each request's lists from their
-    positive items, the large-catalog path."""
+    `row_wise` (default: past the state's `dense_item_limit`) reads each request's lists on their
+    own, the large-catalog path. Both paths nominate the same pairs."""
     n_items = state.n_items
     # the product page (one viewed item, a whole basket to guess) gets its own, deeper candidate lists
     per_row = np.array(
@@ -108,42 +71,89 @@ def candidate_pairs(state, batch: Batch, signals, blend: np.ndarray, blocked: np
     product = on_product_page(batch)
     if n_items > state.dense_item_limit if row_wise is None else row_wise:
         return _row_wise_pairs(state, batch, signals, blend, blocked, per_row, product)
-    all_rows, all_cols = [], []
+    # requests x items: what the batch's lists nominate (at most a few thousand columns on this path)
+    nominated = np.zeros((len(batch), n_items), dtype=bool)
+    short = np.zeros(len(batch), dtype=np.int64)
     for per_signal, on_product in sorted({(int(a), bool(b)) for a, b in zip(per_row, product)}):
         group = np.flatnonzero((per_row == per_signal) & (product == on_product))
-        deep = [c for c in COMPONENTS if c not in ("trending", "store") and (on_product or c not in PRODUCT_ONLY)]
         whole = len(group) == len(batch)
-        block = blocked if whole else blocked[group]
-
-        def rows_of(matrix, group=group, whole=whole):
-            return matrix if whole else matrix[group]
-
-        trending = rows_of(signals["trending"])
+        free = ~(blocked if whole else blocked[group])
         by_depth = {}
-        for depth, scores in [
-            *((per_signal, rows_of(signals[c])) for c in deep),
-            (2 * per_signal, rows_of(blend)),
-            # trending and the store's best sellers: the same list for everyone, a few are enough
-            (per_signal // 2, rows_of(signals["store"]) + 1e-3 * trending),
-            (per_signal // 2, trending),
-        ]:
-            by_depth.setdefault(depth, []).append(scores)
-        filler = {}  # the empty lists' pick, per request and depth
+        for scores, depth in _lists(signals, blend, per_signal, on_product):
+            by_depth.setdefault(depth, []).append(scores if whole else scores[group])
+        counts, depths = [], []
         for depth, lists in by_depth.items():
             # a few requests (a POS call): a depth's lists in one call; a batch: one list at a time,
             # with no copy of the batch's lists stacked
             stacked = len(group) * len(lists) <= STACKED_ROWS
             for scores in [np.concatenate(lists)] if stacked else lists:
                 times = len(scores) // len(group)
-                owners = np.tile(np.arange(len(group)), times)
-                top = _nominate(scores, np.tile(block, (times, 1)) if times > 1 else block, depth, filler, owners)
-                all_rows.append(np.repeat(group[owners], top.shape[1]))
-                all_cols.append(top.ravel())
+                chosen, count = _best_positive(scores, np.tile(free, (times, 1)) if times > 1 else free, depth)
+                chosen = chosen.reshape(times, len(group), n_items).any(axis=0) if times > 1 else chosen
+                if whole:
+                    nominated |= chosen
+                else:
+                    nominated[group] |= chosen
+                counts.append(count)
+                depths.append(np.full(len(count), depth))
+        owners = np.tile(np.arange(len(group)), sum(len(c) for c in counts) // len(group))
+        short[group] = _shortfall(owners, np.concatenate(counts), np.concatenate(depths), len(group))
+        for r in group.tolist():
+            nominated[r, _best_sellers(state, batch[r], blocked[r], per_signal)] = True
+    for r in np.flatnonzero(short).tolist():
+        nominated[r, _filler(batch[r], blocked[r] | nominated[r], int(short[r]))] = True
     # each (request, item) pair once, ordered by request then item
-    pairs = np.unique(np.concatenate(all_rows) * n_items + np.concatenate(all_cols))
-    rows, cols = pairs // n_items, pairs % n_items
-    keep = ~blocked[rows, cols]
-    return rows[keep], cols[keep]
+    return np.nonzero(nominated)
+
+
+def _lists(signals, blend: np.ndarray, per_signal: int, on_product: bool) -> list:
+    """(scores, depth) of a request's own lists: each signal but the best sellers' (the product-only
+    ones on the product page alone), and the blend twice as deep."""
+    deep = [c for c in COMPONENTS if c not in ("trending", "store") and (on_product or c not in PRODUCT_ONLY)]
+    return [(signals[c], per_signal) for c in deep] + [(blend, 2 * per_signal)]
+
+
+def _best_positive(scores: np.ndarray, free: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """(chosen, counts) of (lists' rows, items) scores: per row, a mask of its `depth` best positive
+    items where `free` (all of them where it has no more; ties at the cut by item index, as
+    `_top_of_list`), and its count of such items. A row is partitioned only where it has more positive
+    items than `depth`."""
+    chosen = scores > 0
+    chosen &= free
+    counts = np.count_nonzero(chosen, axis=1)
+    deep = np.flatnonzero(counts > depth)
+    if len(deep) and depth > 0:
+        values = np.where(chosen[deep], scores[deep], 0)
+        # the depth-th largest value of each row: positive, as the row holds more positive items
+        cut = -np.partition(-values, depth - 1, axis=1)[:, depth - 1:depth]
+        above = values > cut
+        at_cut = values == cut
+        need = depth - np.count_nonzero(above, axis=1)
+        tied = np.flatnonzero(np.count_nonzero(at_cut, axis=1) > need)
+        if len(tied):  # the first of the tied items by index
+            at_cut[tied] &= np.cumsum(at_cut[tied], axis=1) <= need[tied, None]
+        chosen[deep] = above | at_cut
+    elif len(deep):
+        chosen[deep] = False
+    return chosen, counts
+
+
+def _shortfall(owners: np.ndarray, counts: np.ndarray, depths: np.ndarray, n_owners: int) -> np.ndarray:
+    """Per request (`owners`: the request of each list), how many items its lists lack (`counts`
+    positive items of `depths`): a list with fewer positive items lacks the rest; the lists holding
+    nothing all lack the same items, as many as the deepest of them."""
+    partial = (counts > 0) & (counts < depths)
+    lacking = np.bincount(owners[partial], weights=(depths - counts)[partial], minlength=n_owners)
+    empty = np.zeros(n_owners)
+    np.maximum.at(empty, owners[counts == 0], depths[counts == 0])
+    return (lacking + empty).astype(np.int64)
+
+
+def _best_sellers(state, request, blocked: np.ndarray, per_signal: int) -> np.ndarray:
+    """The request's trending and store lists (half as deep): the same order for everyone, sorted at
+    fit (`state._orders`), less what the request blocks (`blocked`: a bool per item)."""
+    orders = (state.store_orders.get(request.store_id, state.trending_order), state.trending_order)
+    return np.concatenate([_prefix(order, blocked, per_signal // 2) for order in orders])
 
 
 def _true_positions(mask: np.ndarray) -> np.ndarray:
@@ -164,6 +174,8 @@ def _top_of_list(scores: np.ndarray, free: np.ndarray, depth: int) -> tuple[np.n
     count = int(np.count_nonzero(positive))
     if count <= depth:
         return _true_positions(positive), count
+    if depth <= 0:
+        return np.zeros(0, dtype=np.int64), count
     values = scores[positive]
     cut = np.partition(values, count - depth)[count - depth]
     above = np.flatnonzero(positive & (scores > cut))
@@ -188,10 +200,9 @@ def _filler(request, skip: np.ndarray, n: int) -> np.ndarray:
     with a seed of the request's own (its page, customer, products and store): the same request gets
     the same ones in any batch, and no request costs a pass over the catalog.
 
-    What a short list lacks is made up from across the catalog, as the dense path's pick among tied
-    zeros is, rather than from one corner of it: the newest products did so before, and forced on
-    Online Retail's validation windows the large-catalog path then fell further behind the dense one
-    on the "discover" page (benchmarks/results/champion_candidates.md compares the two paths)."""
+    What a short list lacks is made up from across the catalog, not from one corner of it: topped up
+    with the newest products, forced on Online Retail's validation windows, the large-catalog path
+    fell behind on the "discover" page (benchmarks/results/champion_candidates.md)."""
     free = int(len(skip) - np.count_nonzero(skip))
     n = min(int(n), free)
     if n <= 0:
@@ -214,23 +225,20 @@ def _row_wise_pairs(state, batch: Batch, signals, blend: np.ndarray, blocked: np
     n_items = state.n_items
     all_rows, all_cols = [], []
     for r, request in enumerate(batch):
-        per_signal, on_product = int(per_row[r]), bool(product[r])
-        deep = [c for c in COMPONENTS if c not in ("trending", "store") and (on_product or c not in PRODUCT_ONLY)]
+        per_signal = int(per_row[r])
         free = ~blocked[r]
-        nominated, lacking, empty = [], 0, 0
-        for scores, depth in [(signals[c][r], per_signal) for c in deep] + [(blend[r], 2 * per_signal)]:
-            items, count = _top_of_list(scores, free, depth)
+        nominated, counts, depths = [], [], []
+        for scores, depth in _lists(signals, blend, per_signal, bool(product[r])):
+            items, count = _top_of_list(scores[r], free, depth)
             nominated.append(items)
-            # lists holding nothing lack the same items (one filler for them, as on the dense path)
-            lacking, empty = (lacking + depth - count, empty) if 0 < count < depth else (lacking, max(empty, depth) if count == 0 else empty)
-        # trending and the store's best sellers: the same order for everyone, computed at fit
-        for order in (state.store_orders.get(request.store_id, state.trending_order), state.trending_order):
-            nominated.append(_prefix(order, blocked[r], per_signal // 2))
-        if lacking + empty:
+            counts.append(count)
+            depths.append(depth)
+        nominated.append(_best_sellers(state, request, blocked[r], per_signal))
+        short = int(_shortfall(np.zeros(len(counts), dtype=np.int64), np.array(counts), np.array(depths), 1)[0])
+        if short:
             skip = blocked[r].copy()
-            for items in nominated:
-                skip[items] = True
-            nominated.append(_filler(request, skip, lacking + empty))
+            skip[np.concatenate(nominated)] = True
+            nominated.append(_filler(request, skip, short))
         cols = np.concatenate(nominated)
         all_rows.append(np.full(len(cols), r, dtype=np.int64))
         all_cols.append(cols)
