@@ -154,6 +154,26 @@ def demo_split(frame: pl.DataFrame, days: int = TEST_DAYS) -> pd.Timestamp:
     return pd.Timestamp(frame["time"].max()).normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=days)
 
 
+def research_datasets(data_file: Path, splits, demo_legal_entities, test_days: int = TEST_DAYS) -> tuple[dict, dict]:
+    """The research notebooks' datasets, for their validation windows: ({name: (interactions before
+    the split, wish lists, split)}, {name: validation plan}) for Online Retail at each of `splits` and
+    the demo retailer's `demo_legal_entities` (each split `test_days` before its last sale). Nothing of
+    a test window is kept; each plan is printed as it is made."""
+    online_retail = load_online_retail(Path(data_file))
+    sources = {f"Online Retail ({split})": (online_retail, None, pd.Timestamp(split)) for split in splits}
+    if demo_legal_entities:
+        for entity, (frame, wish_lists) in load_demo(1.0, seed=42).items():
+            if entity in demo_legal_entities:
+                sources[f"demo {entity}"] = (frame, wish_lists, demo_split(frame, test_days))
+    datasets, plans = {}, {}
+    for name, (frame, wish_lists, split_ts) in sources.items():
+        frame = frame.filter(pl.col("time") < split_ts.to_pydatetime())
+        datasets[name] = (frame, wish_lists, split_ts)
+        plans[name] = plan_validation(frame, split_ts, test_days=test_days)
+        print(name, plans[name].describe())
+    return datasets, plans
+
+
 def peer_table() -> dict[str, dict[str, float]]:
     """The peer table of ../shared/EVALUATION.md as published there (read, never typed in)."""
     path = SHARED / "EVALUATION.md"
