@@ -159,7 +159,7 @@ def research_datasets(data_file: Path, splits, demo_legal_entities, test_days: i
     the split, wish lists, split)}, {name: validation plan}) for Online Retail at each of `splits` and
     the demo retailer's `demo_legal_entities` (each split `test_days` before its last sale). Nothing of
     a test window is kept; each plan is printed as it is made."""
-    online_retail = load_online_retail(Path(data_file))
+    online_retail = load_online_retail(Path(data_file)) if splits else None
     sources = {f"Online Retail ({split})": (online_retail, None, pd.Timestamp(split)) for split in splits}
     if demo_legal_entities:
         for entity, (frame, wish_lists) in load_demo(1.0, seed=42).items():
