@@ -560,6 +560,22 @@ def test_lists_read_at_once_pick_what_each_list_read_alone_picks():
     assert _shortfall(owners, counts, depths, 4).tolist() == [7 + 20, 10, 5, 0]
 
 
+def test_the_weight_search_picks_among_equal_scores_by_item_index():
+    """`top_columns` (the weight search's pool and its top 10) takes each row's n largest values with
+    ties at the cut by column, as a stable sort does, whatever numpy's partition picks."""
+    from workbench.models.champion.candidates import top_columns
+
+    rng = np.random.default_rng(1)
+    # few distinct values, zeros in most places, infinities where blocked: ties at every cut
+    values = np.where(rng.random((60, 300)) < rng.random((60, 1)), rng.integers(1, 5, (60, 300)) / 4, 0.0).astype(np.float32)
+    values[rng.random(values.shape) < 0.05] = -np.inf
+    values[:3] = 0.0
+    for n in (0, 1, 10, 60, 299, 300, 400):
+        stable = np.sort(np.argsort(-values, axis=1, kind="stable")[:, :n], axis=1)
+        np.testing.assert_array_equal(top_columns(values, n), stable)
+
+
+
 def test_champion_scores_a_request_alone_as_in_any_batch():
     """A POS request alone (its own memo, no row selection) scores as it does inside a mixed batch,
     and a new batch never reuses the previous one's rows."""

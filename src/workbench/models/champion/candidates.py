@@ -24,14 +24,49 @@ from workbench.models.base import Batch
 from workbench.models.champion.pages import COMPONENTS, PRODUCT_ONLY, page_of
 
 
-def _top_columns(matrix: np.ndarray, n: int) -> np.ndarray:
-    """(..., min(n, columns)): the columns of each row's n largest values (in no order)."""
-    n = min(int(n), matrix.shape[-1])
+def largest(values: np.ndarray, n: int) -> np.ndarray:
+    """rows x columns bool: each row's n largest values, ties at the cut by column (the first win),
+    so the pick is the data's, not numpy's selection algorithm's; every column where a row has no
+    more."""
+    n = min(int(n), values.shape[1])
     if n <= 0:
-        return np.zeros((*matrix.shape[:-1], 0), dtype=np.int64)
-    if n == matrix.shape[-1]:
-        return np.broadcast_to(np.arange(n), (*matrix.shape[:-1], n))
-    return np.argpartition(-matrix, n - 1, axis=-1)[..., :n]
+        return np.zeros(values.shape, dtype=bool)
+    if n == values.shape[1]:
+        return np.ones(values.shape, dtype=bool)
+    cut = -np.partition(-values, n - 1, axis=1)[:, n - 1:n]
+    above = values > cut
+    at_cut = values == cut
+    need = n - np.count_nonzero(above, axis=1)
+    tied = np.flatnonzero(np.count_nonzero(at_cut, axis=1) > need)
+    if len(tied):
+        at_cut[tied] &= np.cumsum(at_cut[tied], axis=1) <= need[tied, None]
+    return above | at_cut
+
+
+def top_columns(values: np.ndarray, n: int) -> np.ndarray:
+    """rows x min(n, columns): the columns of each row's n largest values (`largest`: ties at the
+    cut by column), in column order."""
+    return smallest_columns(-values, n)
+
+
+def smallest_columns(losses: np.ndarray, n: int) -> np.ndarray:
+    """rows x min(n, columns): the columns of each row's n smallest values, ties at the cut by column
+    (the first win), in column order. One partition per row; `largest` only in the rows where the
+    cut's value also lies outside the partition's pick (which of those it took was numpy's choice)."""
+    n = min(int(n), losses.shape[1])
+    if n <= 0:
+        return np.zeros((len(losses), 0), dtype=np.int64)
+    if n == losses.shape[1]:
+        return np.broadcast_to(np.arange(n), (len(losses), n))
+    # the (n+1)-th smallest in its place: the first n are a pick, undecided where it ties with their largest
+    parted = np.argpartition(losses, n, axis=1)[:, : n + 1]
+    top = parted[:, :n]
+    cut = np.take_along_axis(losses, top, axis=1).max(axis=1)
+    undecided = np.flatnonzero(losses[np.arange(len(losses)), parted[:, n]] == cut)
+    if len(undecided):
+        top[undecided] = np.nonzero(largest(-losses[undecided], n))[1].reshape(len(undecided), n)
+    top.sort(axis=1)
+    return top
 
 
 def blocked_items(state, batch: Batch) -> np.ndarray:
@@ -122,19 +157,9 @@ def _best_positive(scores: np.ndarray, free: np.ndarray, depth: int) -> tuple[np
     chosen &= free
     counts = np.count_nonzero(chosen, axis=1)
     deep = np.flatnonzero(counts > depth)
-    if len(deep) and depth > 0:
-        values = np.where(chosen[deep], scores[deep], 0)
-        # the depth-th largest value of each row: positive, as the row holds more positive items
-        cut = -np.partition(-values, depth - 1, axis=1)[:, depth - 1:depth]
-        above = values > cut
-        at_cut = values == cut
-        need = depth - np.count_nonzero(above, axis=1)
-        tied = np.flatnonzero(np.count_nonzero(at_cut, axis=1) > need)
-        if len(tied):  # the first of the tied items by index
-            at_cut[tied] &= np.cumsum(at_cut[tied], axis=1) <= need[tied, None]
-        chosen[deep] = above | at_cut
-    elif len(deep):
-        chosen[deep] = False
+    if len(deep):
+        # the rows' other items at 0, below the cut: it is positive, as each row holds more positive items
+        chosen[deep] = largest(np.where(chosen[deep], scores[deep], 0), depth)
     return chosen, counts
 
 

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from workbench.models.base import Request
 from workbench.models.cases import Cases, build_cases, last_days_start, validation_split
-from workbench.models.champion.candidates import _top_columns, blocked_items
+from workbench.models.champion.candidates import blocked_items, smallest_columns, top_columns
 from workbench.models.champion.features import candidate_features
 from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, FEATURES, GRID, PAGES, RANKER_OF_PAGE, TUNING_METRIC, page_of
 from workbench.models.champion.ranker import blend_scores, train_ranker
@@ -214,7 +214,7 @@ def _search_candidates(inner, state, requests, truth, depth: int = 60):
     for start, stop in _chunks(inner, n):
         chunk = inner.batch(requests[start:stop])
         full = compute(state, chunk).scaled
-        candidates = np.sort(np.concatenate([_top_columns(full[c], depth) for c in COMPONENTS], axis=1), axis=1)
+        candidates = np.sort(np.concatenate([top_columns(full[c], depth) for c in COMPONENTS], axis=1), axis=1)
         duplicate = np.zeros(candidates.shape, dtype=bool)
         duplicate[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
         for c in COMPONENTS:
@@ -237,12 +237,13 @@ def _search(inner, state, requests, truth, metric: str, k: int = 10):
     ideal = np.cumsum(discounts)[np.minimum(sizes, k) - 1]
 
     def losses(weights):
-        """The blend's scores, negated (argpartition takes the smallest), +inf where blocked."""
+        """The blend's scores, negated, +inf where blocked."""
         scores = sum(w * signals[c] for c, w in weights.items() if w) + 1e-6 * signals["store"]
         return np.where(blocked, np.inf, -scores).astype(np.float32, copy=False)
 
     def quality(negated):
-        top = np.argpartition(negated, k - 1, axis=1)[:, :k] if k < negated.shape[1] else _top_columns(-negated, k)
+        # the k best; candidates are sorted by item, so ties go by item index, as in serving
+        top = smallest_columns(negated, k)
         chosen = np.take_along_axis(negated, top, axis=1)
         order = np.argsort(chosen, axis=1, kind="stable")
         top, chosen = np.take_along_axis(top, order, axis=1), np.take_along_axis(chosen, order, axis=1)
