@@ -119,6 +119,37 @@ def test_the_tuning_pass_gives_the_same_in_any_chunk_size(validation, page):
         assert other_searched == searched
 
 
+@pytest.mark.parametrize("page", ["customer", "basket", "product"])
+def test_the_weight_search_is_the_same_with_blocked_columns_anywhere_in_its_pool(validation, page, monkeypatch):
+    """The search's pool keeps only as many columns as a case has candidates, blocked ones (an item
+    the request blocks, a repeat) left out: they never count in a top 10, so blocked columns spread
+    anywhere, whatever their signals, find the same weights and quality."""
+    from workbench.models.champion import tuning
+
+    params, inner, cases = validation
+    requests, truth = cases[page].requests, cases[page].truth
+    pool = tuning._search_candidates(inner, inner.state, requests, truth)
+    assert pool[1].shape[1] < len(tuning.COMPONENTS) * inner.n_items  # the pool is narrower than every signal's top items
+    expected = _search(inner, inner.state, requests, truth, "ndcg")
+
+    def widened(*args, **kwargs):
+        signals, blocked, relevant, sizes = pool
+        rng = np.random.default_rng(0)
+        n, width = blocked.shape
+        at = np.sort(rng.choice(4 * width, width, replace=False))  # where the pool's own columns go
+
+        def spread(values, extra):
+            out = extra.astype(values.dtype)
+            out[:, at] = values
+            return out
+
+        return ({c: spread(v, rng.random((n, 4 * width))) for c, v in signals.items()}, spread(blocked, np.ones((n, 4 * width))),
+                spread(relevant, rng.random((n, 4 * width)) < 0.5), sizes)
+
+    monkeypatch.setattr(tuning, "_search_candidates", widened)
+    assert _search(inner, inner.state, requests, truth, "ndcg") == expected
+
+
 def test_the_blend_weights_are_searched_under_the_re_ranker_on_the_pages_the_validation_chose():
     """The second stage no longer pins every page's blend to the Online Retail defaults: the search
     runs on the validation window for SEARCHED_UNDER_RANKER, before the re-ranker's rows are built;

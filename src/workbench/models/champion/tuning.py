@@ -201,28 +201,44 @@ def _relevant(inner, truth) -> sp.csr_matrix:
     return relevant
 
 
-def _search_candidates(inner, state, requests, truth, depth: int = 60):
+def _search_candidates(inner, state, requests, truth, depth: int = 60, at_least: int = 10):
     """(signals, blocked, relevant, sizes) of the cases on their candidates only: the union of every
-    signal's top `depth` items (sorted; a repeat blocked), each signal (by COMPONENTS name) as a
-    (cases x candidates) block. Only items in some signal's top 60 can reach a blend's top 10 in
-    practice; computed chunk by chunk, so what is kept grows with the cases, never cases x items."""
-    n, width = len(requests), len(COMPONENTS) * min(depth, state.n_items)
-    signals = {c: np.zeros((n, width), dtype=np.float32) for c in COMPONENTS}
-    blocked = np.zeros((n, width), dtype=bool)
-    relevant = np.zeros((n, width), dtype=bool)
+    signal's top `depth` items, each signal (by COMPONENTS name) as a (cases x candidates) block. Only
+    items in some signal's top 60 can reach a blend's top 10 in practice; computed chunk by chunk, so
+    what is kept grows with the cases, never cases x items.
+
+    A case's candidates come first in item order; after them, blocked columns only (a blocked item,
+    a repeat, padding), which never count in a top 10. The blocks are as wide as the most any case
+    keeps (`at_least` columns): a quarter of the signals' 17 x 60 on the demo retailer, and the
+    search's time grows with the width."""
+    n, full_width = len(requests), len(COMPONENTS) * min(depth, state.n_items)
+    parts = []
     sizes = np.ones(n, dtype=np.int64)
     for start, stop in _chunks(inner, n):
         chunk = inner.batch(requests[start:stop])
         full = compute(state, chunk).scaled
         candidates = np.sort(np.concatenate([top_columns(full[c], depth) for c in COMPONENTS], axis=1), axis=1)
-        duplicate = np.zeros(candidates.shape, dtype=bool)
-        duplicate[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
-        for c in COMPONENTS:
-            signals[c][start:stop] = np.take_along_axis(full[c], candidates, axis=1)
-        blocked[start:stop] = np.take_along_axis(blocked_items(state, chunk), candidates, axis=1) | duplicate
+        dropped = np.zeros(candidates.shape, dtype=bool)
+        dropped[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
+        dropped |= np.take_along_axis(blocked_items(state, chunk), candidates, axis=1)
+        # the kept candidates first, still in item order (ties in the top 10 go by it)
+        order = np.argsort(dropped, axis=1, kind="stable")
+        width = int(np.count_nonzero(~dropped, axis=1).max(initial=0))
+        candidates, dropped = np.take_along_axis(candidates, order[:, :width], axis=1), np.take_along_axis(dropped, order[:, :width], axis=1)
         truth_of_chunk = _relevant(inner, truth[start:stop])
-        relevant[start:stop] = np.take_along_axis(truth_of_chunk.toarray() > 0, candidates, axis=1)
         sizes[start:stop] = np.maximum(np.diff(truth_of_chunk.indptr), 1)
+        parts.append((start, stop, {c: np.take_along_axis(full[c], candidates, axis=1) for c in COMPONENTS}, dropped,
+                      np.take_along_axis(truth_of_chunk.toarray() > 0, candidates, axis=1)))
+    width = max([min(at_least, full_width)] + [p[3].shape[1] for p in parts])
+    signals = {c: np.zeros((n, width), dtype=np.float32) for c in COMPONENTS}
+    blocked = np.ones((n, width), dtype=bool)
+    relevant = np.zeros((n, width), dtype=bool)
+    for start, stop, part_signals, part_blocked, part_relevant in parts:
+        used = part_blocked.shape[1]
+        for c in COMPONENTS:
+            signals[c][start:stop, :used] = part_signals[c]
+        blocked[start:stop, :used] = part_blocked
+        relevant[start:stop, :used] = part_relevant
     return signals, blocked, relevant, sizes
 
 
@@ -231,7 +247,7 @@ def _search(inner, state, requests, truth, metric: str, k: int = 10):
     deterministic, and cheap: the signals are computed once, on each case's candidates, and only
     re-weighted (a trial changes one weight: the round's blend plus that change, blocked items kept
     out once per round)."""
-    signals, blocked, relevant, sizes = _search_candidates(inner, state, requests, truth)
+    signals, blocked, relevant, sizes = _search_candidates(inner, state, requests, truth, at_least=k)
     k = min(k, blocked.shape[1])
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.cumsum(discounts)[np.minimum(sizes, k) - 1]
