@@ -575,7 +575,6 @@ def test_the_weight_search_picks_among_equal_scores_by_item_index():
         np.testing.assert_array_equal(top_columns(values, n), stable)
 
 
-
 def test_champion_scores_a_request_alone_as_in_any_batch():
     """A POS request alone (its own memo, no row selection) scores as it does inside a mixed batch,
     and a new batch never reuses the previous one's rows."""

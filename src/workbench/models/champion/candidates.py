@@ -12,6 +12,9 @@ Two paths nominate the same pairs. On a catalog up to the state's `dense_item_li
 are read as (requests x catalog) matrices at once; past it each request's lists are read on their
 own from their positive items, so a request costs what it touches, not the catalog (a partition of a
 mostly empty 70k-product row costs 1.5-2 ms, and a basket page has several such lists).
+
+The tie rule is `largest`'s, and the champion's weight search (`tuning`) picks its pool and its top 10
+with it too (`top_columns`, `smallest_columns`).
 """
 
 from __future__ import annotations

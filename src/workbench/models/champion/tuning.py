@@ -227,14 +227,13 @@ def _search_candidates(inner, state, requests, truth, depth: int = 60, at_least:
         candidates, dropped = np.take_along_axis(candidates, order[:, :width], axis=1), np.take_along_axis(dropped, order[:, :width], axis=1)
         truth_of_chunk = _relevant(inner, truth[start:stop])
         sizes[start:stop] = np.maximum(np.diff(truth_of_chunk.indptr), 1)
-        parts.append((start, stop, {c: np.take_along_axis(full[c], candidates, axis=1) for c in COMPONENTS}, dropped,
+        parts.append((start, stop, width, {c: np.take_along_axis(full[c], candidates, axis=1) for c in COMPONENTS}, dropped,
                       np.take_along_axis(truth_of_chunk.toarray() > 0, candidates, axis=1)))
-    width = max([min(at_least, full_width)] + [p[3].shape[1] for p in parts])
+    width = max([min(at_least, full_width)] + [used for _, _, used, *_ in parts])
     signals = {c: np.zeros((n, width), dtype=np.float32) for c in COMPONENTS}
     blocked = np.ones((n, width), dtype=bool)
     relevant = np.zeros((n, width), dtype=bool)
-    for start, stop, part_signals, part_blocked, part_relevant in parts:
-        used = part_blocked.shape[1]
+    for start, stop, used, part_signals, part_blocked, part_relevant in parts:
         for c in COMPONENTS:
             signals[c][start:stop, :used] = part_signals[c]
         blocked[start:stop, :used] = part_blocked
