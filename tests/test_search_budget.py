@@ -5,7 +5,7 @@ import pytest
 from helpers import tiny_interactions
 from helpers import tiny_folds as folds_of
 
-from workbench.evaluation.search import Search, search, search_all
+from workbench.evaluation.search import Search, search, search_all, seeded_settings, top_trial
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +64,29 @@ def test_search_all_runs_a_probed_switch_before_any_sampled_trial(tiny_folds):
     # and only where the time left holds it, as any trial
     held = search_all(["champion"], tiny_folds, n_trials=3, budget_s=0.0, seed=0, fixed={"champion": {"ranker_iterations": 5}})
     assert len(held["champion"].trials) == 1 and held["champion"].stopped == "budget"
+
+
+def test_the_blends_first_guesses_are_what_the_single_algorithms_kept():
+    kept = {"repeat": {"half_life_days": 300.0, "use_quantity": True}, "ease": {"lambda_": 80.0, "matrix": "customer"}}
+    # EASE's lambda is the customer one here: the basket lambda keeps its own
+    assert seeded_settings(kept) == {"repeat_half_life_days": 300.0, "customer_lambda": 80.0}
+    assert seeded_settings({"ease": {"lambda_": 80.0, "matrix": "basket"}}) == {"basket_lambda": 80.0}
+    assert seeded_settings({}) == {}
+
+
+def test_search_all_seeds_the_champions_first_sampled_trial_with_what_the_single_algorithms_kept(tiny_folds):
+    seen = []
+    results = search_all(["champion", "trending", "repeat", "ease"], tiny_folds, n_trials=4, budget_s=None, seed=0,
+                         fixed={"champion": {"ranker_iterations": 5}, "repeat": {"half_life_days": 33.0},
+                                "ease": {"lambda_": 77.0, "matrix": "basket"}},
+                         untuned={"repeat", "ease"}, on_trial=lambda algorithm, trial: seen.append((algorithm, trial.number)))
+    # listed first, the champion still searches after trending, whose kept half-life it takes
+    assert seen.index(("champion", 3)) > max(seen.index(("trending", n)) for n in range(4))
+    trials = results["champion"].trials
+    assert len(trials) == 4
+    seeded, best = trials[3].params, top_trial(trials[:3]).params
+    taken = {"repeat_half_life_days": 33.0, "basket_lambda": 77.0,
+             "trending_half_life_days": results["trending"].best_params["half_life_days"]}
+    assert {k: seeded[k] for k in taken} == taken
+    # everything else as the best trial before it
+    assert {k: v for k, v in seeded.items() if k not in taken} == {k: v for k, v in best.items() if k not in taken}

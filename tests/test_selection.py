@@ -1,5 +1,6 @@
 """Model selection on validation windows: window sizing, search, per-page choice, routing, intervals."""
 
+import json
 import warnings
 from datetime import datetime, timedelta
 
@@ -411,6 +412,21 @@ def test_search_trials_are_nested_mlflow_runs(tiny_folds, workbench_home):
 
     plt.close(plot_search({"sar": result}))
     plt.close(plot_importances({"sar": result}))
+
+
+def test_tune_all_gives_the_blend_what_the_single_algorithms_kept(tiny_folds, workbench_home):
+    from workbench import tracking
+    from workbench.tuning import tune_all
+
+    parent = tracking.start_pipeline_run("T1")
+    searched = tune_all(["blend", "repeat"], tiny_folds, parent_run_id=parent, legal_entity="T1", n_trials=2, seed=0,
+                        fixed={"repeat": {"half_life_days": 33.0}}, untuned={"repeat"})
+    assert list(searched) == ["blend", "repeat"]  # as given, though repeat was searched first
+    blend, tuning_run = searched["blend"]
+    # no probes: the first trial after the defaults takes repeat's half-life, the rest as the defaults
+    defaults, guessed = (t.params for t in blend.trials)
+    assert guessed == {**defaults, "repeat_half_life_days": 33.0} and defaults["repeat_half_life_days"] != 33.0
+    assert json.loads(tracking.mlflow_client().get_run(tuning_run).data.params["first_guesses"]) == {"repeat_half_life_days": 33.0}
 
 
 # -- research notebooks ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from mlflow.entities import Metric, Param, RunTag
 
 from workbench import tracking
 from workbench.evaluation import metrics
-from workbench.evaluation.search import SEARCH_SPACES, SearchResult, Trial, search
+from workbench.evaluation.search import SEARCH_SPACES, SearchResult, Trial, search, seeded_last, seeded_settings
 from workbench.evaluation.selection import Validation
 from workbench.evaluation.windows import Fold, ValidationPlan
 
@@ -88,6 +88,7 @@ def tune_and_log(
     seed: int = 0,
     k: int = 10,
     catalog=None,
+    first_guesses: dict | None = None,
 ) -> tuple[SearchResult, str]:
     """`evaluation.search.search` with every trial an MLflow run; returns (result, tuning run id)."""
     client = tracking.mlflow_client()
@@ -99,14 +100,15 @@ def tune_and_log(
     client.log_batch(
         run.info.run_id,
         params=_params({"algorithm": algorithm, "n_trials": n_trials, "timeout_s": timeout_s, "seed": seed,
-                        "fixed": json.dumps(fixed or {}, default=str), **({"plan": plan.describe()} if plan else {})}),
+                        "fixed": json.dumps(fixed or {}, default=str), **({"plan": plan.describe()} if plan else {}),
+                        **({"first_guesses": json.dumps(first_guesses, default=str)} if first_guesses else {})}),
     )
     client.log_dict(run.info.run_id, space, "search_space.json")
     status = "FAILED"
     try:
         result = search(
             algorithm, folds, fixed=fixed, n_trials=n_trials, timeout_s=timeout_s, seed=seed, k=k, catalog=catalog,
-            on_trial=_trial_logger(client, experiment, run.info.run_id, algorithm, legal_entity, k),
+            on_trial=_trial_logger(client, experiment, run.info.run_id, algorithm, legal_entity, k), first_guesses=first_guesses,
         )
         now = int(time.time() * 1000)
         best = [Metric("best_objective", result.top.objective, now, 0), Metric("chosen_objective", result.best.objective(), now, 0),
@@ -145,13 +147,15 @@ def tune_all(
 ) -> dict[str, tuple[SearchResult, str]]:
     """Tune each algorithm in turn within `n_trials` each and `budget_s` overall: each gets an even
     share of what is left (an algorithm that finishes early leaves its time to the next). The
-    `untuned` ones are only validated at their given settings (one trial)."""
+    `untuned` ones are only validated at their given settings (one trial). The blend and the champion
+    go after the single algorithms, and their first trial after the probes takes what those kept for
+    the same signals (`evaluation.search.SEEDED_BY`)."""
     untuned = set(untuned)
     unknown = sorted(untuned - set(algorithms))
     if unknown:
         raise ValueError(f"untuned algorithm(s) {unknown} are not among the algorithms {list(algorithms)}")
     results, started = {}, time.perf_counter()
-    for i, algorithm in enumerate(algorithms):
+    for i, algorithm in enumerate(seeded_last(algorithms)):
         left = None if budget_s is None else max(budget_s - (time.perf_counter() - started), 0.0)
         share = None if left is None else left / (len(algorithms) - i)
         if progress is not None:
@@ -159,10 +163,11 @@ def tune_all(
         results[algorithm] = tune_and_log(
             algorithm, folds, parent_run_id=parent_run_id, legal_entity=legal_entity, plan=plan,
             fixed=(fixed or {}).get(algorithm), n_trials=1 if algorithm in untuned else n_trials, timeout_s=share, seed=seed, k=k, catalog=catalog,
+            first_guesses=seeded_settings({a: found.best_params for a, (found, _) in results.items()}),
         )
         if progress is not None:
             progress.update(1)
-    return results
+    return {algorithm: results[algorithm] for algorithm in algorithms}
 
 
 # -- plots ---------------------------------------------------------------------------------------------

@@ -70,6 +70,17 @@ BLEND_SPACE = {
     "trending_half_life_days": FloatRange(1.0, 180.0, log=True),
 }
 
+# The blend's signals are single algorithms of their own, searched on the same windows: what a
+# single algorithm's search kept for one of them is the blend's (and the champion's) first guess for
+# it, its first trial after the probes. blend argument -> (single algorithm, its argument, the
+# settings that argument needs to mean the same: EASE's lambda is the customer or the basket one).
+SEEDED_BY = {
+    "repeat_half_life_days": ("repeat", "half_life_days", {}),
+    "trending_half_life_days": ("trending", "half_life_days", {}),
+    "customer_lambda": ("ease", "lambda_", {"matrix": "customer"}),
+    "basket_lambda": ("ease", "lambda_", {"matrix": "basket"}),
+}
+
 # algorithm -> constructor argument -> range. Ranges are wide (orders of magnitude where the
 # argument is a scale) because other retailers are not Online Retail.
 SEARCH_SPACES: dict[str, dict[str, Any]] = {
@@ -188,6 +199,29 @@ def _suggest(trial, name: str, spec):
     raise TypeError(f"search space entry {name!r} is a {type(spec).__name__}, not FloatRange, IntRange or Choice")
 
 
+def _within(spec, value) -> bool:
+    if isinstance(spec, Choice):
+        return value in spec.options
+    return value is not None and not isinstance(value, bool) and spec.low <= value <= spec.high
+
+
+def seeded_last(algorithms) -> list[str]:
+    """`algorithms` with the ones that take first guesses (SEEDED_BY) after the ones that give them."""
+    takes = [a for a in algorithms if set(SEEDED_BY) & set(SEARCH_SPACES.get(a, {}))]
+    return [a for a in algorithms if a not in takes] + takes
+
+
+def seeded_settings(kept: dict[str, dict]) -> dict:
+    """The blend's first guesses (SEEDED_BY) from what the single algorithms' searches kept
+    (`kept`: algorithm -> its kept settings)."""
+    seeds = {}
+    for name, (single, argument, needs) in SEEDED_BY.items():
+        settings = kept.get(single)
+        if settings is not None and argument in settings and all(settings.get(k) == v for k, v in needs.items()):
+            seeds[name] = settings[argument]
+    return seeds
+
+
 def _starting_point(algorithm: str, space: dict) -> dict:
     """The algorithm's defaults, for the arguments searched (None, e.g. no decay, is left out:
     TPE cannot start from it, and the sampler then draws that one)."""
@@ -195,11 +229,7 @@ def _starting_point(algorithm: str, space: dict) -> dict:
     start = {}
     for name, spec in space.items():
         value = given.get(name)
-        if value is None:
-            continue
-        if isinstance(spec, Choice) and value in spec.options:
-            start[name] = value
-        elif isinstance(spec, (FloatRange, IntRange)) and spec.low <= value <= spec.high:
+        if value is not None and _within(spec, value):
             start[name] = value
     return start
 
@@ -244,6 +274,20 @@ class Search:
                 other = next(o for o in spec.options if o != start[name])
                 self.study.enqueue_trial({**start, name: other}, skip_if_exists=True)
                 self.probes += 1
+
+    def try_next(self, settings: dict) -> dict:
+        """Make the next trial the best one so far with `settings` changed (only those this search
+        searches, within its ranges), unless a trial already ran them; returns what was queued."""
+        done = [t for t in self.trials if t.state == "COMPLETE"]
+        settings = {k: v for k, v in settings.items() if k in self.space and _within(self.space[k], v)}
+        if not settings or not done or self.done:
+            return {}
+        best = {k: v for k, v in top_trial(done).params.items() if k in self.space}
+        proposal = {**best, **settings}
+        if any(all(t.params.get(k) == v for k, v in proposal.items()) for t in self.trials):
+            return {}
+        self.study.enqueue_trial(proposal, skip_if_exists=True)
+        return proposal
 
     def _objective(self, trial) -> float:
         import optuna
@@ -332,11 +376,18 @@ def search(
     k: int = 10,
     catalog=None,
     on_trial: Callable[[Trial], None] | None = None,
+    first_guesses: dict | None = None,
 ) -> SearchResult:
     """Search `algorithm`'s hyperparameters on `folds` within `n_trials` and `timeout_s` (see
     `Search.run`: the defaults always run; no later trial starts that the time left could not hold
-    at the pace of the slowest one so far)."""
+    at the pace of the slowest one so far). `first_guesses` (e.g. `seeded_settings`) make the first
+    trial after the probes (`Search.try_next`)."""
     found = Search(algorithm, folds, fixed=fixed, n_trials=n_trials, seed=seed, k=k, catalog=catalog, on_trial=on_trial)
+    if first_guesses and set(first_guesses) & set(found.space):
+        started = time.perf_counter()
+        found.run(timeout_s, up_to=1 + found.probes)
+        found.try_next(first_guesses)
+        timeout_s = None if timeout_s is None else max(float(timeout_s) - (time.perf_counter() - started), 0.0)
     return found.run(timeout_s).result()
 
 
@@ -362,7 +413,8 @@ def search_all(
     left is less than that algorithm's slowest trial so far. The champion's trials are fits with its own
     validation-window tuning, and count like any other. Where the defaults alone take the whole
     budget, no further trial runs and `SearchResult.stopped` says "budget". `untuned` ones only run
-    their given settings."""
+    their given settings. The blend's and the champion's first trial after their probes is their best
+    so far with what the single algorithms' searches kept for the same signals (SEEDED_BY)."""
     started = time.perf_counter()
     untuned = set(untuned)
     searches = {
@@ -379,8 +431,11 @@ def search_all(
     for found in searches.values():
         if found.probes and not found.done:
             found.run(left(), up_to=1 + found.probes)
-    more = [a for a, found in searches.items() if not found.done]
+    more = seeded_last([a for a, found in searches.items() if not found.done])
+    singles = {single for single, _, _ in SEEDED_BY.values()}
     for i, algorithm in enumerate(more):
+        if set(SEEDED_BY) & set(searches[algorithm].space):
+            searches[algorithm].try_next(seeded_settings({a: searches[a].result().best_params for a in singles & set(searches)}))
         remaining = left()
         searches[algorithm].run(None if remaining is None else remaining / (len(more) - i))
     return {a: found.result() for a, found in searches.items()}
