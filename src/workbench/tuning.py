@@ -21,7 +21,8 @@ from mlflow.entities import Metric, Param, RunTag
 
 from workbench import tracking
 from workbench.evaluation import metrics
-from workbench.evaluation.search import SEARCH_SPACES, SearchResult, Trial, search, seeded_last, seeded_settings
+from workbench.evaluation.search import (SEARCH_SPACES, SearchResult, Trial, first_guesses_for, search, search_space, seeded_last,
+                                         seeded_settings)
 from workbench.evaluation.selection import Validation
 from workbench.evaluation.windows import Fold, ValidationPlan
 
@@ -91,6 +92,7 @@ def tune_and_log(
     first_guesses: dict | None = None,
 ) -> tuple[SearchResult, str]:
     """`evaluation.search.search` with every trial an MLflow run; returns (result, tuning run id)."""
+    first_guesses = first_guesses_for(search_space(algorithm, fixed), first_guesses or {})  # logged only where they apply
     client = tracking.mlflow_client()
     experiment = tracking.experiment_id()
     tags = {"mlflow.parentRunId": parent_run_id, tracking.KIND_TAG: "tuning", "legal_entity": legal_entity,

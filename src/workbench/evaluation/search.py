@@ -205,9 +205,14 @@ def _within(spec, value) -> bool:
     return value is not None and not isinstance(value, bool) and spec.low <= value <= spec.high
 
 
+def first_guesses_for(space: dict, guesses: dict) -> dict:
+    """The `guesses` (e.g. `seeded_settings`) a search of `space` takes: those it searches."""
+    return {name: value for name, value in guesses.items() if name in space}
+
+
 def seeded_last(algorithms) -> list[str]:
     """`algorithms` with the ones that take first guesses (SEEDED_BY) after the ones that give them."""
-    takes = [a for a in algorithms if set(SEEDED_BY) & set(SEARCH_SPACES.get(a, {}))]
+    takes = [a for a in algorithms if first_guesses_for(SEARCH_SPACES.get(a, {}), SEEDED_BY)]
     return [a for a in algorithms if a not in takes] + takes
 
 
@@ -383,7 +388,7 @@ def search(
     at the pace of the slowest one so far). `first_guesses` (e.g. `seeded_settings`) make the first
     trial after the probes (`Search.try_next`)."""
     found = Search(algorithm, folds, fixed=fixed, n_trials=n_trials, seed=seed, k=k, catalog=catalog, on_trial=on_trial)
-    if first_guesses and set(first_guesses) & set(found.space):
+    if first_guesses_for(found.space, first_guesses or {}):
         started = time.perf_counter()
         found.run(timeout_s, up_to=1 + found.probes)
         found.try_next(first_guesses)
@@ -433,9 +438,12 @@ def search_all(
             found.run(left(), up_to=1 + found.probes)
     more = seeded_last([a for a, found in searches.items() if not found.done])
     singles = {single for single, _, _ in SEEDED_BY.values()}
+    guesses = None  # the single algorithms have run all they will by the first one that takes them
     for i, algorithm in enumerate(more):
-        if set(SEEDED_BY) & set(searches[algorithm].space):
-            searches[algorithm].try_next(seeded_settings({a: searches[a].result().best_params for a in singles & set(searches)}))
+        if first_guesses_for(searches[algorithm].space, SEEDED_BY):
+            if guesses is None:
+                guesses = seeded_settings({a: searches[a].result().best_params for a in singles & set(searches)})
+            searches[algorithm].try_next(guesses)
         remaining = left()
         searches[algorithm].run(None if remaining is None else remaining / (len(more) - i))
     return {a: found.result() for a, found in searches.items()}
