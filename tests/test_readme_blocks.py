@@ -69,3 +69,20 @@ def test_quality_margins_figure_is_the_committed_results(tmp_path):
     committed = matplotlib.image.imread(BENCHMARKS / "results" / "quality_margins.png")
     assert (matplotlib.image.imread(drawn) == committed).all()
     assert "](benchmarks/results/quality_margins.png)" in (ROOT / "README.md").read_text()
+
+
+def test_readme_quotes_the_tuning_budget_research():
+    """The README's sentence on the tuning budget says what `notebooks/research/tuning_budget` wrote:
+    the same routes with no wall-time limit, the blend's settings kept everywhere, and each champion
+    whose kept settings changed, with its two validation objectives."""
+    research = BENCHMARKS / "results" / "research"
+    kept = pd.read_csv(research / "tuning_budget.csv")
+    routes = pd.read_csv(research / "tuning_budget_routes.csv")
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "every page kept its route" in readme and routes["same"].all()
+    assert "the blend its settings" in readme and kept[kept["algorithm"] == "blend"]["same settings kept"].all()
+    changed = kept[(kept["algorithm"] == "champion") & ~kept["same settings kept"]]
+    assert len(changed) == 1, "the README names one split where the champion's kept settings changed"
+    row = changed.iloc[0]
+    assert f"{row['dataset'].split('(')[-1].rstrip(')')}: trial {row['kept, no limit']} over trial {row['kept within budget']}" in readme
+    assert f"validation objective {row['objective, no limit']:.4f} against {row['objective within budget']:.4f}" in readme
