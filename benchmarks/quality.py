@@ -54,7 +54,7 @@ from workbench.evaluation import (
     without_store,
 )
 from workbench.evaluation.search import search_all
-from workbench.evaluation.selection import choose_per_page
+from workbench.evaluation.selection import choose_per_page, headline_table
 from workbench.evaluation.windows import customer_truth_end
 from workbench.models import TrainingData, make_model
 from workbench.models.routing import Routing
@@ -281,7 +281,7 @@ def run_dataset(name: str, interactions: pl.DataFrame, wish_lists, split: str, *
     for algorithm, best in searches.items():
         print(f"[{name}] {algorithm:>12}: {len(best.trials)} trial(s) in {best.wall_s:.1f} s (stopped by {best.stopped}), "
               f"validation objective {best.best.objective():.4f}", flush=True)
-    validation = pd.concat([r.best.table.assign(algorithm=a) for a, r in searches.items()], ignore_index=True)
+    validation = headline_table({a: r.best for a, r in searches.items()})
     per_case = {a: r.best.headline_cases() for a, r in searches.items()}
     choice = choose_per_page(validation, per_case=per_case)
     # the one-standard-error rule (a lead within noise goes to the simpler candidate), not registered:

@@ -16,8 +16,7 @@ from helpers import tiny_interactions
 
 from workbench.evaluation import build_cases, folds, plan_validation, temporal_split
 from workbench.evaluation.search import search
-from workbench.evaluation.selection import choose_per_page, validate
-from workbench.tuning import headline_table
+from workbench.evaluation.selection import choose_per_page, headline_table, validate
 
 SPLIT = pd.Timestamp("2024-04-10")
 ALGORITHMS = ("best_sellers", "repeat", "ease")

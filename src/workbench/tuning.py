@@ -20,7 +20,6 @@ from matplotlib.figure import Figure
 from mlflow.entities import Metric, Param, RunTag
 
 from workbench import tracking
-from workbench.evaluation import metrics
 from workbench.evaluation.search import (SEARCH_SPACES, SearchResult, Trial, first_guesses_for, search, search_space, seeded_last,
                                          seeded_settings)
 from workbench.evaluation.selection import Validation
@@ -235,13 +234,6 @@ def plot_importances(results: dict[str, SearchResult], seed: int = 0) -> Figure:
     fig.suptitle("Hyperparameter importance (fANOVA over the trials)")
     fig.tight_layout()
     return fig
-
-
-def headline_table(validations: dict[str, Validation]) -> pd.DataFrame:
-    """Long table (algorithm, scenario, metrics...) of the candidates' validation figures: what
-    `evaluation.selection.choose_per_page` takes."""
-    frames = [v.table.assign(algorithm=a) for a, v in validations.items()]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["algorithm", "scenario", *metrics.CASE_METRICS])
 
 
 def log_validation(run_id: str, result: SearchResult, tuning_run_id: str | None = None, k: int = 10) -> dict[str, float]:

@@ -173,6 +173,13 @@ def _simplicity_rank(candidate: str, simplicity) -> int:
     return order.index(candidate) if candidate in order else (order.index(algorithm) if algorithm in order else len(order))
 
 
+def headline_table(validations: dict[str, Validation]) -> pd.DataFrame:
+    """Long table (algorithm, scenario, metrics...) of the candidates' validation figures: what
+    `choose_per_page` takes."""
+    frames = [v.table.assign(algorithm=a) for a, v in validations.items()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["algorithm", "scenario", *metrics.CASE_METRICS])
+
+
 def headline_cases_frame(validations: dict[str, Validation]) -> pd.DataFrame:
     """Long table (candidate, scenario, case, value) of each candidate's headline metric per
     validation case: how 03_train hands `choose_per_page`'s `per_case` to 04_evaluate."""
