@@ -104,3 +104,19 @@ def test_readme_quotes_the_tuning_budget_research():
             probes = sum(isinstance(spec, Choice) and spec.probe for spec in SEARCH_SPACES[algorithm].values())
             found = kept[(kept["dataset"] == row["dataset"]) & (kept["algorithm"] == algorithm)].iloc[0]
             assert found["kept, no limit"] == 1 + probes and not found["same settings kept"]
+
+
+def test_readme_quotes_the_search_order_benchmark():
+    """The README's figures for the search's order (`benchmarks/search_schedule.py`) are its CSV's:
+    every served candidate (the blend, the champion) whose kept validation objective differs from
+    the earlier order's record is quoted with both, and the others said to be unchanged."""
+    found = pd.read_csv(BENCHMARKS / "results" / "search_schedule.csv")
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    served = found[found["algorithm"].isin(["blend", "champion"])]
+    changed = served[served["objective"].round(4) != served["earlier order: objective"].round(4)]
+    assert len(changed)
+    for _, row in changed.iterrows():
+        assert f"{row['objective']:.4f} against {row['earlier order: objective']:.4f}" in readme, row["dataset"]
+    steady = sorted(set(served["dataset"]) - set(changed["dataset"]))
+    assert all(d.startswith("Online Retail") for d in steady)
+    assert "Online Retail's other splits kept what they kept before" in readme

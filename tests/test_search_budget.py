@@ -50,20 +50,33 @@ def test_search_all_without_a_time_limit_runs_every_trial(tiny_folds):
     assert all(r.wall_s > 0 for r in results.values())
 
 
-def test_search_all_runs_a_probed_switch_before_any_sampled_trial(tiny_folds):
+def test_search_all_runs_each_probe_then_the_first_guess_before_any_sampled_trial(tiny_folds):
     seen = []
-    results = search_all(["ease", "champion"], tiny_folds, n_trials=3, budget_s=None, seed=0,
-                         fixed={"champion": {"ranker_iterations": 5}},
-                         on_trial=lambda algorithm, trial: seen.append((algorithm, trial.number)))
-    assert seen[:5] == [("ease", 0), ("champion", 0), ("champion", 1), ("champion", 2), ("ease", 1)]
-    # each probe: the defaults with that one switch changed
-    defaults, *probes = (t.params for t in results["champion"].trials[:3])
-    for probe, switch in zip(probes, ("catalog_features", "search_every_page")):
-        assert defaults[switch] is False and probe[switch] is True
-        assert {k: v for k, v in probe.items() if k != switch} == {k: v for k, v in defaults.items() if k != switch}
+    results = search_all(["champion", "ease"], tiny_folds, n_trials=5, budget_s=None, seed=0,
+                         fixed={"champion": {"ranker_iterations": 5}, "ease": {"lambda_": 77.0, "matrix": "basket"}},
+                         untuned={"ease"}, on_trial=lambda algorithm, trial: seen.append((algorithm, trial.number)))
+    assert seen == [("champion", 0), ("ease", 0), *(("champion", n) for n in range(1, 5))]
+    trials = results["champion"].trials
+    # each probe, then the guess: the best trial before it with that one change
+    for n, switch in ((1, "catalog_features"), (2, "search_every_page")):
+        before = top_trial(trials[:n]).params
+        assert trials[n].params == {**before, switch: not before[switch]}
+    before = top_trial(trials[:3]).params
+    assert trials[3].params == {**before, "basket_lambda": 77.0} and before["basket_lambda"] != 77.0
     # and only where the time left holds it, as any trial
     held = search_all(["champion"], tiny_folds, n_trials=3, budget_s=0.0, seed=0, fixed={"champion": {"ranker_iterations": 5}})
     assert len(held["champion"].trials) == 1 and held["champion"].stopped == "budget"
+
+
+def test_the_single_searches_that_give_first_guesses_go_before_the_champions_first_steps(tiny_folds):
+    seen = []
+    search_all(["champion", "sar", "repeat"], tiny_folds, n_trials=3, budget_s=None, seed=0,
+               fixed={"champion": {"ranker_iterations": 5}}, on_trial=lambda algorithm, trial: seen.append((algorithm, trial.number)))
+    # the defaults of all; repeat's search (it gives the champion's first guess); the champion's guess
+    # and probes; then sar's sampled trials before the champion's last (the blend and the champion last)
+    assert seen[:3] == [("champion", 0), ("sar", 0), ("repeat", 0)]
+    assert seen[3:5] == [("repeat", 1), ("repeat", 2)]
+    assert seen[5:7] == [("champion", 1), ("champion", 2)] and seen[7:] == [("sar", 1), ("sar", 2)]
 
 
 def test_the_blends_first_guesses_are_what_the_single_algorithms_kept():
@@ -74,7 +87,7 @@ def test_the_blends_first_guesses_are_what_the_single_algorithms_kept():
     assert seeded_settings({}) == {}
 
 
-def test_search_all_seeds_the_champions_first_sampled_trial_with_what_the_single_algorithms_kept(tiny_folds):
+def test_search_all_seeds_the_champions_first_guess_with_what_the_single_algorithms_kept(tiny_folds):
     seen = []
     results = search_all(["champion", "trending", "repeat", "ease"], tiny_folds, n_trials=4, budget_s=None, seed=0,
                          fixed={"champion": {"ranker_iterations": 5}, "repeat": {"half_life_days": 33.0},
@@ -84,6 +97,7 @@ def test_search_all_seeds_the_champions_first_sampled_trial_with_what_the_single
     assert seen.index(("champion", 3)) > max(seen.index(("trending", n)) for n in range(4))
     trials = results["champion"].trials
     assert len(trials) == 4
+    # the first trial after the probes
     seeded, best = trials[3].params, top_trial(trials[:3]).params
     taken = {"repeat_half_life_days": 33.0, "basket_lambda": 77.0,
              "trending_half_life_days": results["trending"].best_params["half_life_days"]}

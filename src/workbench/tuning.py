@@ -20,8 +20,7 @@ from matplotlib.figure import Figure
 from mlflow.entities import Metric, Param, RunTag
 
 from workbench import tracking
-from workbench.evaluation.search import (SEARCH_SPACES, SearchResult, Trial, first_guesses_for, search, search_space, seeded_last,
-                                         seeded_settings)
+from workbench.evaluation.search import SEARCH_SPACES, SearchResult, Trial, search, search_all
 from workbench.evaluation.selection import Validation
 from workbench.evaluation.windows import Fold, ValidationPlan
 
@@ -75,6 +74,32 @@ def _trial_logger(client, experiment_id: str, tuning_run_id: str, algorithm: str
     return log
 
 
+def _open_tuning_run(client, experiment: str, algorithm: str, *, parent_run_id: str, legal_entity: str, plan, fixed,
+                     n_trials: int, timeout_s: float | None, seed: int) -> str:
+    tags = {"mlflow.parentRunId": parent_run_id, tracking.KIND_TAG: "tuning", "legal_entity": legal_entity,
+            tracking.SETTINGS_TAGS["algorithm"]: algorithm, **tracking.owner_tags()}
+    run = client.create_run(experiment, run_name=f"{algorithm}-tuning", tags=tags)
+    space = {name: repr(spec) for name, spec in SEARCH_SPACES.get(algorithm, {}).items()}
+    client.log_batch(
+        run.info.run_id,
+        params=_params({"algorithm": algorithm, "n_trials": n_trials, "timeout_s": timeout_s, "seed": seed,
+                        "fixed": json.dumps(fixed or {}, default=str), **({"plan": plan.describe()} if plan else {})}),
+    )
+    client.log_dict(run.info.run_id, space, "search_space.json")
+    return run.info.run_id
+
+
+def _close_tuning_run(client, run_id: str, result: SearchResult) -> None:
+    now = int(time.time() * 1000)
+    best = [Metric("best_objective", result.top.objective, now, 0), Metric("chosen_objective", result.best.objective(), now, 0),
+            Metric("chosen_trial", result.chosen_trial, now, 0), Metric("trials", len(result.trials), now, 0)]
+    guesses = {"first_guesses": json.dumps(result.first_guesses, default=str)} if result.first_guesses else {}  # only where taken
+    client.log_batch(run_id, metrics=best, params=_params({**guesses, **{f"chosen.{n}": v for n, v in result.best_params.items()}}),
+                     tags=[RunTag("workbench.chosen_by", result.chosen_by)])
+    client.log_text(run_id, result.trials_table().to_csv(index=False), "trials.csv")
+    client.set_terminated(run_id, status="FINISHED")
+
+
 def tune_and_log(
     algorithm: str,
     folds: list[Fold],
@@ -91,43 +116,19 @@ def tune_and_log(
     first_guesses: dict | None = None,
 ) -> tuple[SearchResult, str]:
     """`evaluation.search.search` with every trial an MLflow run; returns (result, tuning run id)."""
-    first_guesses = first_guesses_for(search_space(algorithm, fixed), first_guesses or {})  # logged only where they apply
-    client = tracking.mlflow_client()
-    experiment = tracking.experiment_id()
-    tags = {"mlflow.parentRunId": parent_run_id, tracking.KIND_TAG: "tuning", "legal_entity": legal_entity,
-            tracking.SETTINGS_TAGS["algorithm"]: algorithm, **tracking.owner_tags()}
-    run = client.create_run(experiment, run_name=f"{algorithm}-tuning", tags=tags)
-    space = {name: repr(spec) for name, spec in SEARCH_SPACES.get(algorithm, {}).items()}
-    client.log_batch(
-        run.info.run_id,
-        params=_params({"algorithm": algorithm, "n_trials": n_trials, "timeout_s": timeout_s, "seed": seed,
-                        "fixed": json.dumps(fixed or {}, default=str), **({"plan": plan.describe()} if plan else {}),
-                        **({"first_guesses": json.dumps(first_guesses, default=str)} if first_guesses else {})}),
-    )
-    client.log_dict(run.info.run_id, space, "search_space.json")
-    status = "FAILED"
+    client, experiment = tracking.mlflow_client(), tracking.experiment_id()
+    run_id = _open_tuning_run(client, experiment, algorithm, parent_run_id=parent_run_id, legal_entity=legal_entity, plan=plan,
+                              fixed=fixed, n_trials=n_trials, timeout_s=timeout_s, seed=seed)
     try:
         result = search(
             algorithm, folds, fixed=fixed, n_trials=n_trials, timeout_s=timeout_s, seed=seed, k=k, catalog=catalog,
-            on_trial=_trial_logger(client, experiment, run.info.run_id, algorithm, legal_entity, k), first_guesses=first_guesses,
+            on_trial=_trial_logger(client, experiment, run_id, algorithm, legal_entity, k), first_guesses=first_guesses,
         )
-        now = int(time.time() * 1000)
-        best = [Metric("best_objective", result.top.objective, now, 0), Metric("chosen_objective", result.best.objective(), now, 0),
-                Metric("chosen_trial", result.chosen_trial, now, 0), Metric("trials", len(result.trials), now, 0)]
-        client.log_batch(run.info.run_id, metrics=best, params=_params({f"chosen.{n}": v for n, v in result.best_params.items()}),
-                         tags=[RunTag("workbench.chosen_by", result.chosen_by)])
-        client.log_text(run.info.run_id, result.trials_table().to_csv(index=False), "trials.csv")
-        status = "FINISHED"
-    finally:
-        client.set_terminated(run.info.run_id, status=status)
-    return result, run.info.run_id
-
-
-def time_shares(algorithms: Iterable[str], budget_s: float | None) -> list[float | None]:
-    """An even split of a wall-time budget over the algorithms (what one leaves is carried over
-    by the caller: see `tune_all`)."""
-    algorithms = list(algorithms)
-    return [None if budget_s is None else budget_s / max(len(algorithms), 1)] * len(algorithms)
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    _close_tuning_run(client, run_id, result)
+    return result, run_id
 
 
 def tune_all(
@@ -146,29 +147,43 @@ def tune_all(
     progress=None,
     untuned: Iterable[str] = (),
 ) -> dict[str, tuple[SearchResult, str]]:
-    """Tune each algorithm in turn within `n_trials` each and `budget_s` overall: each gets an even
-    share of what is left (an algorithm that finishes early leaves its time to the next). The
-    `untuned` ones are only validated at their given settings (one trial). The blend and the champion
-    go after the single algorithms, and their first trial after the probes takes what those kept for
-    the same signals (`evaluation.search.SEEDED_BY`)."""
+    """`evaluation.search.search_all` (its order: every algorithm's defaults, the searches that give
+    the blend and the champion their first guesses, their probes and those guesses, then sampled
+    trials in even shares of what is left of `budget_s`), with a `tuning` run per algorithm and every trial an
+    MLflow run under it. The `untuned` ones are only validated at their given settings (one trial).
+    `progress` (a tqdm bar) counts trials; where the budget stops the search, its total shrinks to the
+    trials run."""
     untuned = set(untuned)
     unknown = sorted(untuned - set(algorithms))
     if unknown:
         raise ValueError(f"untuned algorithm(s) {unknown} are not among the algorithms {list(algorithms)}")
-    results, started = {}, time.perf_counter()
-    for i, algorithm in enumerate(seeded_last(algorithms)):
-        left = None if budget_s is None else max(budget_s - (time.perf_counter() - started), 0.0)
-        share = None if left is None else left / (len(algorithms) - i)
+    client, experiment = tracking.mlflow_client(), tracking.experiment_id()
+    runs, loggers = {}, {}
+    for algorithm in algorithms:
+        trials = 1 if algorithm in untuned else n_trials
+        runs[algorithm] = _open_tuning_run(client, experiment, algorithm, parent_run_id=parent_run_id, legal_entity=legal_entity,
+                                           plan=plan, fixed=(fixed or {}).get(algorithm), n_trials=trials, timeout_s=budget_s, seed=seed)
+        loggers[algorithm] = _trial_logger(client, experiment, runs[algorithm], algorithm, legal_entity, k)
+
+    def on_trial(algorithm: str, trial: Trial) -> None:
+        loggers[algorithm](trial)
         if progress is not None:
-            progress.set_postfix_str(f"{algorithm} ({'no limit' if share is None else f'{share:.0f} s'})")
-        results[algorithm] = tune_and_log(
-            algorithm, folds, parent_run_id=parent_run_id, legal_entity=legal_entity, plan=plan,
-            fixed=(fixed or {}).get(algorithm), n_trials=1 if algorithm in untuned else n_trials, timeout_s=share, seed=seed, k=k, catalog=catalog,
-            first_guesses=seeded_settings({a: found.best_params for a, (found, _) in results.items()}),
-        )
-        if progress is not None:
+            progress.set_postfix_str(f"{algorithm} trial {trial.number}")
             progress.update(1)
-    return {algorithm: results[algorithm] for algorithm in algorithms}
+
+    try:
+        results = search_all(list(algorithms), folds, n_trials=n_trials, budget_s=budget_s, seed=seed, k=k, catalog=catalog,
+                             fixed=fixed, untuned=untuned, on_trial=on_trial)
+    except BaseException:
+        for run_id in runs.values():
+            client.set_terminated(run_id, status="FAILED")
+        raise
+    for algorithm, result in results.items():
+        _close_tuning_run(client, runs[algorithm], result)
+    if progress is not None:
+        progress.total = progress.n
+        progress.refresh()
+    return {algorithm: (results[algorithm], runs[algorithm]) for algorithm in algorithms}
 
 
 # -- plots ---------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 `SEARCH_SPACES` is the documented data of what is searched: per algorithm, per constructor
 argument, the range and why. The first trial is always the algorithm's defaults (a starting point,
-not an answer); then a seeded TPE sampler proposes, until `n_trials` ran or the next trial would
+not an answer); then the trials that carry evidence (a first guess from other searches, each probed
+switch: `Search.first_steps`); then a seeded TPE sampler proposes, until `n_trials` ran or the next trial would
 not fit in what is left of `timeout_s` at the pace of the slowest trial so far (`Search.run`). Each
 trial fits on every fold's history and scores that fold's cases, nothing after the split. The
 objective is `Validation.objective` (geometric mean of the pages' headline metrics). The search
@@ -53,9 +54,9 @@ class IntRange:
 
 @dataclass(frozen=True)
 class Choice:
-    """One of `options`. A `probe`d choice is also tried right after the defaults: the defaults with only this
-    argument changed (to its first other option), a switch that a short budget must not leave to
-    the sampler's luck; it is kept by the same rule as any trial (search.choose_trial)."""
+    """One of `options`. A `probe`d choice is also tried before any sampled trial: the best trial so
+    far with only this argument changed (to its first other option), a switch that a short budget
+    must not leave to the sampler's luck; it is kept by the same rule as any trial (search.choose_trial)."""
 
     options: tuple
     why: str = ""
@@ -160,6 +161,7 @@ class SearchResult:
     stopped: str = "trials"  # "trials": all of n_trials ran; "budget": the next would not have fit
     chosen_trial: int = 0
     chosen_by: str = "the defaults: the best trial"
+    first_guesses: dict = field(default_factory=dict)  # what its first guess took from other searches
 
     @property
     def top(self) -> Trial:
@@ -272,27 +274,63 @@ class Search:
         self.study = optuna.create_study(direction="maximize", sampler=sampler, study_name=f"{algorithm}-validation")
         start = _starting_point(algorithm, self.space)
         self.study.enqueue_trial(start, skip_if_exists=True)
-        # the probed switches: trials 1.. (search_all runs them before any sampled trial)
-        self.probes = 0
-        for name, spec in self.space.items():
-            if isinstance(spec, Choice) and spec.probe and name in start:
-                other = next(o for o in spec.options if o != start[name])
-                self.study.enqueue_trial({**start, name: other}, skip_if_exists=True)
-                self.probes += 1
+        # the probed switches, tried by `first_steps` before any sampled trial
+        self.switches = [name for name, spec in self.space.items() if isinstance(spec, Choice) and spec.probe and name in start]
+        self.probes = len(self.switches)
+        self.first_guesses: dict = {}  # what `try_next` took, for the record
 
-    def try_next(self, settings: dict) -> dict:
-        """Make the next trial the best one so far with `settings` changed (only those this search
-        searches, within its ranges), unless a trial already ran them; returns what was queued."""
-        done = [t for t in self.trials if t.state == "COMPLETE"]
-        settings = {k: v for k, v in settings.items() if k in self.space and _within(self.space[k], v)}
-        if not settings or not done or self.done:
-            return {}
-        best = {k: v for k, v in top_trial(done).params.items() if k in self.space}
-        proposal = {**best, **settings}
+    def _queue(self, proposal: dict) -> dict:
         if any(all(t.params.get(k) == v for k, v in proposal.items()) for t in self.trials):
             return {}
         self.study.enqueue_trial(proposal, skip_if_exists=True)
         return proposal
+
+    def _best_so_far(self) -> dict:
+        done = [t for t in self.trials if t.state == "COMPLETE"]
+        return {k: v for k, v in top_trial(done).params.items() if k in self.space} if done else {}
+
+    def try_next(self, settings: dict) -> dict:
+        """Make the next trial the best one so far with `settings` changed (only those this search
+        searches, within its ranges), unless a trial already ran them; returns what was queued."""
+        settings = {k: v for k, v in settings.items() if k in self.space and _within(self.space[k], v)}
+        best = self._best_so_far()
+        if not settings or not best or self.done:
+            return {}
+        self.first_guesses = settings
+        return self._queue({**best, **settings})
+
+    def probe(self, name: str) -> dict:
+        """Make the next trial the best one so far with the probed switch `name` changed (to its
+        first other option), unless a trial already ran that; returns what was queued."""
+        best = self._best_so_far()
+        if not best or self.done:
+            return {}
+        other = next(o for o in self.space[name].options if o != best[name])
+        return self._queue({**best, name: other})
+
+    def first_steps(self, timeout_s: float | None = None, guesses: dict | None = None) -> "Search":
+        """After the defaults, the trials that carry evidence before any sampled one: each probed
+        switch, then the first guess (`try_next(guesses)`: what the single algorithms' searches kept
+        for the same signals, on the same windows), each trial the best so far with that change, while
+        the time left from this call holds the slowest trial so far. The switches go first: each is
+        one change, which the guess then builds on, and the demo retailer's legal entities keep one
+        (`search_every_page`, `notebooks/research/tuning_budget`)."""
+        started = time.perf_counter()
+        if not self.trials:
+            self.run(up_to=1)
+        steps = [lambda name=name: self.probe(name) for name in self.switches] + [lambda: self.try_next(guesses or {})]
+        for step in steps:
+            if self.done:
+                break
+            if timeout_s is not None and float(timeout_s) - (time.perf_counter() - started) < self._slowest():
+                self.stopped = "budget"
+                break
+            if step():
+                self.run(up_to=len(self.trials) + 1)
+        return self
+
+    def _slowest(self) -> float:
+        return max((t.seconds for t in self.trials), default=0.0)
 
     def _objective(self, trial) -> float:
         import optuna
@@ -335,7 +373,7 @@ class Search:
             while len(self.trials) < wanted:
                 if timeout_s is not None:
                     left = float(timeout_s) - (time.perf_counter() - started)
-                    if left < max(t.seconds for t in self.trials):
+                    if left < self._slowest():
                         self.stopped = "budget"
                         break
                 self.study.optimize(self._objective, n_trials=1)
@@ -351,7 +389,8 @@ class Search:
             raise RuntimeError(f"{self.algorithm}: no trial ran; call run() first")
         chosen, why = choose_trial(top_trial(done), next((t for t in done if t.number == 0), None), seed=self.seed)
         return SearchResult(self.algorithm, chosen.params, chosen.validation, list(self.trials), self.study,
-                            wall_s=self.wall_s, stopped=self.stopped or "trials", chosen_trial=chosen.number, chosen_by=why)
+                            wall_s=self.wall_s, stopped=self.stopped or "trials", chosen_trial=chosen.number, chosen_by=why,
+                            first_guesses=dict(self.first_guesses))
 
 
 def top_trial(trials: list[Trial]) -> Trial:
@@ -385,15 +424,12 @@ def search(
 ) -> SearchResult:
     """Search `algorithm`'s hyperparameters on `folds` within `n_trials` and `timeout_s` (see
     `Search.run`: the defaults always run; no later trial starts that the time left could not hold
-    at the pace of the slowest one so far). `first_guesses` (e.g. `seeded_settings`) make the first
-    trial after the probes (`Search.try_next`)."""
+    at the pace of the slowest one so far): the defaults, the first guess from `first_guesses` (e.g.
+    `seeded_settings`) and the probes first (`Search.first_steps`), then sampled trials."""
+    started = time.perf_counter()
     found = Search(algorithm, folds, fixed=fixed, n_trials=n_trials, seed=seed, k=k, catalog=catalog, on_trial=on_trial)
-    if first_guesses_for(found.space, first_guesses or {}):
-        started = time.perf_counter()
-        found.run(timeout_s, up_to=1 + found.probes)
-        found.try_next(first_guesses)
-        timeout_s = None if timeout_s is None else max(float(timeout_s) - (time.perf_counter() - started), 0.0)
-    return found.run(timeout_s).result()
+    found.first_steps(timeout_s, first_guesses)
+    return found.run(None if timeout_s is None else max(float(timeout_s) - (time.perf_counter() - started), 0.0)).result()
 
 
 def search_all(
@@ -409,17 +445,26 @@ def search_all(
     untuned: tuple | list | set = (),
     on_trial: Callable[[str, Trial], None] | None = None,
 ) -> dict[str, SearchResult]:
-    """Every algorithm's search within one wall-time budget `budget_s` for all of them.
+    """Every algorithm's search within one wall-time budget `budget_s` for all of them, in this order:
 
-    First each algorithm's defaults (trial 0; always run: they are what the choice falls back on),
-    then each probed switch (`Choice.probe`: the defaults with that switch changed) where the time
-    left holds it, then further trials, each algorithm in turn given an even share of the time left
-    (what one does not use goes to the next), and within its share no trial starts when the time
-    left is less than that algorithm's slowest trial so far. The champion's trials are fits with its own
-    validation-window tuning, and count like any other. Where the defaults alone take the whole
-    budget, no further trial runs and `SearchResult.stopped` says "budget". `untuned` ones only run
-    their given settings. The blend's and the champion's first trial after their probes is their best
-    so far with what the single algorithms' searches kept for the same signals (SEEDED_BY)."""
+    1. each algorithm's defaults (trial 0; always run: they are what the choice falls back on);
+    2. the searches of the single algorithms whose kept settings are the blend's and the champion's
+       first guesses (SEEDED_BY: `repeat`, `trending`, `ease`; cheap), each an even share of the time
+       left as if every algorithm still to search had one;
+    3. the first steps of the others (`Search.first_steps`), in the order given: each probed
+       switch (`Choice.probe`), then the first guess (their best so far with what step 2 kept for the
+       same signals), each where the time left holds it;
+    4. sampled trials, each algorithm in turn given an even share of the time left (what one does
+       not use goes to the next), the blend and the champion last.
+
+    Within any share no trial starts when the time left is less than that algorithm's slowest trial
+    so far. The champion's trials are fits with its own validation-window tuning, and count like any
+    other. Where the defaults alone take the whole budget, no further trial runs and
+    `SearchResult.stopped` says "budget". `untuned` ones only run their given settings. Steps 2 and 3
+    go before the sampled trials because the pages are served by the blend and the champion, whose
+    trials take tens of seconds on Online Retail: a budget of a few minutes reaches only a few of them,
+    and with the guesses after every single algorithm's share it never reached them there
+    (`notebooks/research/tuning_budget`, `benchmarks/search_schedule.py`)."""
     started = time.perf_counter()
     untuned = set(untuned)
     searches = {
@@ -431,19 +476,21 @@ def search_all(
     def left():
         return None if budget_s is None else max(float(budget_s) - (time.perf_counter() - started), 0.0)
 
+    def in_shares(order, among):  # each an even share of the time left over `among` algorithms still to search
+        for i, algorithm in enumerate(order):
+            remaining = left()
+            searches[algorithm].run(None if remaining is None else remaining / (among - i))
+
     for found in searches.values():
         found.run(up_to=1)
-    for found in searches.values():
-        if found.probes and not found.done:
-            found.run(left(), up_to=1 + found.probes)
     more = seeded_last([a for a, found in searches.items() if not found.done])
-    singles = {single for single, _, _ in SEEDED_BY.values()}
-    guesses = None  # the single algorithms have run all they will by the first one that takes them
-    for i, algorithm in enumerate(more):
-        if first_guesses_for(searches[algorithm].space, SEEDED_BY):
-            if guesses is None:
-                guesses = seeded_settings({a: searches[a].result().best_params for a in singles & set(searches)})
-            searches[algorithm].try_next(guesses)
-        remaining = left()
-        searches[algorithm].run(None if remaining is None else remaining / (len(more) - i))
+    singles = {single for single, _, _ in SEEDED_BY.values()} & set(searches)
+    in_shares([a for a in more if a in singles], len(more))
+    guesses = seeded_settings({a: searches[a].result().best_params for a in singles})
+    for algorithm in more:
+        found = searches[algorithm]
+        if found.switches or first_guesses_for(found.space, SEEDED_BY):
+            found.first_steps(left(), guesses)
+    rest = [a for a in more if not searches[a].done]
+    in_shares(rest, len(rest))
     return {a: found.result() for a, found in searches.items()}
