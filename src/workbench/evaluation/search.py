@@ -2,9 +2,9 @@
 
 `SEARCH_SPACES` is the documented data of what is searched: per algorithm, per constructor
 argument, the range and why. The first trial is always the algorithm's defaults (a starting point,
-not an answer); then the trials that carry evidence (a first guess from other searches, each probed
-switch: `Search.first_steps`); then a seeded TPE sampler proposes, until `n_trials` ran or the next trial would
-not fit in what is left of `timeout_s` at the pace of the slowest trial so far (`Search.run`). Each
+not an answer); then the trials that carry evidence (each probed switch, then a first guess from
+other searches: `Search.first_steps`); then a seeded TPE sampler proposes, until `n_trials` ran or
+the next trial would not fit in what is left of `timeout_s` at the pace of the slowest trial so far (`Search.run`). Each
 trial fits on every fold's history and scores that fold's cases, nothing after the split. The
 objective is `Validation.objective` (geometric mean of the pages' headline metrics). The search
 keeps its best trial only where it beats the defaults by more than one standard error of the
@@ -424,8 +424,8 @@ def search(
 ) -> SearchResult:
     """Search `algorithm`'s hyperparameters on `folds` within `n_trials` and `timeout_s` (see
     `Search.run`: the defaults always run; no later trial starts that the time left could not hold
-    at the pace of the slowest one so far): the defaults, the first guess from `first_guesses` (e.g.
-    `seeded_settings`) and the probes first (`Search.first_steps`), then sampled trials."""
+    at the pace of the slowest one so far): the defaults, the probes and the first guess from
+    `first_guesses` (e.g. `seeded_settings`) first (`Search.first_steps`), then sampled trials."""
     started = time.perf_counter()
     found = Search(algorithm, folds, fixed=fixed, n_trials=n_trials, seed=seed, k=k, catalog=catalog, on_trial=on_trial)
     found.first_steps(timeout_s, first_guesses)
