@@ -426,7 +426,10 @@ def test_tune_all_gives_the_blend_what_the_single_algorithms_kept(tiny_folds, wo
     # no probes: the first trial after the defaults takes repeat's half-life, the rest as the defaults
     defaults, guessed = (t.params for t in blend.trials)
     assert guessed == {**defaults, "repeat_half_life_days": 33.0} and defaults["repeat_half_life_days"] != 33.0
-    assert json.loads(tracking.mlflow_client().get_run(tuning_run).data.params["first_guesses"]) == {"repeat_half_life_days": 33.0}
+    logged = tracking.mlflow_client().get_run(tuning_run).data.params
+    assert json.loads(logged["first_guesses"]) == {"repeat_half_life_days": 33.0}
+    # the wall-time limit it ran under is the one shared by every algorithm's search
+    assert "budget_s" in logged and "timeout_s" not in logged
     # an algorithm that takes none logs none
     sar = tune_all(["repeat", "sar"], tiny_folds, parent_run_id=parent, legal_entity="T1", n_trials=1, seed=0,
                    fixed={"repeat": {"half_life_days": 33.0}})["sar"][1]

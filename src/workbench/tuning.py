@@ -75,14 +75,16 @@ def _trial_logger(client, experiment_id: str, tuning_run_id: str, algorithm: str
 
 
 def _open_tuning_run(client, experiment: str, algorithm: str, *, parent_run_id: str, legal_entity: str, plan, fixed,
-                     n_trials: int, timeout_s: float | None, seed: int) -> str:
+                     n_trials: int, wall_time: dict, seed: int) -> str:
+    """The algorithm's `tuning` run; `wall_time` names its limit: {"timeout_s": its own} or
+    {"budget_s": the one shared by every algorithm's search}."""
     tags = {"mlflow.parentRunId": parent_run_id, tracking.KIND_TAG: "tuning", "legal_entity": legal_entity,
             tracking.SETTINGS_TAGS["algorithm"]: algorithm, **tracking.owner_tags()}
     run = client.create_run(experiment, run_name=f"{algorithm}-tuning", tags=tags)
     space = {name: repr(spec) for name, spec in SEARCH_SPACES.get(algorithm, {}).items()}
     client.log_batch(
         run.info.run_id,
-        params=_params({"algorithm": algorithm, "n_trials": n_trials, "timeout_s": timeout_s, "seed": seed,
+        params=_params({"algorithm": algorithm, "n_trials": n_trials, **wall_time, "seed": seed,
                         "fixed": json.dumps(fixed or {}, default=str), **({"plan": plan.describe()} if plan else {})}),
     )
     client.log_dict(run.info.run_id, space, "search_space.json")
@@ -118,7 +120,7 @@ def tune_and_log(
     """`evaluation.search.search` with every trial an MLflow run; returns (result, tuning run id)."""
     client, experiment = tracking.mlflow_client(), tracking.experiment_id()
     run_id = _open_tuning_run(client, experiment, algorithm, parent_run_id=parent_run_id, legal_entity=legal_entity, plan=plan,
-                              fixed=fixed, n_trials=n_trials, timeout_s=timeout_s, seed=seed)
+                              fixed=fixed, n_trials=n_trials, wall_time={"timeout_s": timeout_s}, seed=seed)
     try:
         result = search(
             algorithm, folds, fixed=fixed, n_trials=n_trials, timeout_s=timeout_s, seed=seed, k=k, catalog=catalog,
@@ -162,7 +164,8 @@ def tune_all(
     for algorithm in algorithms:
         trials = 1 if algorithm in untuned else n_trials
         runs[algorithm] = _open_tuning_run(client, experiment, algorithm, parent_run_id=parent_run_id, legal_entity=legal_entity,
-                                           plan=plan, fixed=(fixed or {}).get(algorithm), n_trials=trials, timeout_s=budget_s, seed=seed)
+                                           plan=plan, fixed=(fixed or {}).get(algorithm), n_trials=trials,
+                                           wall_time={"budget_s": budget_s}, seed=seed)
         loggers[algorithm] = _trial_logger(client, experiment, runs[algorithm], algorithm, legal_entity, k)
 
     def on_trial(algorithm: str, trial: Trial) -> None:
