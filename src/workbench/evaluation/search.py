@@ -296,8 +296,10 @@ class Search:
         best = self._best_so_far()
         if not settings or not best or self.done:
             return {}
-        self.first_guesses = settings
-        return self._queue({**best, **settings})
+        proposal = self._queue({**best, **settings})
+        if proposal:  # recorded only where it makes a trial of its own
+            self.first_guesses = settings
+        return proposal
 
     def probe(self, name: str) -> dict:
         """Make the next trial the best one so far with the probed switch `name` changed (to its
