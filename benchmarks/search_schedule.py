@@ -25,7 +25,7 @@ from quality import CANDIDATES, DATA, research_datasets
 
 from workbench.evaluation import folds
 from workbench.evaluation.search import search_all
-from workbench.evaluation.selection import choose_per_page, headline_table
+from workbench.evaluation.selection import choose_from
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EARLIER = RESULTS / "research"  # the earlier order's budgeted runs, by notebooks/research/tuning_budget
@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                          "earlier order: kept": int(was["kept within budget"].iloc[0]) if len(was) else None,
                          "earlier order: objective": float(was["objective within budget"].iloc[0]) if len(was) else None,
                          "settings": found.best_params})
-        validation = headline_table({a: r.best for a, r in searches.items()})
-        chosen = choose_per_page(validation, per_case={a: r.best.headline_cases() for a, r in searches.items()}).routes
+        chosen = choose_from({a: r.best for a, r in searches.items()}).routes
         for page, route in chosen.items():
             was = earlier_routes[(earlier_routes["dataset"] == name) & (earlier_routes["page"] == page)]
             routes.append({"dataset": name, "page": page, "route": route,

@@ -79,10 +79,7 @@ def test_readme_quotes_the_tuning_budget_research():
     and a page moved."""
     from workbench.evaluation.search import SEARCH_SPACES, Choice
 
-    research = BENCHMARKS / "results" / "research"
-    runs = [p for p in sorted(research.glob("tuning_budget_*.csv")) if not p.name.startswith("tuning_budget_routes_")]
-    kept = pd.concat([pd.read_csv(p) for p in runs], ignore_index=True)
-    routes = pd.concat([pd.read_csv(p) for p in sorted(research.glob("tuning_budget_routes_*.csv"))], ignore_index=True)
+    kept, routes = _benchmark("search_schedule").earlier_record()  # every run's CSVs
     assert len(kept) and len(routes)
     readme = " ".join((ROOT / "README.md").read_text().split())
 

@@ -72,8 +72,8 @@ def test_the_single_searches_that_give_first_guesses_go_before_the_champions_fir
     seen = []
     search_all(["champion", "sar", "repeat"], tiny_folds, n_trials=3, budget_s=None, seed=0,
                fixed={"champion": {"ranker_iterations": 5}}, on_trial=lambda algorithm, trial: seen.append((algorithm, trial.number)))
-    # the defaults of all; repeat's search (it gives the champion's first guess); the champion's guess
-    # and probes; then sar's sampled trials before the champion's last (the blend and the champion last)
+    # the defaults of all; repeat's search (it gives the champion's first guess); the champion's probes
+    # (its guess would follow); then sar's sampled trials before the champion's last (the blend and the champion last)
     assert seen[:3] == [("champion", 0), ("sar", 0), ("repeat", 0)]
     assert seen[3:5] == [("repeat", 1), ("repeat", 2)]
     assert seen[5:7] == [("champion", 1), ("champion", 2)] and seen[7:] == [("sar", 1), ("sar", 2)]

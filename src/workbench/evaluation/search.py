@@ -276,7 +276,6 @@ class Search:
         self.study.enqueue_trial(start, skip_if_exists=True)
         # the probed switches, tried by `first_steps` before any sampled trial
         self.switches = [name for name, spec in self.space.items() if isinstance(spec, Choice) and spec.probe and name in start]
-        self.probes = len(self.switches)
         self.first_guesses: dict = {}  # what `try_next` took, for the record
 
     def _queue(self, proposal: dict) -> dict:

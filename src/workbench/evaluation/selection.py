@@ -258,6 +258,13 @@ def choose_per_page(
     return PageChoice(routes, pd.DataFrame(rows))
 
 
+
+def choose_from(validations: dict[str, Validation], **options) -> PageChoice:
+    """`choose_per_page` over the candidates' `Validation`s ({candidate: its validation}): their
+    headline table and their per-case headline metrics; `options` as `choose_per_page` takes them."""
+    return choose_per_page(headline_table(validations), per_case={a: v.headline_cases() for a, v in validations.items()}, **options)
+
+
 def choose_champion(results: pd.DataFrame, rule: str = "rank_sum") -> tuple[str, pd.DataFrame]:
     """One algorithm for every page, from a long table (algorithm, scenario, <metric>...) of
     validation figures.
