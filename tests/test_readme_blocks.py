@@ -58,6 +58,34 @@ def test_quality_report_quotes_the_seed_spread_research(tmp_path):
     assert "| 2.03 | not among the seeds run |" in "\n".join(quality.seed_noise_table(tmp_path / "other_seeds.csv"))
 
 
+def test_the_quality_report_says_which_of_issue_9s_targets_a_record_meets():
+    """The verdict is counted from the record itself: a cell short of 1.10x is named with whether the
+    target lies within its interval, a cell below its baseline is named, and a champion fit past 5x
+    the slowest single algorithm's is a miss; the committed README says what the committed record meets."""
+    quality = _benchmark("quality")
+
+    def margin(ratio, high):
+        return {"ratio": ratio, "ratio_low": ratio - 0.04, "ratio_high": high, "significant": ratio - 0.04 > 1.0}
+
+    def dataset(name, ratios, champion_s):
+        return {"dataset": name, "split": "2020-01-01", "peer_fit_s": {}, "fit_s": {"champion": champion_s, "bpr": 1.0, "ease": 0.5},
+                "test": {"no store id": {page: {"margin": margin(*ratios[page])} for page in quality.PAGES}}}
+
+    fine = dict.fromkeys(quality.PAGES, (1.30, 1.40))
+    record = [dataset("A", fine, 4.9),
+              dataset("B", {**fine, "customer": (1.08, 1.12), "product": (1.05, 1.09), "basket": (0.97, 1.01)}, 5.2)]
+    verdict = "\n".join(quality.targets_verdict(record))
+    assert "5 of 8 cells; short of it:" in verdict
+    assert "B (2020-01-01) customer NDCG@10: 1.08x [1.04, 1.12], significant; 1.10x within its interval" in verdict
+    assert "B (2020-01-01) product HR@10: 1.05x [1.01, 1.09], significant; 1.10x above its interval" in verdict
+    assert "below the best baseline: 1 of 8 cells:" in verdict and "basket HR@10: 0.97x [0.93, 1.01], within noise; 1.00x within" in verdict
+    assert "1 of 2 datasets; missed: B (2020-01-01) 5.2x" in verdict
+    assert "below the best baseline: none of 4 cells" in "\n".join(quality.targets_verdict(record[:1]))
+
+    committed = json.loads((BENCHMARKS / "results" / "quality.json").read_text())["datasets"]
+    assert "\n".join(quality.targets_verdict(committed)) in (ROOT / "README.md").read_text()
+
+
 def test_quality_margins_figure_is_the_committed_results(tmp_path):
     """The README's picture of the quality margins is drawn from the committed quality.json: redrawn
     here, it is the committed PNG pixel for pixel (matplotlib is pinned, so the drawing is too)."""
