@@ -145,3 +145,19 @@ def test_readme_quotes_the_search_order_benchmark():
     steady = sorted(set(served["dataset"]) - set(changed["dataset"]))
     assert all(d.startswith("Online Retail") for d in steady)
     assert "Online Retail's other splits kept what they kept before" in readme
+
+
+def test_readme_says_where_the_champions_fit_goes_as_champion_fit_parts_found():
+    """The README's sentence on the demo retailer's fit time is what benchmarks/champion_fit_parts.py
+    recorded: the search kept `search_every_page` on both legal entities, the weight search is the
+    largest part of USRT's fit with those settings, and the re-rankers' training takes seconds everywhere."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "`benchmarks/champion_fit_parts.py` (→ `results/champion_fit_parts.md`)" in readme
+    found = json.loads((BENCHMARKS / "results" / "champion_fit_parts.json").read_text())["datasets"]
+    kept = {name: r for name, r in found.items() if name.endswith("the quality benchmark's settings")}
+    assert len(kept) == 2 and all(r["switches"]["search_every_page"] for r in kept.values())
+    assert "(`search_every_page`, which the search kept on both) is the largest part of the fit on USRT" in readme
+    usrt = next(r["champion_s"] for name, r in kept.items() if "USRT" in name)
+    assert max((part for part in usrt if part != "total"), key=usrt.get) == "_search"
+    assert "the re-rankers' training on up to 50,000 rows per page costs seconds on a legal entity of any size" in readme
+    assert all(r["champion_s"]["train_ranker"] >= 1.0 for r in found.values())
