@@ -86,11 +86,14 @@ def measure(data, repeat: int, champion: dict | None = None, bpr_settings: dict 
     rows = {page: int(n) for page, n in (model.tuning_report or {}).items() if page.endswith(".ranker_rows")}
     return {"champion_s": parts, "bpr_s": round(statistics.median(bpr), 3), "ranker_rows": rows,
             "ranker_trees": {page: int(r.max_iter) for page, r in model.rankers.items()},
-            "switches": {name: bool(model.params[name]) for name in SWITCHES}}
+            "switches": {name: bool(model.params[name]) for name in switches()}}
 
 
-# the champion's probed switches (evaluation.search): what a retailer's own search may turn on
-SWITCHES = ("catalog_features", "search_every_page")
+def switches() -> list[str]:
+    """The champion's probed switches (`evaluation.search`): what a retailer's own search may turn on."""
+    from workbench.evaluation.search import SEARCH_SPACES, Choice
+
+    return [name for name, spec in SEARCH_SPACES["champion"].items() if isinstance(spec, Choice) and spec.probe]
 
 
 def registered_settings(entity: str, quality_record: Path = RESULTS / "quality.json") -> tuple[dict, dict] | None:
