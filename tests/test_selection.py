@@ -436,6 +436,28 @@ def test_tune_all_gives_the_blend_what_the_single_algorithms_kept(tiny_folds, wo
     assert "first_guesses" not in tracking.mlflow_client().get_run(sar).data.params
 
 
+def test_tune_all_leaves_no_tuning_run_running_where_recording_a_result_fails(tiny_folds, workbench_home, monkeypatch):
+    """A failure while a finished search's result is recorded ends every tuning run not yet closed as
+    FAILED (the ones closed before it stay FINISHED): none is left RUNNING for a dead pipeline."""
+    from workbench import tracking, tuning
+
+    closing = tuning._close_tuning_run
+
+    def fails_on_the_second(client, run_id, result):
+        if result.algorithm == "repeat":
+            raise RuntimeError("tracking store went away")
+        closing(client, run_id, result)
+
+    monkeypatch.setattr(tuning, "_close_tuning_run", fails_on_the_second)
+    parent = tracking.start_pipeline_run("T1")
+    with pytest.raises(RuntimeError, match="tracking store went away"):
+        tuning.tune_all(["best_sellers", "repeat", "trending"], tiny_folds, parent_run_id=parent, legal_entity="T1", n_trials=1, seed=0)
+    client = tracking.mlflow_client()
+    runs = client.search_runs([tracking.experiment_id()], filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+    status = {r.info.run_name: r.info.status for r in runs if r.info.run_name.endswith("-tuning")}
+    assert status == {"best_sellers-tuning": "FINISHED", "repeat-tuning": "FAILED", "trending-tuning": "FAILED"}
+
+
 # -- research notebooks ------------------------------------------------------------------------------
 def test_research_notebooks_are_papermill_ready():
     from pathlib import Path

@@ -126,10 +126,10 @@ def tune_and_log(
             algorithm, folds, fixed=fixed, n_trials=n_trials, timeout_s=timeout_s, seed=seed, k=k, catalog=catalog,
             on_trial=_trial_logger(client, experiment, run_id, algorithm, legal_entity, k), first_guesses=first_guesses,
         )
+        _close_tuning_run(client, run_id, result)
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
         raise
-    _close_tuning_run(client, run_id, result)
     return result, run_id
 
 
@@ -160,13 +160,7 @@ def tune_all(
     if unknown:
         raise ValueError(f"untuned algorithm(s) {unknown} are not among the algorithms {list(algorithms)}")
     client, experiment = tracking.mlflow_client(), tracking.experiment_id()
-    runs, loggers = {}, {}
-    for algorithm in algorithms:
-        trials = 1 if algorithm in untuned else n_trials
-        runs[algorithm] = _open_tuning_run(client, experiment, algorithm, parent_run_id=parent_run_id, legal_entity=legal_entity,
-                                           plan=plan, fixed=(fixed or {}).get(algorithm), n_trials=trials,
-                                           wall_time={"budget_s": budget_s}, seed=seed)
-        loggers[algorithm] = _trial_logger(client, experiment, runs[algorithm], algorithm, legal_entity, k)
+    runs, loggers, closed = {}, {}, set()
 
     def on_trial(algorithm: str, trial: Trial) -> None:
         loggers[algorithm](trial)
@@ -175,14 +169,23 @@ def tune_all(
             progress.update(1)
 
     try:
+        for algorithm in algorithms:
+            trials = 1 if algorithm in untuned else n_trials
+            runs[algorithm] = _open_tuning_run(client, experiment, algorithm, parent_run_id=parent_run_id, legal_entity=legal_entity,
+                                               plan=plan, fixed=(fixed or {}).get(algorithm), n_trials=trials,
+                                               wall_time={"budget_s": budget_s}, seed=seed)
+            loggers[algorithm] = _trial_logger(client, experiment, runs[algorithm], algorithm, legal_entity, k)
         results = search_all(list(algorithms), folds, n_trials=n_trials, budget_s=budget_s, seed=seed, k=k, catalog=catalog,
                              fixed=fixed, untuned=untuned, on_trial=on_trial)
+        for algorithm, result in results.items():
+            _close_tuning_run(client, runs[algorithm], result)
+            closed.add(algorithm)
     except BaseException:
-        for run_id in runs.values():
-            client.set_terminated(run_id, status="FAILED")
+        # every tuning run this call opened ends FAILED, not left RUNNING, unless it was closed already
+        for algorithm, run_id in runs.items():
+            if algorithm not in closed:
+                client.set_terminated(run_id, status="FAILED")
         raise
-    for algorithm, result in results.items():
-        _close_tuning_run(client, runs[algorithm], result)
     if progress is not None:
         progress.total = progress.n
         progress.refresh()
