@@ -661,8 +661,7 @@ def readme_block(record: dict) -> list[str]:
     results = record.get("datasets", [])
     noise = seed_noise_table()
     verdict = targets_verdict(results)
-    return summary_table(results) + (["", *fit_section(results)] if any(fit_ratio(r) for r in results) else []) \
-        + (["", *verdict] if verdict else []) + (["", *noise[:-1]] if noise else [])
+    return summary_table(results) + ["", *fit_section(results)] + (["", *verdict] if verdict else []) + (["", *noise[:-1]] if noise else [])
 
 
 def update_readme(results: list[dict]) -> None:

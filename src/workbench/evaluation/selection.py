@@ -258,7 +258,6 @@ def choose_per_page(
     return PageChoice(routes, pd.DataFrame(rows))
 
 
-
 def choose_from(validations: dict[str, Validation], **options) -> PageChoice:
     """`choose_per_page` over the candidates' `Validation`s ({candidate: its validation}): their
     headline table and their per-case headline metrics; `options` as `choose_per_page` takes them."""
