@@ -11,6 +11,8 @@ SERVE_PORT ?= 5001
 WORKERS ?= 0
 # pos: workbench.pos_server; mlflow: `mlflow models serve` (the same model and JSON protocol)
 SERVER ?= pos
+# pytest-xdist worker processes of `make test` (auto: one per core; 0: every test in this one process)
+TEST_WORKERS ?= auto
 LEGAL_ENTITY ?=
 TRACKING_URI := sqlite:///$(CURDIR)/mlruns/mlflow.db
 
@@ -45,7 +47,7 @@ postgres:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; }
 
 test: install browser postgres lint
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --durations=15
 
 # unused imports, undefined names and syntax errors (pyproject.toml's [tool.ruff]), notebooks included
 lint: install

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,12 @@ DEMO_SCALE = 0.3  # ~450 customers, ~8k transactions, ~28k lines: a second to bu
 
 @pytest.fixture
 def workbench_home(tmp_path, monkeypatch) -> Path:
-    """An empty project home: everything `workbench.paths` resolves lands under tmp_path."""
+    """An empty project home: everything `workbench.paths` resolves lands under tmp_path, the MLflow
+    store too (`mlflow.set_tracking_uri` writes MLFLOW_TRACKING_URI into os.environ, where an earlier
+    test's store would otherwise win over this home's)."""
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     return tmp_path
 
 
@@ -54,3 +59,40 @@ def online_retail_file() -> Path:
     if not ONLINE_RETAIL_FILE.exists():
         pytest.skip(f"real data not available: {ONLINE_RETAIL_FILE}")
     return ONLINE_RETAIL_FILE
+
+
+# `make test` leaves the checkout as it found it: a file the tests write into it (a stray ./mlflow.db
+# that git does not ignore) fails the run, naming the file. Checked once, by the process that started
+# the run (not by each pytest-xdist worker), and only in a git checkout. New files only: a tracked
+# file that changes during a run is as likely the developer's own edit meanwhile.
+_CHECKOUT = pytest.StashKey[set | None]()
+
+
+def _checkout_changes() -> set[str] | None:
+    """The checkout's untracked files that git does not ignore; None outside a git checkout."""
+    try:
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if status.returncode != 0:
+        return None
+    return {line[3:] for line in status.stdout.splitlines() if line.startswith("?? ")}
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):
+        session.config.stash[_CHECKOUT] = _checkout_changes()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = session.config.stash.get(_CHECKOUT, None)
+    if before is None or hasattr(session.config, "workerinput"):
+        return
+    changed = sorted((_checkout_changes() or set()) - before)
+    if changed:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"the tests wrote into the checkout (git status, untracked): {changed}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+

@@ -1,6 +1,7 @@
 """Small hand-made data shared by several test modules (tests/ is on sys.path under pytest)."""
 
 import contextlib
+import os
 
 import numpy as np
 import pandas as pd
@@ -47,3 +48,30 @@ def scratch_home(tmp_path_factory, name: str):
         mp.setenv("WORKBENCH_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         yield home
+
+
+@contextlib.contextmanager
+def mlflow_store(uri: str):
+    """MLflow's tracking and registry URIs at `uri` for the block (`models:/` resolves through the
+    registry URI), and afterwards exactly as they were: set or not, in MLflow and in os.environ,
+    where `mlflow.set_tracking_uri` also writes them. Setting back what `mlflow.get_tracking_uri()`
+    returned would not do: where nothing was set it returns MLflow's default, ./mlflow.db in the
+    working directory, and setting that sends every later test's runs of the process there (under
+    pytest-xdist, a worker's first test left a mlflow.db in the checkout)."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = tracking._tracking_uri, registry._registry_uri, {name: os.environ.get(name) for name in names}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        tracking._tracking_uri, registry._registry_uri = saved[0], saved[1]
+        for name, value in saved[2].items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

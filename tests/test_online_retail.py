@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 from datetime import datetime
 
 import polars as pl
@@ -188,9 +187,7 @@ def test_unreadable_values_name_column_and_row(tmp_path):
 
 @pytest.mark.real_data
 def test_real_online_retail_file(online_retail_file, workbench_home):
-    t0 = time.perf_counter()
     tables = read_online_retail(online_retail_file)
-    seconds = time.perf_counter() - t0
     lines = tables["sales_lines"]
     assert lines.height == 541_909
     types = dict(lines.group_by("transaction_type").len().rows())
@@ -206,7 +203,6 @@ def test_real_online_retail_file(online_retail_file, workbench_home):
     prefixed = tables["products"].filter(pl.col("product_id").str.starts_with("gift_") | pl.col("product_id").str.starts_with("DCGS"))
     assert prefixed.height > 10 and (prefixed["product_type"] != "merchandise").all()
     assert tables["products"].filter(pl.col("product_type") == "merchandise")["category"].is_in(["Other"]).mean() < 0.25
-    assert seconds < 15, f"reading took {seconds:.1f} s"
 
     summary = extract_online_retail(online_retail_file)
     assert summary["rows"]["sales_lines"] == 541_909 == read_sales_lines("online_retail").height

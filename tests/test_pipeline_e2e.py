@@ -13,6 +13,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from helpers import mlflow_store
+
 ROOT = Path(__file__).resolve().parents[1]
 ONLINE_RETAIL = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 WORKBENCH = str(Path(sys.executable).parent / "workbench")
@@ -102,16 +104,8 @@ def served_model(home: Path, alias: str = "champion"):
     """The registered model as the POS loads it, from the run's own MLflow store."""
     import mlflow
 
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
-    # models:/ resolves through the registry URI, which other tests may have pointed elsewhere
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
+    with mlflow_store(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"):
         return mlflow.pyfunc.load_model(f"models:/pos-recommender@{alias}")
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
 
 
 def test_whole_pipeline_registers_a_servable_champion(demo_home):

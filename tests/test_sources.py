@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 import yaml
 
+from helpers import mlflow_store
 from legacy import extract_v1, online_retail_v1
 from workbench import paths
 from workbench.datasets import extract as ex
@@ -345,15 +346,8 @@ def _registered_model(home: Path, legal_entity: str):
     """The legal entity's registered champion from the pipeline's own tracking store in `home`."""
     import mlflow
 
-    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
+    with mlflow_store(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"):
         return mlflow.pyfunc.load_model(f"models:/pos-recommender@champion-{legal_entity}")
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
 
 
 def _three_pages(model, product: str, basket_customer: str | None, customer: str) -> list:
