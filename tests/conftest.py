@@ -65,10 +65,10 @@ def online_retail_file() -> Path:
 # that git does not ignore) fails the run, naming the file. Checked once, by the process that started
 # the run (not by each pytest-xdist worker), and only in a git checkout. New files only: a tracked
 # file that changes during a run is as likely the developer's own edit meanwhile.
-_CHECKOUT = pytest.StashKey[set | None]()
+_UNTRACKED = pytest.StashKey[set | None]()
 
 
-def _checkout_changes() -> set[str] | None:
+def _untracked_files() -> set[str] | None:
     """The checkout's untracked files that git does not ignore; None outside a git checkout."""
     try:
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO_ROOT,
@@ -82,17 +82,16 @@ def _checkout_changes() -> set[str] | None:
 
 def pytest_sessionstart(session):
     if not hasattr(session.config, "workerinput"):
-        session.config.stash[_CHECKOUT] = _checkout_changes()
+        session.config.stash[_UNTRACKED] = _untracked_files()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    before = session.config.stash.get(_CHECKOUT, None)
+    before = session.config.stash.get(_UNTRACKED, None)
     if before is None or hasattr(session.config, "workerinput"):
         return
-    changed = sorted((_checkout_changes() or set()) - before)
-    if changed:
+    written = sorted((_untracked_files() or set()) - before)
+    if written:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(f"the tests wrote into the checkout (git status, untracked): {changed}", red=True)
+            reporter.write_line(f"the tests wrote into the checkout (new in git status): {written}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
