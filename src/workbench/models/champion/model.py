@@ -104,7 +104,10 @@ class Champion(Recommender):
         ranker_iterations: int = 60,
         product_ranker_iterations: int | None = 120,
         # 50k: on Online Retail's validation windows before 2011-10-09 and 2011-11-09, every page's
-        # headline within the seed-to-seed noise of 250k's, the re-rankers' training half as long
+        # headline within the seed-to-seed noise of 250k's, the re-rankers' training half as long;
+        # fewer (25k, 12.5k) cost Online Retail's validation objective more than one standard error
+        # at most splits and the demo retailer's nothing measurable (notebooks/research/reranker_rows):
+        # the rows a re-ranker needs are the retailer's own, which the search does not yet try
         max_training_rows: int = 50_000,
         negative_rate: float = 0.4,
         balance_cases: bool = True,
