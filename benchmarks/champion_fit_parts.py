@@ -91,9 +91,9 @@ def measure(data, repeat: int, champion: dict | None = None, bpr_settings: dict 
 
 def switches() -> list[str]:
     """The champion's probed switches (`evaluation.search`): what a retailer's own search may turn on."""
-    from workbench.evaluation.search import SEARCH_SPACES, Choice
+    from workbench.evaluation.search import SEARCH_SPACES, probed_switches
 
-    return [name for name, spec in SEARCH_SPACES["champion"].items() if isinstance(spec, Choice) and spec.probe]
+    return probed_switches(SEARCH_SPACES["champion"])
 
 
 def registered_settings(entity: str, quality_record: Path = RESULTS / "quality.json") -> tuple[dict, dict] | None:

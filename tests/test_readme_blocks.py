@@ -105,7 +105,7 @@ def test_readme_quotes_the_tuning_budget_research():
     limit, each champion whose kept settings changed with its two validation objectives, and where
     the blend's and the champion's kept trial became their first guess (the first after the probes)
     and a page moved."""
-    from workbench.evaluation.search import SEARCH_SPACES, Choice
+    from workbench.evaluation.search import SEARCH_SPACES, probed_switches
 
     kept, routes = _benchmark("search_schedule").earlier_record()  # every run's CSVs
     assert len(kept) and len(routes)
@@ -126,7 +126,7 @@ def test_readme_quotes_the_tuning_budget_research():
         assert f"On {short(row['dataset'])} the blend's and the champion's first guesses" in readme
         assert f"the {row['page']} page moved from the {row['within budget']} to the {row['no limit']}" in readme
         for algorithm in ("blend", "champion"):
-            probes = sum(isinstance(spec, Choice) and spec.probe for spec in SEARCH_SPACES[algorithm].values())
+            probes = len(probed_switches(SEARCH_SPACES[algorithm]))
             found = kept[(kept["dataset"] == row["dataset"]) & (kept["algorithm"] == algorithm)].iloc[0]
             assert found["kept, no limit"] == 1 + probes and not found["same settings kept"]
 

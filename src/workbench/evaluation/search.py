@@ -191,6 +191,11 @@ def search_space(algorithm: str, fixed: dict | None = None) -> dict[str, Any]:
     return space
 
 
+def probed_switches(space: dict[str, Any]) -> list[str]:
+    """The arguments of `space` that are probed switches (`Choice.probe`), in the space's order."""
+    return [name for name, spec in space.items() if isinstance(spec, Choice) and spec.probe]
+
+
 def _suggest(trial, name: str, spec):
     if isinstance(spec, FloatRange):
         return trial.suggest_float(name, spec.low, spec.high, log=spec.log)
@@ -275,7 +280,7 @@ class Search:
         start = _starting_point(algorithm, self.space)
         self.study.enqueue_trial(start, skip_if_exists=True)
         # the probed switches, tried by `first_steps` before any sampled trial
-        self.switches = [name for name, spec in self.space.items() if isinstance(spec, Choice) and spec.probe and name in start]
+        self.switches = [name for name in probed_switches(self.space) if name in start]
         self.first_guesses: dict = {}  # what `try_next` took, for the record
 
     def _queue(self, proposal: dict) -> dict:
