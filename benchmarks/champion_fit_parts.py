@@ -91,7 +91,7 @@ def measure(data, repeat: int, champion: dict | None = None, bpr_settings: dict 
 
 def switches() -> list[str]:
     """The champion's probed switches (`evaluation.search`): what a retailer's own search may turn on."""
-    from workbench.evaluation.search import SEARCH_SPACES, probed_switches
+    from workbench.evaluation.spaces import SEARCH_SPACES, probed_switches
 
     return probed_switches(SEARCH_SPACES["champion"])
 

@@ -105,7 +105,7 @@ def test_readme_quotes_the_tuning_budget_research():
     limit, each champion whose kept settings changed with its two validation objectives, and where
     the blend's and the champion's kept trial became their first guess (the first after the probes)
     and a page moved."""
-    from workbench.evaluation.search import SEARCH_SPACES, probed_switches
+    from workbench.evaluation.spaces import SEARCH_SPACES, probed_switches
 
     kept, routes = _benchmark("search_schedule").earlier_record()  # every run's CSVs
     assert len(kept) and len(routes)

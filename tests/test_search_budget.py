@@ -53,7 +53,8 @@ def test_search_all_without_a_time_limit_runs_every_trial(tiny_folds):
 def test_search_all_runs_each_probe_then_the_first_guess_before_any_sampled_trial(tiny_folds):
     seen = []
     results = search_all(["champion", "ease"], tiny_folds, n_trials=5, budget_s=None, seed=0,
-                         fixed={"champion": {"ranker_iterations": 5}, "ease": {"lambda_": 77.0, "matrix": "basket"}},
+                         fixed={"champion": {"ranker_iterations": 5, "max_training_rows": 50_000},
+                                "ease": {"lambda_": 77.0, "matrix": "basket"}},
                          untuned={"ease"}, on_trial=lambda algorithm, trial: seen.append((algorithm, trial.number)))
     assert seen == [("champion", 0), ("ease", 0), *(("champion", n) for n in range(1, 5))]
     trials = results["champion"].trials
@@ -73,10 +74,12 @@ def test_the_single_searches_that_give_first_guesses_go_before_the_champions_fir
     search_all(["champion", "sar", "repeat"], tiny_folds, n_trials=3, budget_s=None, seed=0,
                fixed={"champion": {"ranker_iterations": 5}}, on_trial=lambda algorithm, trial: seen.append((algorithm, trial.number)))
     # the defaults of all; repeat's search (it gives the champion's first guess); the champion's probes
-    # (its guess would follow); then sar's sampled trials before the champion's last (the blend and the champion last)
+    # (its guess would follow); then sar's sampled trials before the champion's last (the blend and the champion last);
+    # last of all the cuts of the champion's re-ranker rows (its economy)
     assert seen[:3] == [("champion", 0), ("sar", 0), ("repeat", 0)]
     assert seen[3:5] == [("repeat", 1), ("repeat", 2)]
-    assert seen[5:7] == [("champion", 1), ("champion", 2)] and seen[7:] == [("sar", 1), ("sar", 2)]
+    assert seen[5:7] == [("champion", 1), ("champion", 2)] and seen[7:9] == [("sar", 1), ("sar", 2)]
+    assert seen[9:] == [("champion", 3), ("champion", 4)]
 
 
 def test_the_blends_first_guesses_are_what_the_single_algorithms_kept():
@@ -90,7 +93,7 @@ def test_the_blends_first_guesses_are_what_the_single_algorithms_kept():
 def test_search_all_seeds_the_champions_first_guess_with_what_the_single_algorithms_kept(tiny_folds):
     seen = []
     results = search_all(["champion", "trending", "repeat", "ease"], tiny_folds, n_trials=4, budget_s=None, seed=0,
-                         fixed={"champion": {"ranker_iterations": 5}, "repeat": {"half_life_days": 33.0},
+                         fixed={"champion": {"ranker_iterations": 5, "max_training_rows": 50_000}, "repeat": {"half_life_days": 33.0},
                                 "ease": {"lambda_": 77.0, "matrix": "basket"}},
                          untuned={"repeat", "ease"}, on_trial=lambda algorithm, trial: seen.append((algorithm, trial.number)))
     # listed first, the champion still searches after trending, whose kept half-life it takes
@@ -104,3 +107,28 @@ def test_search_all_seeds_the_champions_first_guess_with_what_the_single_algorit
     assert {k: seeded[k] for k in taken} == taken
     # everything else as the best trial before it
     assert {k: v for k, v in seeded.items() if k not in taken} == {k: v for k, v in best.items() if k not in taken}
+
+
+def test_the_champions_choice_is_then_cut_where_the_cut_costs_nothing_and_time_holds_it(tiny_folds):
+    seen = []
+    found = search("champion", tiny_folds, n_trials=2, seed=0, fixed={"ranker_iterations": 5}, on_trial=seen.append)
+    assert [(t.number, t.step) for t in seen] == [(0, "search"), (1, "search"), (2, "economy"), (3, "economy")]
+    choice = found.trials[0] if found.trials[1].objective <= found.trials[0].objective else found.trials[1]
+    # each cut is the searched choice with fewer re-ranker rows, nothing else changed
+    assert seen[2].params == {**choice.params, "max_training_rows": 25_000}
+    assert seen[3].params == {**choice.params, "max_training_rows": 12_500}
+    # no re-ranker of this small retailer learns from 12,500 rows: the cuts lose nothing and are kept
+    assert seen[3].objective == choice.objective
+    assert found.chosen_trial == 3 and found.best_params["max_training_rows"] == 12_500
+    assert "max_training_rows 12500 (trial 3) kept" in found.chosen_by
+    assert found.best.objective() == seen[3].objective
+
+    # no cut starts that the time left could not hold, and none is added once the choice is cut
+    held = Search("champion", tiny_folds, n_trials=2, seed=0, fixed={"ranker_iterations": 5}).run()
+    assert held.economy_reserve() == 2 * max(t.seconds for t in held.trials)
+    held.economize(timeout_s=0.0)
+    assert len(held.trials) == 2 and held.stopped == "budget" and held.economy_reserve() == 0.0
+    result = held.result()
+    assert "max_training_rows" not in result.best_params and "25000 not tried" in result.chosen_by
+    held.run(up_to=5)
+    assert len(held.trials) == 2

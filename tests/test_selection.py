@@ -22,7 +22,7 @@ from workbench.evaluation import (
     temporal_split,
 )
 from workbench.evaluation import HEADLINE
-from workbench.evaluation.search import SEARCH_SPACES, Trial, choose_trial, search, search_space
+from workbench.evaluation.search import SEARCH_SPACES, Trial, choose_trial, keep_cut, search, search_space
 from workbench.evaluation.selection import (
     SIMPLICITY,
     Validation,
@@ -328,8 +328,9 @@ def test_a_probed_switch_is_tried_right_after_the_defaults(tiny_folds):
     # the champion's catalog features: a short budget (two trials on Online Retail) still compares
     # them with the defaults, all else equal, instead of leaving them to the sampler's random start
     seen = []
-    found = search("champion", tiny_folds, n_trials=2, seed=0, fixed={"ranker_iterations": 5}, on_trial=seen.append)
-    assert [t.number for t in seen] == [0, 1]
+    found = search("champion", tiny_folds, n_trials=2, seed=0, fixed={"ranker_iterations": 5, "max_training_rows": 50_000},
+                   on_trial=seen.append)
+    assert [t.number for t in seen] == [0, 1]  # fixed by the user, the re-rankers' rows are not cut afterwards
     defaults, probe = seen[0].params, seen[1].params
     assert defaults["catalog_features"] is False and probe["catalog_features"] is True
     assert {k: v for k, v in probe.items() if k != "catalog_features"} == {k: v for k, v in defaults.items() if k != "catalog_features"}
@@ -368,6 +369,23 @@ def test_a_best_trial_within_the_noise_of_the_defaults_keeps_the_defaults():
     assert _validation(lucky).objective_gain(_validation(defaults)) == _validation(lucky).objective_gain(_validation(defaults))
     with pytest.raises(ValueError, match="the same cases"):
         _validation({p: v[:10] for p, v in lucky.items()}).objective_gain(_validation(defaults))
+
+
+def test_an_economy_cut_is_kept_only_within_one_standard_error_below_the_choice():
+    rng = np.random.default_rng(1)
+    chosen = {p: rng.uniform(0.2, 0.6, 400) for p in HEADLINE}
+    # cheaper and as good, give or take the luck of the cases: kept, even a little below the choice
+    noisy = {p: v + rng.permutation(np.resize([0.1, -0.104], 400)) for p, v in chosen.items()}
+    gain, error = _validation(noisy).objective_gain(_validation(chosen))
+    assert -error < gain < 0
+    keep, why = keep_cut(_trial(4, noisy), _trial(1, chosen))
+    assert keep and "within one standard error" in why
+    # cheaper and worse on most cases: not kept, whatever it saves
+    worse = {p: v - rng.normal(0.02, 0.01, len(v)) for p, v in chosen.items()}
+    keep, why = keep_cut(_trial(5, worse), _trial(1, chosen))
+    assert not keep and "more than one standard error" in why
+    failed = Trial(6, {"setting": 6}, None, float("nan"), 0.1, "FAIL", "MemoryError()", "economy")
+    assert keep_cut(failed, _trial(1, chosen)) == (False, "failed (MemoryError())")
 
 
 def test_search_keeps_the_users_fixed_values_and_respects_the_time_budget(tiny_folds):

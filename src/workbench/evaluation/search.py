@@ -1,7 +1,7 @@
 """A budgeted hyperparameter search per algorithm on the retailer's validation windows (Optuna).
 
-`SEARCH_SPACES` is the documented data of what is searched: per algorithm, per constructor
-argument, the range and why. The first trial is always the algorithm's defaults (a starting point,
+`evaluation.spaces` is the documented data of what is searched: per algorithm, per constructor
+argument, the range and why (`SEARCH_SPACES`). The first trial is always the algorithm's defaults (a starting point,
 not an answer); then the trials that carry evidence (each probed switch, then a first guess from
 other searches: `Search.first_steps`); then a seeded TPE sampler proposes, until `n_trials` ran or
 the next trial would not fit in what is left of `timeout_s` at the pace of the slowest trial so far (`Search.run`). Each
@@ -15,6 +15,12 @@ on Online Retail, trials that beat the defaults on one validation window by at m
 error lost to them on the next window on average; `make research`). `on_trial` is
 called after each trial (the tracking layer logs it as an MLflow run; this module logs nothing).
 `search_all` runs every algorithm's search within one wall-time budget.
+
+Last, where the algorithm has settings that buy quality with fit time (`spaces.ECONOMIES`: the
+champion's re-ranker rows), `Search.economize` tries the chosen settings with each cut in turn and
+keeps a cut while its validation loss to the chosen trial stays within one standard error: the same
+rule pointed at the fit's cost, so a retailer whose data does not need the expensive setting does not
+pay for it (notebooks/research/reranker_rows).
 
 With a `timeout_s`, how many trials fit in it depends on the machine; for runs that must repeat
 bit for bit, give `n_trials` alone.
@@ -32,107 +38,26 @@ import pandas as pd
 
 from workbench.evaluation import metrics
 from workbench.evaluation.selection import Validation, validate
+from workbench.evaluation.spaces import (
+    SEARCH_SPACES,
+    SEEDED_BY,
+    Choice,
+    FloatRange,
+    IntRange,
+    economies,
+    first_guesses_for,
+    probed_switches,
+    search_space,
+    seeded_last,
+    seeded_settings,
+    starting_point,
+    within,
+)
 from workbench.evaluation.windows import Fold
 from workbench.models.settings import defaults
 
-
-@dataclass(frozen=True)
-class FloatRange:
-    low: float
-    high: float
-    log: bool = False
-    why: str = ""
-
-
-@dataclass(frozen=True)
-class IntRange:
-    low: int
-    high: int
-    log: bool = False
-    why: str = ""
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One of `options`. A `probe`d choice is also tried before any sampled trial: the best trial so
-    far with only this argument changed (to its first other option), a switch that a short budget
-    must not leave to the sampler's luck; it is kept by the same rule as any trial (search.choose_trial)."""
-
-    options: tuple
-    why: str = ""
-    probe: bool = False
-
-
-# the signals the champion's blend is made of (the blend alone and the champion search them alike)
-BLEND_SPACE = {
-    "basket_lambda": FloatRange(5.0, 2000.0, log=True, why="EASE on baskets (transaction / product pages)"),
-    "customer_lambda": FloatRange(5.0, 5000.0, log=True, why="EASE on customers (customer page)"),
-    "repeat_half_life_days": FloatRange(7.0, 730.0, log=True),
-    "trending_half_life_days": FloatRange(1.0, 180.0, log=True),
-}
-
-# The blend's signals are single algorithms of their own, searched on the same windows: what a
-# single algorithm's search kept for one of them is the blend's (and the champion's) first guess for
-# it, its first trial after the probes. blend argument -> (single algorithm, its argument, the
-# settings that argument needs to mean the same: EASE's lambda is the customer or the basket one).
-SEEDED_BY = {
-    "repeat_half_life_days": ("repeat", "half_life_days", {}),
-    "trending_half_life_days": ("trending", "half_life_days", {}),
-    "customer_lambda": ("ease", "lambda_", {"matrix": "customer"}),
-    "basket_lambda": ("ease", "lambda_", {"matrix": "basket"}),
-}
-
-# algorithm -> constructor argument -> range. Ranges are wide (orders of magnitude where the
-# argument is a scale) because other retailers are not Online Retail.
-SEARCH_SPACES: dict[str, dict[str, Any]] = {
-    "best_sellers": {
-        "per_store": Choice((True, False), "a store's own best sellers help where stores differ, hurt where few sell"),
-    },
-    "trending": {
-        "half_life_days": FloatRange(1.0, 365.0, log=True, why="how fast the assortment turns over"),
-        "per_store": Choice((True, False)),
-    },
-    "repeat": {
-        "half_life_days": FloatRange(3.0, 730.0, log=True, why="how long a habit lasts; long = frequency"),
-        "use_quantity": Choice((False, True), "whether bulk buys signal loyalty"),
-    },
-    "sar": {
-        "level": Choice(("basket", "customer"), "bought together in one basket, or by one customer"),
-        "similarity": Choice(("jaccard", "lift", "count"), "popular complements (count) or specific ones (lift)"),
-        "half_life_days": FloatRange(3.0, 730.0, log=True, why="decay of the customer's history"),
-        "support": IntRange(1, 5, why="co-occurrences below this are noise"),
-    },
-    "item_knn": {
-        "neighbours": IntRange(5, 400, log=True, why="how many similar items each item keeps"),
-        "matrix": Choice(("customer", "basket")),
-    },
-    "ease": {
-        "lambda_": FloatRange(5.0, 5000.0, log=True, why="L2 strength; grows with the number of users per item"),
-        "matrix": Choice(("customer", "basket")),
-    },
-    "als": {
-        "factors": IntRange(8, 128, log=True),
-        "iterations": IntRange(5, 40),
-        "regularization": FloatRange(1e-3, 1.0, log=True),
-        "alpha": FloatRange(0.1, 40.0, log=True, why="confidence per purchase"),
-        "bm25": Choice((True, False)),
-    },
-    "bpr": {
-        "factors": IntRange(8, 128, log=True),
-        "iterations": IntRange(20, 300, log=True),
-        "learning_rate": FloatRange(1e-3, 0.1, log=True),
-        "regularization": FloatRange(1e-4, 0.1, log=True),
-    },
-    "blend": BLEND_SPACE,
-    "champion": {
-        **BLEND_SPACE,
-        "candidates_per_signal": IntRange(20, 100, log=True),
-        "ranker_iterations": IntRange(20, 150, log=True),
-        "catalog_features": Choice((False, True), "names and categories alike: a series bought together, or substitutes", probe=True),
-        "search_every_page": Choice((False, True), "the basket and new-items pages' blends from this retailer's "
-                                    "validation too, or from the defaults", probe=True),
-    },
-}
+__all__ = ["SEARCH_SPACES", "Search", "SearchResult", "Trial", "choose_trial", "keep_cut", "search", "search_all",
+           "search_space", "seeded_settings", "top_trial"]
 
 
 @dataclass
@@ -144,13 +69,15 @@ class Trial:
     seconds: float
     state: str = "COMPLETE"
     error: str = ""
+    step: str = "search"  # "search": the defaults, a probe, a guess or a sampled trial; "economy": a cut (Search.economize)
 
 
 @dataclass
 class SearchResult:
     """A finished search. `best_params` / `best`: the chosen trial's settings and validation figures:
     the top trial, or the defaults where the top one's gain over them is within one standard error
-    (`chosen_by` says which, with the gain)."""
+    (`chosen_by` says which, with the gain); then its cheapest economy cut within one standard error
+    of it, where `Search.economize` kept one (`chosen_by` says so too)."""
 
     algorithm: str
     best_params: dict
@@ -172,28 +99,12 @@ class SearchResult:
         """One row per trial: number, objective, seconds, state, the headline metrics, the params."""
         rows = []
         for t in self.trials:
-            row = {"trial": t.number, "objective": t.objective, "seconds": round(t.seconds, 2), "state": t.state}
+            row = {"trial": t.number, "objective": t.objective, "seconds": round(t.seconds, 2), "state": t.state, "step": t.step}
             if t.validation is not None:
                 row.update({f"{s}.{metrics.HEADLINE[s]}": v for s, v in t.validation.headline().items()})
             row.update({f"param.{k}": v for k, v in t.params.items()})
             rows.append(row)
         return pd.DataFrame(rows)
-
-
-def search_space(algorithm: str, fixed: dict | None = None) -> dict[str, Any]:
-    """The space searched for `algorithm`, less the arguments `fixed` by the user; every name must
-    be an argument of the algorithm (a renamed argument is an error, not a silent no-op)."""
-    space = {k: v for k, v in SEARCH_SPACES.get(algorithm, {}).items() if k not in (fixed or {})}
-    accepted = defaults(algorithm)
-    unknown = sorted(set(space) - set(accepted))
-    if unknown:
-        raise ValueError(f"search space of {algorithm!r} names {unknown}, which it does not take; it takes {sorted(accepted)}")
-    return space
-
-
-def probed_switches(space: dict[str, Any]) -> list[str]:
-    """The arguments of `space` that are probed switches (`Choice.probe`), in the space's order."""
-    return [name for name, spec in space.items() if isinstance(spec, Choice) and spec.probe]
 
 
 def _suggest(trial, name: str, spec):
@@ -204,46 +115,6 @@ def _suggest(trial, name: str, spec):
     if isinstance(spec, Choice):
         return trial.suggest_categorical(name, list(spec.options))
     raise TypeError(f"search space entry {name!r} is a {type(spec).__name__}, not FloatRange, IntRange or Choice")
-
-
-def _within(spec, value) -> bool:
-    if isinstance(spec, Choice):
-        return value in spec.options
-    return value is not None and not isinstance(value, bool) and spec.low <= value <= spec.high
-
-
-def first_guesses_for(space: dict, guesses: dict) -> dict:
-    """The `guesses` (e.g. `seeded_settings`) a search of `space` takes: those it searches."""
-    return {name: value for name, value in guesses.items() if name in space}
-
-
-def seeded_last(algorithms) -> list[str]:
-    """`algorithms` with the ones that take first guesses (SEEDED_BY) after the ones that give them."""
-    takes = [a for a in algorithms if first_guesses_for(SEARCH_SPACES.get(a, {}), SEEDED_BY)]
-    return [a for a in algorithms if a not in takes] + takes
-
-
-def seeded_settings(kept: dict[str, dict]) -> dict:
-    """The blend's first guesses (SEEDED_BY) from what the single algorithms' searches kept
-    (`kept`: algorithm -> its kept settings)."""
-    seeds = {}
-    for name, (single, argument, needs) in SEEDED_BY.items():
-        settings = kept.get(single)
-        if settings is not None and argument in settings and all(settings.get(k) == v for k, v in needs.items()):
-            seeds[name] = settings[argument]
-    return seeds
-
-
-def _starting_point(algorithm: str, space: dict) -> dict:
-    """The algorithm's defaults, for the arguments searched (None, e.g. no decay, is left out:
-    TPE cannot start from it, and the sampler then draws that one)."""
-    given = defaults(algorithm)
-    start = {}
-    for name, spec in space.items():
-        value = given.get(name)
-        if value is not None and _within(spec, value):
-            start[name] = value
-    return start
 
 
 class Search:
@@ -277,11 +148,14 @@ class Search:
         logging.getLogger("optuna").setLevel(logging.WARNING)
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, max(int(n_trials) // 3, 2)))
         self.study = optuna.create_study(direction="maximize", sampler=sampler, study_name=f"{algorithm}-validation")
-        start = _starting_point(algorithm, self.space)
+        start = starting_point(algorithm, self.space)
         self.study.enqueue_trial(start, skip_if_exists=True)
         # the probed switches, tried by `first_steps` before any sampled trial
         self.switches = [name for name in probed_switches(self.space) if name in start]
         self.first_guesses: dict = {}  # what `try_next` took, for the record
+        # the settings `economize` may cut once the search has chosen; none for an untuned algorithm
+        self.economies = economies(algorithm, self.fixed) if self.n_trials > 1 else {}
+        self.economized: tuple[Trial, Trial, str] | None = None  # (the chosen trial, the kept cut, why)
 
     def _queue(self, proposal: dict) -> dict:
         if any(all(t.params.get(k) == v for k, v in proposal.items()) for t in self.trials):
@@ -296,7 +170,7 @@ class Search:
     def try_next(self, settings: dict) -> dict:
         """Make the next trial the best one so far with `settings` changed (only those this search
         searches, within its ranges), unless a trial already ran them; returns what was queued."""
-        settings = {k: v for k, v in settings.items() if k in self.space and _within(self.space[k], v)}
+        settings = {k: v for k, v in settings.items() if k in self.space and within(self.space[k], v)}
         best = self._best_so_far()
         if not settings or not best or self.done:
             return {}
@@ -338,23 +212,30 @@ class Search:
     def _slowest(self) -> float:
         return max((t.seconds for t in self.trials), default=0.0)
 
-    def _objective(self, trial) -> float:
-        import optuna
-
-        params = {**self.fixed, **{name: _suggest(trial, name, spec) for name, spec in self.space.items()}}
+    def _evaluate(self, number: int, params: dict, step: str = "search") -> Trial:
+        """Validate `params` as trial `number` and record it; a failure fails the trial (FAIL), not
+        the search, except the defaults' (trial 0), without which there is nothing to choose from."""
         started = time.perf_counter()
         try:
             result = validate(self.algorithm, self.folds, params, k=self.k, catalog=self.catalog)
         except Exception as error:  # a bad corner of the space fails the trial, not the search
-            if trial.number == 0:
+            if number == 0:
                 raise
-            record = Trial(trial.number, params, None, float("nan"), time.perf_counter() - started, "FAIL", repr(error))
-            self._record(record)
-            raise optuna.TrialPruned(repr(error)) from error
-        value = result.objective()
-        trial.set_user_attr("headline", result.headline())
-        self._record(Trial(trial.number, params, result, value, time.perf_counter() - started))
-        return value if math.isfinite(value) else 0.0
+            trial = Trial(number, params, None, float("nan"), time.perf_counter() - started, "FAIL", repr(error), step)
+        else:
+            trial = Trial(number, params, result, result.objective(), time.perf_counter() - started, step=step)
+        self._record(trial)
+        return trial
+
+    def _objective(self, trial) -> float:
+        import optuna
+
+        params = {**self.fixed, **{name: _suggest(trial, name, spec) for name, spec in self.space.items()}}
+        done = self._evaluate(trial.number, params)
+        if done.state == "FAIL":
+            raise optuna.TrialPruned(done.error)
+        trial.set_user_attr("headline", done.validation.headline())
+        return done.objective if math.isfinite(done.objective) else 0.0
 
     def _record(self, trial: Trial) -> None:
         self.trials.append(trial)
@@ -373,6 +254,8 @@ class Search:
         slowest trial of this algorithm so far (a trial's time is known only once it ran)."""
         started = time.perf_counter()
         wanted = min(self.n_trials, self.n_trials if up_to is None else int(up_to))
+        if self.economized is not None:  # the choice is made and cut; a later trial would reopen it
+            return self
         try:
             if not self.trials:
                 self.study.optimize(self._objective, n_trials=1)
@@ -389,11 +272,53 @@ class Search:
             self.wall_s += time.perf_counter() - started
         return self
 
-    def result(self) -> SearchResult:
-        done = [t for t in self.trials if t.state == "COMPLETE"]
+    def _choice(self) -> tuple[Trial, str]:
+        """The searched trial kept (`choose_trial`), before any economy cut."""
+        done = [t for t in self.trials if t.state == "COMPLETE" and t.step == "search"]
         if not done:
             raise RuntimeError(f"{self.algorithm}: no trial ran; call run() first")
-        chosen, why = choose_trial(top_trial(done), next((t for t in done if t.number == 0), None), seed=self.seed)
+        return choose_trial(top_trial(done), next((t for t in done if t.number == 0), None), seed=self.seed)
+
+    def economy_reserve(self) -> float:
+        """Seconds `economize` may take: one trial per cut at the pace of the slowest trial so far."""
+        return sum(e.steps for e in self.economies.values()) * self._slowest() if self.economized is None else 0.0
+
+    def economize(self, timeout_s: float | None = None) -> "Search":
+        """Cut the chosen trial's economy settings (`spaces.ECONOMIES`), one trial per cut, each the
+        chosen settings with that setting cut further; a cut is kept while the loss of its validation
+        objective to the chosen trial's is within one standard error of the difference (paired over
+        the same cases, `Validation.objective_gain`), and the first that loses more ends that setting.
+        Every cut is judged against the chosen trial, not the last cut, so what is kept stays within
+        one standard error of the choice. No cut starts that the time left from this call could not
+        hold at the pace of the slowest trial so far. Runs once; afterwards `run` adds nothing."""
+        started = time.perf_counter()
+        if self.economized is not None or not self.economies:
+            return self
+        chosen, why = self._choice()
+        kept, notes = chosen, []
+        number = max(t.number for t in self.trials) + 1
+        for name, economy in self.economies.items():
+            value = kept.params.get(name, defaults(self.algorithm)[name])
+            for cut in economy.cuts(value):
+                if timeout_s is not None and float(timeout_s) - (time.perf_counter() - started) < self._slowest():
+                    self.stopped = "budget"
+                    notes.append(f"{name} {cut} not tried: the time left would not hold it")
+                    break
+                trial = self._evaluate(number, {**kept.params, name: cut}, step="economy")
+                number += 1
+                keep, why_cut = keep_cut(trial, chosen, seed=self.seed)
+                notes.append(f"{name} {cut} (trial {trial.number}) {why_cut}")
+                if not keep:
+                    break
+                kept = trial
+        self.wall_s += time.perf_counter() - started
+        self.economized = (chosen, kept, f"{why}; then {'; '.join(notes)}" if notes else why)
+        return self
+
+    def result(self) -> SearchResult:
+        chosen, why = self._choice()
+        if self.economized is not None and self.economized[0] is chosen:
+            chosen, why = self.economized[1], self.economized[2]
         return SearchResult(self.algorithm, chosen.params, chosen.validation, list(self.trials), self.study,
                             wall_s=self.wall_s, stopped=self.stopped or "trials", chosen_trial=chosen.number, chosen_by=why,
                             first_guesses=dict(self.first_guesses))
@@ -413,6 +338,17 @@ def choose_trial(top: Trial, defaults: Trial | None, *, seed: int = 0) -> tuple[
     if math.isfinite(error) and gain <= error:
         return defaults, f"the defaults: trial {top.number} beat them by {gain:.4f}, within one standard error ({error:.4f})"
     return top, f"trial {top.number}: beat the defaults by {gain:.4f}, more than one standard error ({error:.4f})"
+
+
+def keep_cut(cut: Trial, chosen: Trial, *, seed: int = 0) -> tuple[bool, str]:
+    """(whether the economy `cut` is kept, why): where its validation objective is at most one
+    standard error of the difference below the `chosen` trial's, on the same validation cases."""
+    if cut.state != "COMPLETE":
+        return False, f"failed ({cut.error})"
+    gain, error = cut.validation.objective_gain(chosen.validation, seed=seed)
+    if math.isfinite(error) and -gain <= error:
+        return True, f"kept: {gain:+.4f} against the choice, within one standard error ({error:.4f})"
+    return False, f"not kept: lost {-gain:.4f} to the choice, more than one standard error ({error:.4f})"
 
 
 def search(
@@ -435,7 +371,12 @@ def search(
     started = time.perf_counter()
     found = Search(algorithm, folds, fixed=fixed, n_trials=n_trials, seed=seed, k=k, catalog=catalog, on_trial=on_trial)
     found.first_steps(timeout_s, first_guesses)
-    return found.run(None if timeout_s is None else max(float(timeout_s) - (time.perf_counter() - started), 0.0)).result()
+
+    def left():
+        return None if timeout_s is None else max(float(timeout_s) - (time.perf_counter() - started), 0.0)
+
+    found.run(None if timeout_s is None else max(left() - found.economy_reserve(), 0.0))
+    return found.economize(left()).result()
 
 
 def search_all(
@@ -461,9 +402,11 @@ def search_all(
        switch (`Choice.probe`), then the first guess (their best so far with what step 2 kept for the
        same signals), each where the time left holds it;
     4. sampled trials, each algorithm in turn given an even share of the time left (what one does
-       not use goes to the next), the blend and the champion last.
+       not use goes to the next), the blend and the champion last;
+    5. the economy cuts (`Search.economize`: the champion's re-ranker rows), whose time steps 2 and 4
+       set aside (a trial per cut at the pace of that algorithm's slowest trial so far).
 
-    Within any share no trial starts when the time left is less than that algorithm's slowest trial
+    Within any share (and in steps 3 and 5) no trial starts when the time left is less than that algorithm's slowest trial
     so far. The champion's trials are fits with its own validation-window tuning, and count like any
     other. Where the defaults alone take the whole budget, no further trial runs and
     `SearchResult.stopped` says "budget". `untuned` ones only run their given settings. Steps 2 and 3
@@ -485,6 +428,8 @@ def search_all(
     def in_shares(order, among):  # each an even share of the time left over `among` algorithms still to search
         for i, algorithm in enumerate(order):
             remaining = left()
+            if remaining is not None:  # what the economy cuts (step 5) will take is set aside first
+                remaining = max(remaining - sum(found.economy_reserve() for found in searches.values()), 0.0)
             searches[algorithm].run(None if remaining is None else remaining / (among - i))
 
     for found in searches.values():
@@ -499,4 +444,6 @@ def search_all(
             found.first_steps(left(), guesses)
     rest = [a for a in more if not searches[a].done]
     in_shares(rest, len(rest))
+    for found in searches.values():
+        found.economize(left())
     return {a: found.result() for a, found in searches.items()}

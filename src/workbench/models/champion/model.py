@@ -107,7 +107,8 @@ class Champion(Recommender):
         # headline within the seed-to-seed noise of 250k's, the re-rankers' training half as long;
         # fewer (25k, 12.5k) cost Online Retail's validation objective more than one standard error
         # at most splits and the demo retailer's nothing measurable (notebooks/research/reranker_rows):
-        # the rows a re-ranker needs are the retailer's own, which the search does not yet try
+        # the rows a re-ranker needs are the retailer's own, so a tuned champion tries fewer once its
+        # settings are chosen (an economy of evaluation.spaces) and keeps them where they cost nothing
         max_training_rows: int = 50_000,
         negative_rate: float = 0.4,
         balance_cases: bool = True,
