@@ -86,7 +86,8 @@ def measure(data, repeat: int, champion: dict | None = None, bpr_settings: dict 
     rows = {page: int(n) for page, n in (model.tuning_report or {}).items() if page.endswith(".ranker_rows")}
     return {"champion_s": parts, "bpr_s": round(statistics.median(bpr), 3), "ranker_rows": rows,
             "ranker_trees": {page: int(r.max_iter) for page, r in model.rankers.items()},
-            "switches": {name: bool(model.params[name]) for name in switches()}}
+            "switches": {name: bool(model.params[name]) for name in switches()},
+            "max_training_rows": int(model.params["max_training_rows"])}
 
 
 def switches() -> list[str]:
@@ -116,13 +117,14 @@ def markdown(results: dict, repeat: int) -> str:
         "the quality benchmark's search kept there (`results/quality.json`: the champion's and BPR's), which are",
         "the fits its fit-time table sets side by side.",
         "",
-        "| dataset | switches on | signals | validation window | weight search | re-rankers' rows | re-rankers' training | champion fit | BPR fit | ratio |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| dataset | switches on | re-ranker rows at most | signals | validation window | weight search | re-rankers' rows | re-rankers' training | champion fit | BPR fit | ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in results.items():
         c = r["champion_s"]
         switches = ", ".join(f"`{s}`" for s, on in r.get("switches", {}).items() if on) or "none"
-        lines.append(f"| {name} | {switches} | {c['fit_state']:.2f} s | {c['_validation_window']:.2f} s | {c['_search']:.2f} s | {c['_ranker_rows']:.2f} s | "
+        budget = f"{r['max_training_rows']:,}" if "max_training_rows" in r else "not recorded"
+        lines.append(f"| {name} | {switches} | {budget} | {c['fit_state']:.2f} s | {c['_validation_window']:.2f} s | {c['_search']:.2f} s | {c['_ranker_rows']:.2f} s | "
                      f"{c['train_ranker']:.2f} s | {c['total']:.2f} s | {r['bpr_s']:.2f} s | {c['total'] / max(r['bpr_s'], 1e-9):.1f}x |")
     lines += ["", "Re-rankers' training rows and trees per page:", ""]
     for name, r in results.items():

@@ -150,7 +150,8 @@ def test_readme_quotes_the_search_order_benchmark():
 def test_readme_says_where_the_champions_fit_goes_as_champion_fit_parts_found():
     """The README's sentence on the demo retailer's fit time is what benchmarks/champion_fit_parts.py
     recorded: the search kept `search_every_page` on both legal entities, the weight search is the
-    largest part of USRT's fit with those settings, and the re-rankers' training takes seconds everywhere."""
+    largest part of USRT's fit with those settings, and the re-rankers' training takes seconds everywhere,
+    on the rows the search's economy cut kept as on the defaults'."""
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert "`benchmarks/champion_fit_parts.py` (→ `results/champion_fit_parts.md`)" in readme
     found = json.loads((BENCHMARKS / "results" / "champion_fit_parts.json").read_text())["datasets"]
@@ -159,5 +160,29 @@ def test_readme_says_where_the_champions_fit_goes_as_champion_fit_parts_found():
     assert "(`search_every_page`, which the search kept on both) is the largest part of the fit on USRT" in readme
     usrt = next(r["champion_s"] for name, r in kept.items() if "USRT" in name)
     assert max((part for part in usrt if part != "total"), key=usrt.get) == "_search"
-    assert "the re-rankers' training on up to 50,000 rows per page costs seconds on a legal entity of any size" in readme
-    assert all(r["champion_s"]["train_ranker"] >= 1.0 for r in found.values())
+    rows = {entity: f"{r['max_training_rows']:,}" for name, r in kept.items() for entity in ("USRT", "FRRT") if entity in name}
+    defaults = {f"{r['max_training_rows']:,}" for name, r in found.items() if name not in kept}
+    assert (f"the re-rankers' training costs seconds on a legal entity of any size, on the defaults' {defaults.pop()} rows per page "
+            f"as on the {rows['USRT']} (USRT) and {rows['FRRT']} (FRRT) that the search's economy cut kept there") in readme
+    assert not defaults and all(r["champion_s"]["train_ranker"] >= 1.0 for r in found.values())
+
+
+def test_readme_quotes_the_economy_comparison_as_quality_compare_wrote_it():
+    """The README's sentence on what the economy cuts did is the summary that benchmarks/quality_compare.py
+    wrote from the two records, and every moved figure stayed within its interval's half width."""
+    import re
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    text = (BENCHMARKS / "results" / "economy" / "quality_compare.md").read_text()
+    cells = re.search(r"cells at 1.10x the best baseline or more: (\d+ of \d+) → (\d+ of \d+)", text).groups()
+    fits = re.search(r"fits within 5x the slowest single algorithm: (\d+ of \d+) → (\d+ of \d+)", text).groups()
+    moved = re.search(r"test figures that moved: (\d+) of (\d+), mean difference ([-+]\d\.\d+), from ([-+]\d\.\d+) "
+                      r"to ([-+]\d\.\d+); widest half interval of a registered figure (\d\.\d+)", text).groups()
+    assert (f"cells at 1.10x the best baseline {cells[0]} → {cells[1]}, fits within 5x {fits[0]} → {fits[1]}; the test figures "
+            f"that moved, {moved[0]} of {moved[1]}, moved by {moved[2]} on average, none by more than its interval's half width") in readme
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and line.rstrip().endswith(" |")
+            and re.search(r"\| [-+]\d\.\d{4} \|$", line)]
+    assert len(rows) == int(moved[1])
+    for row in rows:
+        low, high = (float(v) for v in re.search(r"\[(\d\.\d+), (\d\.\d+)\]", row[3]).groups())
+        assert abs(float(row[-1].strip(" |"))) <= (high - low) / 2

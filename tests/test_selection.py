@@ -432,6 +432,29 @@ def test_search_trials_are_nested_mlflow_runs(tiny_folds, workbench_home):
     plt.close(plot_importances({"sar": result}))
 
 
+def test_a_tuned_champions_economy_cuts_are_trials_of_its_tuning_run(tiny_folds, workbench_home):
+    import io
+
+    import matplotlib.pyplot as plt
+    from tqdm.auto import tqdm
+
+    from workbench import tracking
+    from workbench.tuning import plot_search, tune_all
+
+    parent = tracking.start_pipeline_run("T1")
+    progress = tqdm(total=2, file=io.StringIO())
+    result, tuning_run = tune_all(["champion"], tiny_folds, parent_run_id=parent, legal_entity="T1", n_trials=2, seed=0,
+                                  fixed={"champion": {"ranker_iterations": 5}}, progress=progress)["champion"]
+    client = tracking.mlflow_client()
+    trials = client.search_runs([tracking.experiment_id()], f"tags.mlflow.parentRunId = '{tuning_run}'")
+    steps = sorted((int(r.data.params["trial"]), r.data.tags["workbench.trial_step"], r.data.params.get("hp.max_training_rows"))
+                   for r in trials)
+    assert steps == [(0, "search", None), (1, "search", None), (2, "economy", "25000"), (3, "economy", "12500")]
+    assert progress.n == progress.total == 4  # the cuts count, beyond the trials the bar was given
+    assert result.best_params["max_training_rows"] == 12_500  # nothing to lose on this small retailer's rows
+    plt.close(plot_search({"champion": result}))
+
+
 def test_tune_all_gives_the_blend_what_the_single_algorithms_kept(tiny_folds, workbench_home):
     from workbench import tracking
     from workbench.tuning import tune_all

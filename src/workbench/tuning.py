@@ -56,7 +56,7 @@ def _trial_logger(client, experiment_id: str, tuning_run_id: str, algorithm: str
     def log(trial: Trial) -> None:
         tags = {"mlflow.parentRunId": tuning_run_id, tracking.KIND_TAG: "trial", "legal_entity": legal_entity,
                 tracking.SETTINGS_TAGS["algorithm"]: algorithm, "workbench.window": "validation",
-                "workbench.trial_state": trial.state, **owner}
+                "workbench.trial_state": trial.state, "workbench.trial_step": trial.step, **owner}
         run = client.create_run(experiment_id, run_name=f"{algorithm}-trial-{trial.number}", tags=tags)
         found = {"seconds": trial.seconds}
         if trial.validation is not None:
@@ -154,7 +154,7 @@ def tune_all(
     trials in even shares of what is left of `budget_s`), with a `tuning` run per algorithm and every trial an
     MLflow run under it. The `untuned` ones are only validated at their given settings (one trial).
     `progress` (a tqdm bar) counts trials; where the budget stops the search, its total shrinks to the
-    trials run."""
+    trials run, and the economy cuts of a tuned champion (`Search.economize`) add to it."""
     untuned = set(untuned)
     unknown = sorted(untuned - set(algorithms))
     if unknown:
@@ -165,6 +165,8 @@ def tune_all(
     def on_trial(algorithm: str, trial: Trial) -> None:
         loggers[algorithm](trial)
         if progress is not None:
+            if progress.total is not None and progress.n >= progress.total:  # an economy cut, after the trials counted
+                progress.total = progress.n + 1
             progress.set_postfix_str(f"{algorithm} trial {trial.number}")
             progress.update(1)
 
@@ -195,7 +197,8 @@ def tune_all(
 # -- plots ---------------------------------------------------------------------------------------------
 def plot_search(results: dict[str, SearchResult]) -> Figure:
     """The validation objective against the trial, one panel per algorithm, best so far as a line,
-    the trial whose settings are kept circled (the defaults where the best is within the noise)."""
+    the economy cuts of the chosen settings as triangles, the trial whose settings are kept circled
+    (the defaults where the best is within the noise, a cut where one cost nothing measurable)."""
     n = len(results)
     cols = min(n, 3) or 1
     rows = int(np.ceil(n / cols)) or 1
@@ -203,7 +206,9 @@ def plot_search(results: dict[str, SearchResult]) -> Figure:
     for ax, (algorithm, result) in zip(axes.ravel(), results.items()):
         table = result.trials_table()
         done = table[table["state"] == "COMPLETE"]
-        ax.scatter(done["trial"], done["objective"], s=14, color="tab:blue", label="trial")
+        cuts = done["step"] == "economy"  # the chosen settings made cheaper (Search.economize)
+        ax.scatter(done.loc[~cuts, "trial"], done.loc[~cuts, "objective"], s=14, color="tab:blue", label="trial")
+        ax.scatter(done.loc[cuts, "trial"], done.loc[cuts, "objective"], s=22, marker="v", color="tab:purple", label="economy cut")
         ax.plot(done["trial"], done["objective"].cummax(), color="tab:green", label="best so far")
         if len(done):
             ax.scatter([0], [done["objective"].iloc[0]], s=40, marker="s", color="tab:orange", label="defaults", zorder=3)
