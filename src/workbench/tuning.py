@@ -17,10 +17,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from mlflow.entities import Metric, Param, RunTag
 
 from workbench import tracking
-from workbench.evaluation.search import SEARCH_SPACES, SearchResult, Trial, search, search_all
+from workbench.evaluation.search import SearchResult, Trial, search, search_all
+from workbench.evaluation.spaces import SEARCH_SPACES
 from workbench.evaluation.selection import Validation
 from workbench.evaluation.windows import Fold, ValidationPlan
 
@@ -215,12 +217,13 @@ def plot_search(results: dict[str, SearchResult]) -> Figure:
             kept = done[done["trial"] == result.chosen_trial]
             ax.scatter(kept["trial"], kept["objective"], s=120, facecolors="none", edgecolors="black", label="kept", zorder=4)
         ax.set_title(f"{algorithm} ({len(done)} trials)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are numbered, not measured
         ax.set_xlabel("trial")
         ax.set_ylabel("validation objective")
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=7)
-    fig.suptitle("Hyperparameter search on the validation windows (geometric mean of the pages' headline metrics)")
+    fig.suptitle("Hyperparameter search on the validation windows\n(geometric mean of the pages' headline metrics)")
     fig.tight_layout()
     return fig
 
