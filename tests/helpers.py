@@ -50,6 +50,19 @@ def scratch_home(tmp_path_factory, name: str):
         yield home
 
 
+def home_store(home) -> str:
+    """The MLflow store of a pipeline run whose WORKBENCH_HOME is `home` (`workbench.paths.tracking_uri`)."""
+    return f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+
+
+def registered_model(home, alias: str):
+    """The model registered under `alias` in `home`'s own store, loaded as the POS loads it."""
+    import mlflow
+
+    with mlflow_store(home_store(home)):
+        return mlflow.pyfunc.load_model(f"models:/pos-recommender@{alias}")
+
+
 @contextlib.contextmanager
 def mlflow_store(uri: str):
     """MLflow's tracking and registry URIs at `uri` for the block (`models:/` resolves through the

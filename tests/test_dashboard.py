@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import home_store
 from test_dashboard_logic import LEGAL_ENTITY, build_interim, register_models
 
 from workbench import local_server
@@ -36,7 +37,7 @@ def setup(tmp_path_factory):
     """A scratch home with cleansed data and a registered champion, in this process's env too
     (the test loads the same champion to know what the page must show)."""
     home = tmp_path_factory.mktemp("dashboard-e2e")
-    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    uri = home_store(home)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WORKBENCH_HOME", str(home))
         mp.setenv("MLFLOW_TRACKING_URI", uri)

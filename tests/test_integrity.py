@@ -24,6 +24,7 @@ import mlflow
 import polars as pl
 import pytest
 
+from helpers import home_store
 from workbench import locks, secrets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +186,7 @@ def test_train_killed_at_its_hand_over_leaves_no_record_and_the_next_run_settles
     dead_record = json.loads((dead / "run.json").read_text())
     dead_pipeline = dead_record["pipeline_run_id"]
     assert dead_pipeline and not (home / "data" / "processed" / "USRT" / "runs" / dead_pipeline / "training_runs.json").exists()
-    client = mlflow.MlflowClient(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+    client = mlflow.MlflowClient(home_store(home))
     assert client.get_run(dead_pipeline).info.status == "RUNNING"
 
     done = workbench(home, "run", "-c", CONFIG, "-s", "train,evaluate", *FAST)
@@ -274,7 +275,7 @@ def test_a_database_password_is_never_recorded(tmp_path):
     record = json.loads((run_dir / "run.json").read_text())
     assert record["parameters"]["source"] == secrets.redact_url(url) == "postgresql+psycopg://etl:***@127.0.0.1:9/pos"
     # the MLflow pipeline run has the parameters too, redacted
-    assert mlflow.MlflowClient(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}").get_run(record["pipeline_run_id"]).data.params["source"] == secrets.redact_url(url)
+    assert mlflow.MlflowClient(home_store(home)).get_run(record["pipeline_run_id"]).data.params["source"] == secrets.redact_url(url)
     # the executed notebook reads it from the environment: the injected cell holds no password
     notebook = (run_dir / "01_extract.ipynb").read_text()
     assert "os').environ['WORKBENCH_PARAMETER_SOURCE']" in notebook

@@ -13,7 +13,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from helpers import mlflow_store
+from helpers import registered_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ONLINE_RETAIL = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
@@ -100,14 +100,6 @@ def test_online_retail_through_the_runner(tmp_path):
     assert 19_000 < baskets.height <= 19_959
 
 
-def served_model(home: Path, alias: str = "champion"):
-    """The registered model as the POS loads it, from the run's own MLflow store."""
-    import mlflow
-
-    with mlflow_store(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"):
-        return mlflow.pyfunc.load_model(f"models:/pos-recommender@{alias}")
-
-
 def test_whole_pipeline_registers_a_servable_champion(demo_home):
     done = workbench(demo_home, "run", "--config", str(ROOT / "configs" / "demo.yml"), "--no-progress")
     assert "[4/4] 04_evaluate done" in done.stdout
@@ -138,7 +130,7 @@ def test_whole_pipeline_registers_a_servable_champion(demo_home):
                         wish_lists.filter(pl.col("customer_id") == wisher)["product_id"].to_list(), []],
         "k": [10, 5, 8, 4],
     })
-    answer = served_model(demo_home).predict(requests)
+    answer = registered_model(demo_home, "champion").predict(requests)
     for r, request in requests.iterrows():
         rows = answer[answer["request"] == r]
         assert list(rows["rank"]) == list(range(1, request["k"] + 1))
@@ -161,11 +153,11 @@ def test_a_legal_entity_with_recommendations_off_gets_none(demo_home):
     # FRRT has "POS recommendations" turned off in the demo retailer's operational database
     workbench(demo_home, "run", "--config", str(ROOT / "configs" / "demo.yml"), "-p", "legal_entity=FRRT",
               "-p", "algorithms=[best_sellers, repeat, sar]", "-p", "untuned_algorithms=[]", "--no-progress")
-    answer = served_model(demo_home, "champion-FRRT").predict(
+    answer = registered_model(demo_home, "champion-FRRT").predict(
         pd.DataFrame({"scenario": ["customer", "basket"], "customer_id": [None, None], "product_ids": [[], ["P00001"]], "k": [5, 5]}))
     assert list(answer["rank"]) == [0, 0] and answer["product_id"].isna().all()
     assert answer["reason"].str.contains("turned off for legal entity FRRT").all()
     # the other legal entity's champion is untouched
-    usrt = served_model(demo_home, "champion-USRT").predict(
+    usrt = registered_model(demo_home, "champion-USRT").predict(
         pd.DataFrame({"scenario": ["customer"], "customer_id": [None], "product_ids": [[]], "k": [3]}))
     assert list(usrt["rank"]) == [1, 2, 3]

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import yaml
 
-from helpers import mlflow_store
+from helpers import registered_model
 from legacy import extract_v1, online_retail_v1
 from workbench import paths
 from workbench.datasets import extract as ex
@@ -342,14 +342,6 @@ def _pipeline(tmp_path: Path, legal_entity: str, mapping: str, source: Path, alg
     return home
 
 
-def _registered_model(home: Path, legal_entity: str):
-    """The legal entity's registered champion from the pipeline's own tracking store in `home`."""
-    import mlflow
-
-    with mlflow_store(f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"):
-        return mlflow.pyfunc.load_model(f"models:/pos-recommender@champion-{legal_entity}")
-
-
 def _three_pages(model, product: str, basket_customer: str | None, customer: str) -> list:
     """The registered model's answers (k = 5) to a product page on `product`, a basket page of
     `product` with `basket_customer` and `customer`'s page, one frame each: five items on every page."""
@@ -383,7 +375,7 @@ def test_a_retailer_without_customers_gets_all_three_pos_pages(demo_db, tmp_path
     home = _pipeline(tmp_path, "ANON", "anonymous_baskets.yml", export, ["best_sellers", "repeat", "sar", "champion"])
     assert pl.read_parquet(home / "data" / "raw" / "ANON" / "customers.parquet").height == 0
     product = rows[0][1]
-    pages = _three_pages(_registered_model(home, "ANON"), product, None, "C000001")
+    pages = _three_pages(registered_model(home, "champion-ANON"), product, None, "C000001")
     for page, mine in enumerate(pages):
         assert product not in set(mine["product_id"]), (page, mine)
     assert pages[2]["reason"].str.startswith("best seller").all(), pages[2]
@@ -416,7 +408,7 @@ def test_a_basket_sequence_file_without_dates_gets_all_three_pos_pages(demo_db, 
     assert {(b - a).days for a, b in zip(days, days[1:])} == {7}
 
     product = rows[0][2]
-    pages = _three_pages(_registered_model(home, "SEQ"), product, loyal, loyal)
+    pages = _three_pages(registered_model(home, "champion-SEQ"), product, loyal, loyal)
     for page, mine in enumerate(pages[:2]):
         assert product not in set(mine["product_id"]), (page, mine)
     assert not pages[2]["reason"].str.startswith("best seller").all(), pages[2]
