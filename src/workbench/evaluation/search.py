@@ -155,7 +155,7 @@ class Search:
         self.first_guesses: dict = {}  # what `try_next` took, for the record
         # the settings `economize` may cut once the search has chosen; none for an untuned algorithm
         self.economies = economies(algorithm, self.fixed) if self.n_trials > 1 else {}
-        self.economized: tuple[Trial, Trial, str] | None = None  # (the chosen trial, the kept cut, why)
+        self.economized: tuple[Trial, str] | None = None  # (the trial kept after the cuts, why), once economize ran
 
     def _queue(self, proposal: dict) -> dict:
         if any(all(t.params.get(k) == v for k, v in proposal.items()) for t in self.trials):
@@ -312,13 +312,11 @@ class Search:
                     break
                 kept = trial
         self.wall_s += time.perf_counter() - started
-        self.economized = (chosen, kept, f"{why}; then {'; '.join(notes)}" if notes else why)
+        self.economized = (kept, f"{why}; then {'; '.join(notes)}" if notes else why)
         return self
 
     def result(self) -> SearchResult:
-        chosen, why = self._choice()
-        if self.economized is not None and self.economized[0] is chosen:
-            chosen, why = self.economized[1], self.economized[2]
+        chosen, why = self.economized or self._choice()  # no trial is added once economize ran
         return SearchResult(self.algorithm, chosen.params, chosen.validation, list(self.trials), self.study,
                             wall_s=self.wall_s, stopped=self.stopped or "trials", chosen_trial=chosen.number, chosen_by=why,
                             first_guesses=dict(self.first_guesses))

@@ -129,7 +129,7 @@ class Economy:
         """The values tried after `value`, cheapest last (ints stay ints)."""
         values = []
         for _ in range(self.steps):
-            value = type(value)(round(value * self.factor)) if isinstance(value, int) else value * self.factor
+            value = round(value * self.factor) if isinstance(value, int) else value * self.factor
             values.append(value)
         return values
 
