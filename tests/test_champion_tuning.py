@@ -20,8 +20,8 @@ from workbench.models.cases import Cases
 from workbench.models.settings import algorithm_hyperparameters, defaults
 from workbench.models.champion.model import Champion, shared_passes
 from workbench.models.champion.pages import DEFAULT_WEIGHTS, FEATURES, PAGES
-from workbench.models.champion.tuning import (SEARCHED_UNDER_RANKER, _at_most, _ranker_rows, _search, _validation_window, _wish_list_frame,
-                                              _with_customers, tune, window_days)
+from workbench.models.champion.tuning import (SEARCHED_UNDER_RANKER, _at_most, _ranker_rows, _search, _top_places, _validation_window,
+                                              _wish_list_frame, _with_customers, tune, window_days)
 from workbench.models.window_sizing import purchase_cycle_days
 
 FAST = {"validation_days": 20, "max_tuning_cases": 150, "ranker_iterations": 10, "product_ranker_iterations": 10}
@@ -117,6 +117,26 @@ def test_the_tuning_pass_gives_the_same_in_any_chunk_size(validation, page):
         for a, b in zip(rows, other_rows):
             np.testing.assert_array_equal(a, b)
         assert other_searched == searched
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_the_search_places_true_candidates_as_a_full_ordering_does(k):
+    """`_top_places` (one partition per case) puts each true candidate where ordering the whole row
+    by loss, ties by column, would: on losses drawn from a few values (ties everywhere: within the k,
+    at the cut and past it) with blocked (+inf) cells, true ones among them, and rows with fewer
+    unblocked cells than k."""
+    rng = np.random.default_rng(k)
+    losses = rng.integers(0, 6, size=(400, 30)).astype(np.float32)
+    losses[rng.random(losses.shape) < 0.3] = np.inf
+    losses[:20, 2:] = np.inf  # fewer candidates than the k
+    rows, columns = np.nonzero(rng.random(losses.shape) < 0.15)
+    order = np.lexsort((np.broadcast_to(np.arange(30), losses.shape), losses), axis=1)  # by loss, then column
+    place_of = np.argsort(order, axis=1)
+    expected = {(r, place_of[r, c]) for r, c in zip(rows, columns) if place_of[r, c] < k and np.isfinite(losses[r, c])}
+    unblocked = np.isfinite(losses[rows, columns])
+    found_rows, places = _top_places(losses, rows[unblocked], columns[unblocked], k)
+    assert set(zip(found_rows.tolist(), places.tolist())) == {(int(r), int(p)) for r, p in expected}
+    assert len(found_rows) == len(expected) > 50
 
 
 @pytest.mark.parametrize("page", ["customer", "basket", "product"])

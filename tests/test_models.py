@@ -561,18 +561,24 @@ def test_lists_read_at_once_pick_what_each_list_read_alone_picks():
 
 
 def test_the_weight_search_picks_among_equal_scores_by_item_index():
-    """`top_columns` (the weight search's pool and its top 10) takes each row's n largest values with
-    ties at the cut by column, as a stable sort does, whatever numpy's partition picks."""
+    """`top_columns` (the weight search's pool) takes each row's n largest values with ties at the
+    cut by column, as a stable sort does, whatever numpy's partition picks: on a signal's values
+    (never negative: rows short of n positives take their first zeros without a partition) as on
+    values with infinities below them."""
     from workbench.models.champion.candidates import top_columns
 
     rng = np.random.default_rng(1)
-    # few distinct values, zeros in most places, infinities where blocked: ties at every cut
-    values = np.where(rng.random((60, 300)) < rng.random((60, 1)), rng.integers(1, 5, (60, 300)) / 4, 0.0).astype(np.float32)
-    values[rng.random(values.shape) < 0.05] = -np.inf
-    values[:3] = 0.0
-    for n in (0, 1, 10, 60, 299, 300, 400):
-        stable = np.sort(np.argsort(-values, axis=1, kind="stable")[:, :n], axis=1)
-        np.testing.assert_array_equal(top_columns(values, n), stable)
+    # few distinct values, zeros in most places: ties at every cut, and rows of every positive count
+    signal = np.where(rng.random((60, 300)) < rng.random((60, 1)) ** 3, rng.integers(1, 5, (60, 300)) / 4, 0.0).astype(np.float32)
+    signal[:3] = 0.0
+    blocked = signal.copy()
+    blocked[rng.random(blocked.shape) < 0.05] = -np.inf
+    positives = np.count_nonzero(signal > 0, axis=1)
+    assert (positives < 10).sum() > 5 and (positives > 60).sum() > 5
+    for values in (signal, blocked):
+        for n in (0, 1, 10, 60, 299, 300, 400):
+            stable = np.sort(np.argsort(-values, axis=1, kind="stable")[:, :n], axis=1)
+            np.testing.assert_array_equal(top_columns(values, n), stable)
 
 
 def test_champion_scores_a_request_alone_as_in_any_batch():

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from workbench.models.base import Request
 from workbench.models.cases import Cases, build_cases, last_days_start, validation_split
-from workbench.models.champion.candidates import blocked_items, smallest_columns, top_columns
+from workbench.models.champion.candidates import blocked_items, top_columns
 from workbench.models.champion.features import candidate_features
 from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, FEATURES, GRID, PAGES, RANKER_OF_PAGE, TUNING_METRIC, page_of
 from workbench.models.champion.ranker import blend_scores, train_ranker
@@ -245,11 +245,21 @@ def _search(inner, state, requests, truth, metric: str, k: int = 10):
     """Steepest ascent over GRID, one signal's weight at a time, from the defaults;
     deterministic, and cheap: the signals are computed once, on each case's candidates, and only
     re-weighted (a trial changes one weight: the round's blend plus that change, blocked items kept
-    out once per round)."""
+    out once per round); a trial ranks only the cases with a true candidate, and finds where their
+    true candidates land in the top k (`_top_places`) without ordering the rest."""
     signals, blocked, relevant, sizes = _search_candidates(inner, state, requests, truth, at_least=k)
     k = min(k, blocked.shape[1])
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.cumsum(discounts)[np.minimum(sizes, k) - 1]
+
+    live = [c for c in COMPONENTS if signals[c].any()]
+    # a case without a true candidate scores nothing under any weights: only the others are ranked
+    # (the means still count every case)
+    n = len(blocked)
+    scored_cases = np.flatnonzero((relevant & ~blocked).any(axis=1))
+    signals = {c: values[scored_cases] for c, values in signals.items()}
+    blocked = blocked[scored_cases]
+    true_cases, true_columns = np.nonzero(relevant[scored_cases] & ~blocked)
 
     def losses(weights):
         """The blend's scores, negated, +inf where blocked."""
@@ -257,19 +267,15 @@ def _search(inner, state, requests, truth, metric: str, k: int = 10):
         return np.where(blocked, np.inf, -scores).astype(np.float32, copy=False)
 
     def quality(negated):
-        # the k best; candidates are sorted by item, so ties go by item index, as in serving
-        top = smallest_columns(negated, k)
-        chosen = np.take_along_axis(negated, top, axis=1)
-        order = np.argsort(chosen, axis=1, kind="stable")
-        top, chosen = np.take_along_axis(top, order, axis=1), np.take_along_axis(chosen, order, axis=1)
-        hits = np.take_along_axis(relevant, top, axis=1) & np.isfinite(chosen)
+        cases, places = _top_places(negated, true_cases, true_columns, k)
+        hits = np.zeros((n, k), dtype=bool)
+        hits[scored_cases[cases], places] = True
         if metric == "hr":
             return float(hits.any(axis=1).mean()) + 0.01 * float((hits @ discounts / ideal).mean())
         return float((hits @ discounts / ideal).mean())
 
     page = page_of(requests[0])
     weights = {c: DEFAULT_WEIGHTS.get(page, {}).get(c, 0.0) for c in COMPONENTS}
-    live = [c for c in COMPONENTS if signals[c].any()]
     negated = losses(weights)
     best = quality(negated)
     trial = np.empty_like(negated)
@@ -291,6 +297,28 @@ def _search(inner, state, requests, truth, metric: str, k: int = 10):
         best, weights = top_quality, {**weights, c: v}
         negated = losses(weights)
     return weights, best
+
+
+def _top_places(losses: np.ndarray, rows: np.ndarray, columns: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, place) of each of the (`rows`, `columns`) cells among its row's k smallest `losses`,
+    ordered by loss, ties by column (the search's candidates are sorted by item: ties go by item
+    index, as in serving). Found from each row's k smallest losses alone, one partition per row,
+    where ordering the k would sort every row."""
+    smallest = np.partition(losses, k - 1, axis=1)[:, :k]
+    cut = smallest[:, k - 1]
+    own = losses[rows, columns]
+    near = np.flatnonzero(own <= cut[rows])  # the others are out of the k
+    rows, columns, own = rows[near], columns[near], own[near, None]
+    places = np.count_nonzero(smallest[rows] < own, axis=1)
+    # a tie within the k, or at the cut (where the tied may lie past the k), goes by column: counted
+    # on the row's every column
+    tied = np.flatnonzero((np.count_nonzero(smallest[rows] == own, axis=1) > 1) | (own[:, 0] == cut[rows]))
+    if len(tied):
+        whole, own_tied = losses[rows[tied]], own[tied]
+        earlier = np.arange(losses.shape[1]) < columns[tied, None]
+        places[tied] = np.count_nonzero(whole < own_tied, axis=1) + np.count_nonzero((whole == own_tied) & earlier, axis=1)
+    inside = places < k
+    return rows[inside], places[inside]
 
 
 def _reindex(source: TrainingData, target: TrainingData, values):
