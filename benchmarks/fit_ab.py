@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.baseline:
         parser.error("--baseline is required")
     baseline = subprocess.run(["git", "rev-parse", "--short", args.baseline], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
-    checkout = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+    checkout = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip():
+        checkout += " with uncommitted changes in src/"
     datasets = [d for d in args.datasets.split(",") if d]
     with tempfile.TemporaryDirectory(prefix="fit-ab-") as scratch:
         scratch = Path(scratch)
