@@ -59,7 +59,7 @@ def prepare(datasets: list[str], folder: Path) -> dict[str, str]:
             wish_lists.write_parquet(folder / f"{dataset}.wish_lists.parquet")
         (folder / f"{dataset}.json").write_text(json.dumps({"champion": kept["best_params"]["champion"],
                                                             SLOWEST_SINGLE: kept["best_params"][SLOWEST_SINGLE]}))
-        names[dataset] = kept["dataset"]
+        names[dataset] = f"{kept['dataset']} ({kept['split']})"
     return names
 
 
