@@ -149,17 +149,23 @@ def test_readme_quotes_the_search_order_benchmark():
 
 def test_readme_says_where_the_champions_fit_goes_as_champion_fit_parts_found():
     """The README's sentence on the demo retailer's fit time is what benchmarks/champion_fit_parts.py
-    recorded: the search kept `search_every_page` on both legal entities, the weight search is the
-    largest part of USRT's fit with those settings, and the re-rankers' training takes seconds everywhere,
+    recorded: the search kept `search_every_page` on both legal entities, USRT's fit with those settings
+    and its weight search and re-rankers' training as timed, and the re-rankers' training takes seconds everywhere,
     on the rows the search's economy cut kept as on the defaults'."""
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert "`benchmarks/champion_fit_parts.py` (→ `results/champion_fit_parts.md`)" in readme
     found = json.loads((BENCHMARKS / "results" / "champion_fit_parts.json").read_text())["datasets"]
     kept = {name: r for name, r in found.items() if name.endswith("the quality benchmark's settings")}
     assert len(kept) == 2 and all(r["switches"]["search_every_page"] for r in kept.values())
-    assert "(`search_every_page`, which the search kept on both) is the largest part of the fit on USRT" in readme
+    quality = {(r["dataset"], r["split"]): r for r in json.loads((BENCHMARKS / "results" / "quality.json").read_text())["datasets"]}
+    assert ("in this record also Online Retail at 2011-10-09, just over it, where the search kept the weight search over every page and "
+            "had no time left to try the cut of the re-rankers' rows") in readme
+    october = quality[("Online Retail", "2011-10-09")]
+    assert october["best_params"]["champion"]["search_every_page"] and "not tried: the time left would not hold it" in october["chosen_by"]["champion"]
+    assert 5.0 < october["fit_s"]["champion"] / october["fit_s"]["bpr"] < 5.5
     usrt = next(r["champion_s"] for name, r in kept.items() if "USRT" in name)
-    assert max((part for part in usrt if part != "total"), key=usrt.get) == "_search"
+    assert (f"on USRT the weight search over every page (`search_every_page`, which the search kept on both) takes {usrt['_search']:.2f} s "
+            f"of the {usrt['total']:.2f} s fit, the re-rankers' training {usrt['train_ranker']:.2f} s") in readme
     rows = {entity: f"{r['max_training_rows']:,}" for name, r in kept.items() for entity in ("USRT", "FRRT") if entity in name}
     defaults = {f"{r['max_training_rows']:,}" for name, r in found.items() if name not in kept}
     assert (f"the re-rankers' training costs seconds on a legal entity of any size, on the defaults' {defaults.pop()} rows per page "
@@ -186,3 +192,34 @@ def test_readme_quotes_the_economy_comparison_as_quality_compare_wrote_it():
     for row in rows:
         low, high = (float(v) for v in re.search(r"\[(\d\.\d+), (\d\.\d+)\]", row[3]).groups())
         assert abs(float(row[-1].strip(" |"))) <= (high - low) / 2
+
+
+def test_readme_quotes_the_weight_search_speed_up_as_fit_ab_and_quality_compare_wrote_it():
+    """The README's sentence on the weight search's speed-up is benchmarks/fit_ab.py's record (the fit
+    under both commits back to back, the same model learnt in every round) and quality_compare's
+    summary of the two quality records: the figures that moved are the ones of datasets where the
+    search kept other settings, each within its interval's half width."""
+    import re
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    record = json.loads((BENCHMARKS / "results" / "fit_ab.json").read_text())
+    assert all(r["same_model"] for r in record["datasets"].values())
+    ratios = ", ".join(f"{r['checkout']['champion_s'] / r['baseline']['champion_s']:.2f}x on {name}" for name, r in record["datasets"].items())
+    assert (f"the champion's fit under both commits back to back, with this record's settings (`benchmarks/fit_ab.py` → "
+            f"`results/fit_ab.md`), took {ratios} as long as before, and learnt the same model in every round") in readme
+    text = (BENCHMARKS / "results" / "search_speed" / "quality_compare.md").read_text()
+    assert text.splitlines()[0].endswith(f" against {record['baseline']}")  # the same code before
+    cells = re.search(r"cells at 1.10x the best baseline or more: (\d+ of \d+) → (\d+ of \d+)", text).groups()
+    moved = re.search(r"test figures that moved: (\d+) of (\d+), mean difference ([-+]\d\.\d+), from ([-+]\d\.\d+) "
+                      r"to ([-+]\d\.\d+)", text).groups()
+    assert (f"the test figures that moved, {moved[0]} of {moved[1]}, are those of datasets where the search kept other settings, "
+            f"from {moved[3]} to {moved[4]}, none by more than its interval's half width (cells at 1.10x the best baseline "
+            f"{cells[0]} → {cells[1]})") in readme
+    kept = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[2].split(" → ") for line in text.splitlines() if " → " in line and line.count(" | ") == 4}
+    moved_datasets = {line.split(" | ")[0].lstrip("| ") for line in text.splitlines()
+                      if re.search(r"\| [-+]\d\.\d{4} \|$", line) and not line.rstrip().endswith("| +0.0000 |")}
+    assert moved_datasets and all(kept[d][0] != kept[d][1] for d in moved_datasets)
+    for line in text.splitlines():
+        if re.search(r"\| [-+]\d\.\d{4} \|$", line):
+            low, high = (float(v) for v in re.search(r"\[(\d\.\d+), (\d\.\d+)\]", line.split(" | ")[3]).groups())
+            assert abs(float(line.rstrip(" |").rsplit(" | ", 1)[-1])) <= (high - low) / 2
