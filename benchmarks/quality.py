@@ -339,6 +339,8 @@ def run_dataset(name: str, interactions: pl.DataFrame, wish_lists, split: str, *
         # ran; "budget": the next would not have fit)
         "search_s": {a: round(r.wall_s, 1) for a, r in searches.items()},
         "default_trial_s": {a: round(r.trials[0].seconds, 1) for a, r in searches.items()},
+        # every trial's wall time and step, in the order run: what the budget held, and what it did not
+        "trial_s": {a: [[round(t.seconds, 1), t.step] for t in r.trials] for a, r in searches.items()},
         "stopped": {a: r.stopped for a, r in searches.items()},
         "best_params": {a: r.best_params for a, r in searches.items()},
         # which trial's settings were kept: the best, or the defaults where the best is within one

@@ -1,5 +1,8 @@
 """The wall-time budget of the hyperparameter search holds: no trial starts that the time left could
-not hold at the pace of the slowest trial so far, and every algorithm's defaults still run."""
+not hold at the pace of the slowest trial so far (an economy cut: of the trial it cuts), and every
+algorithm's defaults still run."""
+
+from dataclasses import replace
 
 import pytest
 from helpers import tiny_interactions
@@ -132,3 +135,11 @@ def test_the_champions_choice_is_then_cut_where_the_cut_costs_nothing_and_time_h
     assert "max_training_rows" not in result.best_params and "25000 not tried" in result.chosen_by
     held.run(up_to=5)
     assert len(held.trials) == 2
+
+    # a cut is paced by the trial it cuts, not by a slower trial the choice passed over
+    paced = Search("champion", tiny_folds, n_trials=2, seed=0, fixed={"ranker_iterations": 5}).run()
+    chosen = paced._choice()[0]
+    paced.trials = [t if t is chosen else replace(t, seconds=1e6) for t in paced.trials]
+    assert paced.economy_reserve() == 2e6  # before the choice, the slowest trial is what may come
+    paced.economize(timeout_s=4 * chosen.seconds + 60.0)
+    assert [t.step for t in paced.trials] == ["search", "search", "economy", "economy"]

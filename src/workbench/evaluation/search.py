@@ -290,7 +290,9 @@ class Search:
         the same cases, `Validation.objective_gain`), and the first that loses more ends that setting.
         Every cut is judged against the chosen trial, not the last cut, so what is kept stays within
         one standard error of the choice. No cut starts that the time left from this call could not
-        hold at the pace of the slowest trial so far. Runs once; afterwards `run` adds nothing."""
+        hold at the pace of the trial it cuts (its settings with less work; the slowest trial so far,
+        which `economy_reserve` sets time aside by before the choice is known, may be a probe of a
+        slower setting). Runs once; afterwards `run` adds nothing."""
         started = time.perf_counter()
         if self.economized is not None or not self.economies:
             return self
@@ -300,7 +302,7 @@ class Search:
         for name, economy in self.economies.items():
             value = kept.params.get(name, defaults(self.algorithm)[name])
             for cut in economy.cuts(value):
-                if timeout_s is not None and float(timeout_s) - (time.perf_counter() - started) < self._slowest():
+                if timeout_s is not None and float(timeout_s) - (time.perf_counter() - started) < kept.seconds:
                     self.stopped = "budget"
                     notes.append(f"{name} {cut} not tried: the time left would not hold it")
                     break
@@ -404,8 +406,8 @@ def search_all(
     5. the economy cuts (`Search.economize`: the champion's re-ranker rows), whose time steps 2 and 4
        set aside (a trial per cut at the pace of that algorithm's slowest trial so far).
 
-    Within any share (and in steps 3 and 5) no trial starts when the time left is less than that algorithm's slowest trial
-    so far. The champion's trials are fits with its own validation-window tuning, and count like any
+    Within any share (and in step 3) no trial starts when the time left is less than that algorithm's slowest trial
+    so far; in step 5, less than the trial it cuts took. The champion's trials are fits with its own validation-window tuning, and count like any
     other. Where the defaults alone take the whole budget, no further trial runs and
     `SearchResult.stopped` says "budget". `untuned` ones only run their given settings. Steps 2 and 3
     go before the sampled trials because the pages are served by the blend and the champion, whose
