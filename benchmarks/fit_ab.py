@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                         runs[side].append(one_round(source, dataset, folder))
                         print(f"{dataset} round {round_ + 1} {side}: {runs[side][-1]}", flush=True)
                 learnt = {r["learnt"] for side in runs.values() for r in side}
-                results[names[dataset]] = {side: summary(r) for side, r in runs.items()} | {"same_model": len(learnt) == 1}
+                results[names[dataset]] = ({side: summary(r) for side, r in runs.items()} | {"same_model": len(learnt) == 1}
+                                           | {"settings": json.loads((folder / f"{dataset}.json").read_text())})
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False, capture_output=True)
     record = {"baseline": baseline, "checkout": checkout, "rounds": args.rounds, "run_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
