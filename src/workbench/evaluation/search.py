@@ -407,8 +407,8 @@ def search_all(
        set aside (a trial per cut at the pace of that algorithm's slowest trial so far).
 
     Within any share (and in step 3) no trial starts when the time left is less than that algorithm's slowest trial
-    so far; in step 5, less than the trial it cuts took. The champion's trials are fits with its own validation-window tuning, and count like any
-    other. Where the defaults alone take the whole budget, no further trial runs and
+    so far; in step 5, less than the trial it cuts took. The champion's trials are fits with its own
+    validation-window tuning, and count like any other. Where the defaults alone take the whole budget, no further trial runs and
     `SearchResult.stopped` says "budget". `untuned` ones only run their given settings. Steps 2 and 3
     go before the sampled trials because the pages are served by the blend and the champion, whose
     trials take tens of seconds on Online Retail: a budget of a few minutes reaches only a few of them,
