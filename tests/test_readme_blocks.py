@@ -171,6 +171,18 @@ def test_readme_says_where_the_champions_fit_goes_as_champion_fit_parts_found():
     assert not defaults and all(r["champion_s"]["train_ranker"] >= 1.0 for r in found.values())
 
 
+def _comparison_summary(text: str) -> tuple[tuple, tuple, tuple]:
+    """(cells, fits, moved) from the summary benchmarks/quality_compare.py writes: each count before and
+    after, and the moved test figures' (count, of, mean, lowest, highest difference)."""
+    import re
+
+    cells = re.search(r"cells at 1.10x the best baseline or more: (\d+ of \d+) → (\d+ of \d+)", text).groups()
+    fits = re.search(r"fits within 5x the slowest single algorithm: (\d+ of \d+) → (\d+ of \d+)", text).groups()
+    moved = re.search(r"test figures that moved: (\d+) of (\d+), mean difference ([-+]\d\.\d+), from ([-+]\d\.\d+) "
+                      r"to ([-+]\d\.\d+); widest half interval of a registered figure \d\.\d+", text).groups()
+    return cells, fits, moved
+
+
 def test_readme_quotes_the_economy_comparison_as_quality_compare_wrote_it():
     """The README's sentence on what the economy cuts did is the summary that benchmarks/quality_compare.py
     wrote from the two records, and every moved figure stayed within its interval's half width."""
@@ -178,10 +190,7 @@ def test_readme_quotes_the_economy_comparison_as_quality_compare_wrote_it():
 
     readme = " ".join((ROOT / "README.md").read_text().split())
     text = (BENCHMARKS / "results" / "economy" / "quality_compare.md").read_text()
-    cells = re.search(r"cells at 1.10x the best baseline or more: (\d+ of \d+) → (\d+ of \d+)", text).groups()
-    fits = re.search(r"fits within 5x the slowest single algorithm: (\d+ of \d+) → (\d+ of \d+)", text).groups()
-    moved = re.search(r"test figures that moved: (\d+) of (\d+), mean difference ([-+]\d\.\d+), from ([-+]\d\.\d+) "
-                      r"to ([-+]\d\.\d+); widest half interval of a registered figure (\d\.\d+)", text).groups()
+    cells, fits, moved = _comparison_summary(text)
     assert (f"cells at 1.10x the best baseline {cells[0]} → {cells[1]}, fits within 5x {fits[0]} → {fits[1]}; the test figures "
             f"that moved, {moved[0]} of {moved[1]}, moved by {moved[2]} on average, none by more than its interval's half width") in readme
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and line.rstrip().endswith(" |")
@@ -197,8 +206,6 @@ def test_readme_quotes_the_weight_search_speed_up_as_fit_ab_and_quality_compare_
     under both commits back to back, with the quality record's settings, the same model learnt in every
     round) and quality_compare's summary of the two quality records: the same settings kept on every
     dataset, and so the same test figures."""
-    import re
-
     readme = " ".join((ROOT / "README.md").read_text().split())
     record = json.loads((BENCHMARKS / "results" / "fit_ab.json").read_text())
     assert all(r["same_model"] for r in record["datasets"].values())
@@ -209,10 +216,7 @@ def test_readme_quotes_the_weight_search_speed_up_as_fit_ab_and_quality_compare_
             f"`results/fit_ab.md`), took {ratios} as long as before, and learnt the same model in every round") in readme
     text = (BENCHMARKS / "results" / "search_speed" / "quality_compare.md").read_text()
     assert text.splitlines()[0].endswith(f" against {record['baseline']}")  # the same code before
-    cells = re.search(r"cells at 1.10x the best baseline or more: (\d+ of \d+) → (\d+ of \d+)", text).groups()
-    moved = re.search(r"test figures that moved: (\d+) of (\d+), mean difference ([-+]\d\.\d+), from ([-+]\d\.\d+) "
-                      r"to ([-+]\d\.\d+)", text).groups()
-    fits = re.search(r"fits within 5x the slowest single algorithm: (\d+ of \d+) → (\d+ of \d+)", text).groups()
+    cells, fits, moved = _comparison_summary(text)
     kept = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[2].split(" → ") for line in text.splitlines() if " → " in line and line.count(" | ") == 4}
     assert len(kept) == 5 and all(before == after for before, after in kept.values())
     assert (f"the search kept the same settings on every dataset, the test figures that moved: {moved[0]} of {moved[1]}; cells at 1.10x "
