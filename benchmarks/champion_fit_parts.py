@@ -123,8 +123,7 @@ def markdown(results: dict, repeat: int) -> str:
     for name, r in results.items():
         c = r["champion_s"]
         switches = ", ".join(f"`{s}`" for s, on in r.get("switches", {}).items() if on) or "none"
-        budget = f"{r['max_training_rows']:,}" if "max_training_rows" in r else "not recorded"
-        lines.append(f"| {name} | {switches} | {budget} | {c['fit_state']:.2f} s | {c['_validation_window']:.2f} s | {c['_search']:.2f} s | {c['_ranker_rows']:.2f} s | "
+        lines.append(f"| {name} | {switches} | {r['max_training_rows']:,} | {c['fit_state']:.2f} s | {c['_validation_window']:.2f} s | {c['_search']:.2f} s | {c['_ranker_rows']:.2f} s | "
                      f"{c['train_ranker']:.2f} s | {c['total']:.2f} s | {r['bpr_s']:.2f} s | {c['total'] / max(r['bpr_s'], 1e-9):.1f}x |")
     lines += ["", "Re-rankers' training rows and trees per page:", ""]
     for name, r in results.items():
