@@ -62,8 +62,9 @@ class Champion(Recommender):
     request's products' names, and the share of those products in its category. Off by default:
     whether a retailer's alike names are bought together (a series) or instead of each other
     (substitutes) is the retailer's own. On validation windows (notebooks/research/reranker_features)
-    it lifted Online Retail's basket and product pages and cost the demo retailer's product page, so
-    the search tries it on each retailer's validation windows (`evaluation.search`, a probed switch).
+    it moves the basket and product pages by up to about two standard errors, up on some retailers and
+    pages, down on others, so the search tries it on each retailer's validation windows
+    (`evaluation.search`, a probed switch).
 
     Under the re-rankers, the blend weights of the customer and product pages are searched on the
     tuning's window and those of the new-items and basket pages start from DEFAULT_WEIGHTS (what
