@@ -1,0 +1,101 @@
+"""Every research notebook still runs on today's code, end to end, and writes the figure it justifies.
+
+The research notebooks (`notebooks/research/`, `make research`) take minutes to tens of minutes on
+the whole of Online Retail and are not run by CI as such; a change to the package can break one
+without a test noticing (they call the champion's internals step by step). Here each runs through
+papermill on a sample of Online Retail (`online_retail_sample`), with its lists cut to one or two entries
+and its budgets to seconds (`SMALL`): what is checked is that it runs and saves its figure and table,
+not what they say. Skipped where ../shared's Online Retail file is absent.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESEARCH = ROOT / "notebooks" / "research"
+NOTEBOOKS = sorted(p.stem for p in RESEARCH.glob("*.ipynb"))
+# The sample: of Online Retail's customers, and of its anonymous invoices, the share kept; and of
+# its products, the best sellers kept (an item-item model's fit grows with the catalog, not the lines)
+SAMPLE_SHARE = 1 / 10
+SAMPLE_PRODUCTS = 400
+# A parameter a notebook declares is given this small value instead of its own (a name means the same
+# in every research notebook): one split, Online Retail only (the demo retailer's entities are built
+# through the CLI, 20 s a notebook), few cases, seconds of budget. Any other list or mapping a notebook
+# takes is cut to its first two entries (`smaller`); the rest keep their defaults.
+SMALL = {
+    "splits": ["2011-11-09"],
+    "split": "2011-11-09",
+    "demo_legal_entities": [],
+    "max_baskets": 60,
+    "n_trials": 2,
+    "budget_s": 10.0,
+    "depth": 50,  # the deepest place page_headroom's table reads
+}
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def online_retail_sample(online_retail_file, tmp_path_factory) -> Path:
+    """A seeded sample of Online Retail in its own format: the lines of the `SAMPLE_PRODUCTS` best
+    sellers and of every code not a product number (postage, manual lines: cleansing still meets
+    them), of `SAMPLE_SHARE` of the customers and of the anonymous invoices."""
+    import numpy as np
+    import pandas as pd
+
+    lines = pd.read_csv(online_retail_file, dtype={"InvoiceNo": str, "StockCode": str})
+    rng = np.random.default_rng(0)
+    customers = lines["CustomerID"].dropna().unique()
+    anonymous = lines.loc[lines["CustomerID"].isna(), "InvoiceNo"].unique()
+    kept_customers = rng.choice(customers, size=int(len(customers) * SAMPLE_SHARE), replace=False)
+    kept_invoices = rng.choice(anonymous, size=int(len(anonymous) * SAMPLE_SHARE), replace=False)
+    products = lines["StockCode"].value_counts().index[:SAMPLE_PRODUCTS]
+    kept = lines["CustomerID"].isin(kept_customers) | lines["InvoiceNo"].isin(kept_invoices)
+    kept &= lines["StockCode"].isin(products) | ~lines["StockCode"].str[0].str.isdigit()
+    path = tmp_path_factory.mktemp("research") / "online_retail_sample.csv.gz"
+    lines[kept].to_csv(path, index=False)
+    return path
+
+
+def test_every_research_notebook_is_listed_for_make_research():
+    """`make research` runs the notebooks it lists: one left off would never be rerun."""
+    listed = next(line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("RESEARCH :="))
+    assert sorted(listed.split(":=", 1)[1].split()) == NOTEBOOKS
+
+
+def smaller(name: str, default: str):
+    """The value `name` gets here: SMALL's, or its default (the cell's literal) cut to two entries
+    where it is a list or a mapping; None: its default as it stands."""
+    if name in SMALL:
+        return SMALL[name]
+    try:
+        value = ast.literal_eval(default)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(value, list) and len(value) > 2:
+        return value[:2]
+    if isinstance(value, dict) and len(value) > 2:
+        return dict(list(value.items())[:2])
+    return None
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_research_notebook_runs_and_saves_its_figure(notebook, online_retail_sample, tmp_path):
+    import papermill
+
+    path = RESEARCH / f"{notebook}.ipynb"
+    declared = papermill.inspect_notebook(str(path))
+    figures = tmp_path / "figures"
+    parameters = {name: smaller(name, spec["default"]) for name, spec in declared.items()}
+    parameters = {name: value for name, value in parameters.items() if value is not None}
+    papermill.execute_notebook(
+        str(path), str(tmp_path / path.name), cwd=str(RESEARCH), kernel_name="pos-workbench", progress_bar=False,
+        parameters={**parameters, "data_file": str(online_retail_sample), "figure_dir": str(figures)},
+    )
+    saved = {p.suffix for p in figures.iterdir()} if figures.exists() else set()
+    assert {".png", ".csv"} <= saved, f"{notebook} saved {sorted(p.name for p in figures.glob('*'))}"
+    assert all(p.stat().st_size > 0 for p in figures.iterdir())
