@@ -24,8 +24,8 @@ SAMPLE_SHARE = 1 / 10
 SAMPLE_PRODUCTS = 400
 # A parameter a notebook declares is given this small value instead of its own (a name means the same
 # in every research notebook): one split, Online Retail only (the demo retailer's entities are built
-# through the CLI, 20 s a notebook), few cases, seconds of budget. Any other list or mapping a notebook
-# takes is cut to its first two entries (`smaller`); the rest keep their defaults.
+# through the CLI, 20 s a notebook: only WITH_DEMO takes one), few cases, seconds of budget. Any other
+# list or mapping a notebook takes is cut to its first two entries (`smaller`); the rest keep their defaults.
 SMALL = {
     "splits": ["2011-11-09"],
     "split": "2011-11-09",
@@ -35,6 +35,9 @@ SMALL = {
     "budget_s": 10.0,
     "depth": 50,  # the deepest place page_headroom's table reads
 }
+# the one notebook that also runs a demo legal entity (`quality.research_datasets`' demo path), the
+# smaller one, with a cheap notebook
+WITH_DEMO = ("customer_page_margin", ["FRRT"])
 
 pytestmark = pytest.mark.e2e
 
@@ -92,6 +95,8 @@ def test_research_notebook_runs_and_saves_its_figure(notebook, online_retail_sam
     figures = tmp_path / "figures"
     parameters = {name: smaller(name, spec["default"]) for name, spec in declared.items()}
     parameters = {name: value for name, value in parameters.items() if value is not None}
+    if notebook == WITH_DEMO[0]:
+        parameters["demo_legal_entities"] = WITH_DEMO[1]
     papermill.execute_notebook(
         str(path), str(tmp_path / path.name), cwd=str(RESEARCH), kernel_name="pos-workbench", progress_bar=False,
         parameters={**parameters, "data_file": str(online_retail_sample), "figure_dir": str(figures)},
@@ -99,3 +104,5 @@ def test_research_notebook_runs_and_saves_its_figure(notebook, online_retail_sam
     saved = {p.suffix for p in figures.iterdir()} if figures.exists() else set()
     assert {".png", ".csv"} <= saved, f"{notebook} saved {sorted(p.name for p in figures.glob('*'))}"
     assert all(p.stat().st_size > 0 for p in figures.iterdir())
+    if notebook == WITH_DEMO[0]:
+        assert all(any(entity in p.read_text() for p in figures.glob("*.csv")) for entity in WITH_DEMO[1])
