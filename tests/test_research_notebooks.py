@@ -35,8 +35,8 @@ SMALL = {
     "budget_s": 10.0,
     "depth": 50,  # the deepest place page_headroom's table reads
 }
-# the one notebook that also runs a demo legal entity (`quality.research_datasets`' demo path), the
-# smaller one, with a cheap notebook
+# the one notebook that also runs a demo legal entity (`quality.research_datasets`' demo path): a cheap
+# notebook, the demo retailer's smaller entity
 WITH_DEMO = ("customer_page_margin", ["FRRT"])
 
 pytestmark = pytest.mark.e2e
