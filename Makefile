@@ -77,8 +77,9 @@ benchmarks: install postgres
 	$(BIN)/python benchmarks/latency.py
 
 # The research notebooks behind the defaults (not CI: minutes each), on Online Retail in ../shared;
-# their figures and tables go to benchmarks/results/research/, the executed notebooks to data/runs/research/
-RESEARCH := champion_settings validation_window_length customer_horizon search_replication store_fallback reranker_features any_hit_top10 history_category page_headroom tuning_views seed_spread similar_customers reranker_windows reranker_rows basket_size_weighting customer_page_margin tuning_budget
+# their figures and tables go to benchmarks/results/research/, the executed notebooks to data/runs/research/;
+# every notebook of the folder, so a new one is never left off
+RESEARCH := $(basename $(notdir $(wildcard notebooks/research/*.ipynb)))
 research: install
 	mkdir -p data/runs/research
 	for nb in $(RESEARCH); do $(BIN)/papermill notebooks/research/$$nb.ipynb data/runs/research/$$nb.ipynb --cwd notebooks/research \

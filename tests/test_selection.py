@@ -499,24 +499,6 @@ def test_tune_all_leaves_no_tuning_run_running_where_recording_a_result_fails(ti
     assert status == {"best_sellers-tuning": "FINISHED", "repeat-tuning": "FAILED", "trending-tuning": "FAILED"}
 
 
-# -- research notebooks ------------------------------------------------------------------------------
-def test_research_notebooks_are_papermill_ready():
-    from pathlib import Path
-
-    import nbformat
-    import papermill
-
-    folder = Path(__file__).resolve().parents[1] / "notebooks" / "research"
-    notebooks = sorted(folder.glob("*.ipynb"))
-    assert notebooks
-    for path in notebooks:
-        cells = nbformat.read(path, as_version=4).cells
-        assert "parameters" in cells[0].metadata.get("tags", []), path.name
-        assert all(not c.get("outputs") for c in cells if c.cell_type == "code"), f"{path.name} has outputs"
-        assert "data_file" in papermill.inspect_notebook(str(path))
-        assert "fig" in cells[-1].source  # each ends in the figure it justifies
-
-
 def test_choose_champion_rules():
     results = pd.DataFrame(
         [
