@@ -88,8 +88,8 @@ def markdown(results: dict, when: str) -> str:
             lines.append(f"| {name}: {SHAPES[name][0]} | {windows} | {page} | {served} | "
                          f"{b['registered']['value']:.3f} | {b['best_baseline']}: {b['baseline']['value']:.3f} | "
                          f"{m['ratio']:.2f}x [{m['ratio_low']:.2f}, {m['ratio_high']:.2f}], {verdict} |")
-    lines += ["", f"Tuning trials run per algorithm (at most {trials}; a search the budget stopped after its first trial kept the "
-              "algorithm's defaults):", ""]
+    lines += ["", f"Tuning trials run per algorithm (at most {trials}, and after them the economy cuts of `evaluation.spaces.ECONOMIES`; "
+              "a search the budget stopped after its first trial kept the algorithm's defaults):", ""]
     for name, r in results.items():
         counts: dict[int, list[str]] = {}
         for algorithm, n in (r.get("trials") or {}).items():
