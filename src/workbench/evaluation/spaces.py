@@ -136,7 +136,7 @@ class Economy:
 
 # algorithm -> constructor argument -> Economy. The re-rankers' rows: on Online Retail's validation
 # windows fewer than 50,000 cost more than one standard error at most splits, on the demo retailer's
-# legal entities nothing measurable while the fit took 0.57-0.79x as long
+# legal entities nothing measurable while the fit took 0.56-0.74x as long
 # (notebooks/research/reranker_rows): what a retailer needs is its own data's answer.
 ECONOMIES: dict[str, dict[str, Economy]] = {
     "champion": {
