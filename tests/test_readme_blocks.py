@@ -144,7 +144,8 @@ def test_readme_quotes_the_search_order_benchmark():
         assert f"{row['objective']:.4f} against {row['earlier order: objective']:.4f}" in readme, row["dataset"]
     steady = sorted(set(served["dataset"]) - set(changed["dataset"]))
     assert all(d.startswith("Online Retail") for d in steady)
-    assert "Online Retail's other splits kept what they kept before" in readme
+    if steady:
+        assert "Online Retail's other splits kept what they kept before" in readme
 
 
 def test_readme_says_where_the_champions_fit_goes_as_champion_fit_parts_found():
