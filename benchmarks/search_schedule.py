@@ -6,7 +6,7 @@
 blend and the champion their first guesses, then the champion's probes and those guesses, then the other
 sampled trials. Until this benchmark's commit it ran the probes right after the defaults and the guesses
 only after every single algorithm's share (`notebooks/research/tuning_budget` recorded that order's budgeted run:
-`benchmarks/results/research/tuning_budget_*.csv`, "within budget"). This runs today's order with the
+`benchmarks/results/research/tuning_budget_earlier_order/*.csv`, "within budget"). This runs today's order with the
 same budget, trials, seed and validation windows (nothing of a test window is read) and sets each
 algorithm's kept trial and validation objective, and each page's route, beside that record.
 
@@ -28,13 +28,15 @@ from workbench.evaluation.search import search_all
 from workbench.evaluation.selection import choose_from
 
 RESULTS = Path(__file__).resolve().parent / "results"
-EARLIER = RESULTS / "research"  # the earlier order's budgeted runs, by notebooks/research/tuning_budget
+# the earlier order's budgeted runs, by notebooks/research/tuning_budget up to a1b3c16, kept apart from its later runs
+EARLIER = RESULTS / "research" / "tuning_budget_earlier_order"
 
 
-def earlier_record() -> tuple[pd.DataFrame, pd.DataFrame]:
-    runs = [p for p in sorted(EARLIER.glob("tuning_budget_*.csv")) if not p.name.startswith("tuning_budget_routes_")]
+def tuning_budget_record(folder: Path = EARLIER) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every `tuning_budget` run's CSVs in `folder` as one table of what each search kept and one of routes."""
+    runs = [p for p in sorted(folder.glob("tuning_budget_*.csv")) if not p.name.startswith("tuning_budget_routes_")]
     kept = pd.concat([pd.read_csv(p) for p in runs], ignore_index=True)
-    routes = pd.concat([pd.read_csv(p) for p in sorted(EARLIER.glob("tuning_budget_routes_*.csv"))], ignore_index=True)
+    routes = pd.concat([pd.read_csv(p) for p in sorted(folder.glob("tuning_budget_routes_*.csv"))], ignore_index=True)
     return kept, routes
 
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     splits = [s for s in args.splits.split(",") if s] if DATA.exists() else []
     datasets, plans = research_datasets(DATA, splits, [e for e in args.demo.split(",") if e])
-    earlier, earlier_routes = earlier_record()
+    earlier, earlier_routes = tuning_budget_record()
     rows, routes = [], []
     for name, (before, wish_lists, _) in datasets.items():
         made = folds(before, plans[name], wish_lists, seed=args.seed, max_baskets=args.max_baskets)
