@@ -59,6 +59,8 @@ from workbench.evaluation.windows import customer_truth_end
 from workbench.models import TrainingData, make_model
 from workbench.models.routing import Routing
 
+from provenance import measured_on  # benchmarks/ is on the path of a benchmark run, as for readme_block
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DATA = SHARED / "data" / "online_retail" / "online_retail.csv.gz"
@@ -719,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
             split, name = str(demo_split(frame).date()), f"demo retailer {entity}"
         result = run_dataset(name, frame, wish, split, n_trials=args.trials, budget_s=args.budget, seed=args.seed)
         result["key"], result["run_at"] = dataset, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        result["measured_on"] = measured_on()  # a figure that moves at the same commit: look here first
         results.append(result)
         results.sort(key=lambda r: every.index(_key(r)))
         not_run = pending + [d for d in wanted[wanted.index(dataset) + 1 :]]
