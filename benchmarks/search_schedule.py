@@ -28,8 +28,9 @@ from workbench.evaluation.search import search_all
 from workbench.evaluation.selection import choose_from
 
 RESULTS = Path(__file__).resolve().parent / "results"
+RESEARCH = RESULTS / "research"  # notebooks/research/tuning_budget's runs on today's order among the others
 # the earlier order's budgeted runs, by notebooks/research/tuning_budget up to a1b3c16, kept apart from its later runs
-EARLIER = RESULTS / "research" / "tuning_budget_earlier_order"
+EARLIER = RESEARCH / "tuning_budget_earlier_order"
 
 
 def tuning_budget_record(folder: Path = EARLIER) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,11 +1,29 @@
-"""Small hand-made data shared by several test modules (tests/ is on sys.path under pytest)."""
+"""Small hand-made data shared by several test modules (tests/ is on sys.path under pytest), and the
+loader of a benchmark script."""
 
 import contextlib
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module (benchmarks/ is not a package)."""
+    sys.path.insert(0, str(BENCHMARKS))  # the benchmarks import their shared helpers (readme_block, provenance)
+    try:
+        spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
 
 
 def tiny_interactions(seed=0, n_customers=30, n_products=40, n_baskets=400, days=120):

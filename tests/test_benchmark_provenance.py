@@ -3,19 +3,18 @@ versions of the numerical libraries actually installed, which are pyproject.toml
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+from helpers import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_measured_on_names_the_commit_and_the_pinned_libraries():
-    spec = importlib.util.spec_from_file_location("provenance_benchmark", ROOT / "benchmarks" / "provenance.py")
-    provenance = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(provenance)
+    provenance = load_benchmark("provenance")
     PACKAGES, found = provenance.PACKAGES, provenance.measured_on()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     if head.returncode == 0:  # a source tree without git records no commit

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from helpers import load_benchmark
 
 from workbench import paths
 from workbench.datasets.extract import (
@@ -407,9 +407,7 @@ def _export_files(demo_db, folder, fmt: str = "csv"):
         lines[:half].write_parquet(folder / "lines-1.parquet")
         lines[half:].write_parquet(folder / "lines-2.parquet")
     # the export mapping of benchmarks/extract_files.py, over both files
-    spec = importlib.util.spec_from_file_location("extract_files_benchmark", ROOT / "benchmarks" / "extract_files.py")
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = load_benchmark("extract_files")
     mapping = json.loads(json.dumps(benchmark.MAPPING))
     mapping["source"] = str(folder)
     mapping["entities"]["sales_lines"]["files"] = "{source}/lines-*"

@@ -3,32 +3,24 @@ types a figure in."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 
 
-def _benchmark(name: str):
-    sys.path.insert(0, str(BENCHMARKS))  # the benchmarks import their shared readme_block helper
-    try:
-        spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+def _short(dataset: str) -> str:  # "Online Retail (2011-09-09)" -> "2011-09-09", "demo USRT" -> "USRT"
+    return dataset[dataset.index("(") + 1 : -1] if "(" in dataset else dataset.split()[-1]
 
 
 @pytest.mark.parametrize("name", ["latency", "pipeline", "scale", "extract_files", "shared_fit", "quality"])
 def test_readme_block_is_the_committed_results(name):
-    benchmark = _benchmark(name)
+    benchmark = load_benchmark(name)
     record = json.loads((BENCHMARKS / "results" / f"{name}.json").read_text())
     readme = (ROOT / "README.md").read_text()
     assert readme.count(benchmark.README_BEGIN) == 1 and readme.count(benchmark.README_END) == 1
@@ -39,7 +31,7 @@ def test_readme_block_is_the_committed_results(name):
 def test_quality_report_quotes_the_seed_spread_research(tmp_path):
     """The report's training-noise table is the research notebook's, read from its CSV: the pooled rows
     only, every seed counted; no table where the research has not been run."""
-    quality = _benchmark("quality")
+    quality = load_benchmark("quality")
     assert quality.seed_noise_table(tmp_path / "absent.csv") == []
     rows = [
         {"dataset": name, "page": page, "cases": cases, "seed 0": 0.70, "seed 1": 0.71, "seed 2": 0.66, "seed sd": sd,
@@ -62,7 +54,7 @@ def test_the_quality_report_says_which_of_issue_9s_targets_a_record_meets():
     """The verdict is counted from the record itself: a cell short of 1.10x is named with whether the
     target lies within its interval, a cell below its baseline is named, and a champion fit past 5x
     the slowest single algorithm's is a miss; the committed README says what the committed record meets."""
-    quality = _benchmark("quality")
+    quality = load_benchmark("quality")
 
     def margin(ratio, high):
         return {"ratio": ratio, "ratio_low": ratio - 0.04, "ratio_high": high, "significant": ratio - 0.04 > 1.0}
@@ -91,7 +83,7 @@ def test_quality_margins_figure_is_the_committed_results(tmp_path):
     here, it is the committed PNG pixel for pixel (matplotlib is pinned, so the drawing is too)."""
     import matplotlib.image
 
-    quality = _benchmark("quality")
+    quality = load_benchmark("quality")
     record = json.loads((BENCHMARKS / "results" / "quality.json").read_text())
     drawn = quality.margins_figure(record["datasets"], tmp_path / "margins.png")
     committed = matplotlib.image.imread(BENCHMARKS / "results" / "quality_margins.png")
@@ -107,23 +99,20 @@ def test_readme_quotes_the_tuning_budget_research():
     became their first guess (the first after the probes) and a page moved."""
     from workbench.evaluation.spaces import SEARCH_SPACES, probed_switches
 
-    kept, routes = _benchmark("search_schedule").tuning_budget_record()  # the earlier order's runs
+    kept, routes = load_benchmark("search_schedule").tuning_budget_record()  # the earlier order's runs
     assert len(kept) and len(routes)
     readme = " ".join((ROOT / "README.md").read_text().split())
-
-    def short(name: str) -> str:  # "Online Retail (2011-09-09)" -> "2011-09-09", "demo USRT" -> "USRT"
-        return name[name.index("(") + 1 : -1] if "(" in name else name.split()[-1]
 
     moved = routes[~routes["same"]]
     blend = kept[kept["algorithm"] == "blend"].set_index("dataset")
     steady = [d for d in kept["dataset"].unique() if d not in set(moved["dataset"]) and blend.loc[d, "same settings kept"]]
-    assert f"{', '.join(short(d) for d in steady[:-1])} and {short(steady[-1])} kept every page's route and the blend's settings" in readme
+    assert f"{', '.join(_short(d) for d in steady[:-1])} and {_short(steady[-1])} kept every page's route and the blend's settings" in readme
     words = dict(enumerate(("no", "one", "two", "three", "four", "five", "six", "seven", "eight")))
     assert f"held {words[moved['dataset'].nunique()]} of {words[kept['dataset'].nunique()]} datasets back" in readme
     for _, row in kept[(kept["algorithm"] == "champion") & ~kept["same settings kept"]].iterrows():
         assert f"validation objective {row['objective, no limit']:.4f} against {row['objective within budget']:.4f}" in readme
     for _, row in moved.iterrows():
-        assert f"On {short(row['dataset'])} the blend's and the champion's first guesses" in readme
+        assert f"On {_short(row['dataset'])} the blend's and the champion's first guesses" in readme
         assert f"the {row['page']} page moved from the {row['within budget']} to the {row['no limit']}" in readme
         for algorithm in ("blend", "champion"):
             probes = len(probed_switches(SEARCH_SPACES[algorithm]))
@@ -138,16 +127,16 @@ def test_readme_quotes_the_tuning_budget_research_in_todays_order():
     Online Retail and, per single algorithm that serves no page, on how many splits it kept other
     settings. A record where a page moved or a served candidate changed fails here until the README
     says so."""
-    search_schedule = _benchmark("search_schedule")
-    kept, routes = search_schedule.tuning_budget_record(search_schedule.EARLIER.parent)
+    search_schedule = load_benchmark("search_schedule")
+    kept, routes = search_schedule.tuning_budget_record(search_schedule.RESEARCH)
     assert len(kept) and len(routes)
     readme = " ".join((ROOT / "README.md").read_text().split())
     served = set(routes["within budget"]) | set(routes["no limit"])
     assert routes["same"].all(), routes[~routes["same"]]
     changed = kept[~kept["same settings kept"]]
     assert not changed["algorithm"].isin(served).any(), changed
-    names = [d[d.index("(") + 1 : -1] if "(" in d else d.split()[-1] for d in kept["dataset"].unique()]
-    names = sorted(names, key=lambda name: not name[0].isdigit())  # Online Retail's splits, then the legal entities
+    # Online Retail's splits, then the legal entities
+    names = sorted(map(_short, kept["dataset"].unique()), key=lambda name: not name[0].isdigit())
     assert (f"{', '.join(names[:-1])} and {names[-1]} kept every page's route and the blend's and the champion's "
             "settings") in readme
     online = kept[kept["dataset"].str.startswith("Online Retail")]
@@ -161,6 +150,7 @@ def test_readme_quotes_the_tuning_budget_research_in_todays_order():
     listed = [f"{a} on {n} of Online Retail's {splits} splits" if i == 0 else f"{a} on {n}"
               for i, (a, n) in enumerate(counts.items())]
     assert f"Only single algorithms that serve no page kept other settings: {', '.join(listed)}." in readme
+
 
 def test_readme_quotes_the_search_order_benchmark():
     """The README's figures for the search's order (`benchmarks/search_schedule.py`) are its CSV's:
@@ -190,7 +180,7 @@ def test_readme_says_where_the_champions_fit_goes_as_champion_fit_parts_found():
     kept = {name: r for name, r in found.items() if name.endswith("the quality benchmark's settings")}
     assert len(kept) == 2 and all(r["switches"]["search_every_page"] for r in kept.values())
     quality = json.loads((BENCHMARKS / "results" / "quality.json").read_text())["datasets"]
-    missed = {r["dataset"] for r in quality if not _benchmark("quality").fit_ratio(r)["met"]}
+    missed = {r["dataset"] for r in quality if not load_benchmark("quality").fit_ratio(r)["met"]}
     assert "Where the champion's fit misses 5x (the demo retailer's legal entities, whose single algorithms fit in well under a second)" in readme
     assert missed == {"demo retailer USRT", "demo retailer FRRT"}
     usrt = next(r["champion_s"] for name, r in kept.items() if "USRT" in name)
