@@ -34,7 +34,6 @@ import http.client
 import json
 import threading
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from provenance import measured_on  # benchmarks/ is on the path of a benchmark run
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -493,9 +493,7 @@ def main(argv=None) -> int:
         requests = build_requests(recommender, args.requests)
         record = {
             "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
+            **measured_on(),  # machine, python and cpus as before, and the commit, processor and libraries
             "synthetic": bool(args.synthetic),
             "online_retail_fit": bool(args.online_retail),
             "champion": {k: info.get(k) for k in ("name", "version", "algorithm", "legal_entity", "run_id", "trained_at")},

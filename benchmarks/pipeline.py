@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import measured_on  # benchmarks/ is on the path of a benchmark run
+
 ROOT = Path(__file__).resolve().parents[1]
 ONLINE_RETAIL = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -154,7 +156,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also time the whole pipeline on Online Retail")
     parser.add_argument("--no-postgres", action="store_true", help="leave out the PostgreSQL extraction")
     args = parser.parse_args()
-    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "datasets": [], "repeat": args.repeat,
+    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "measured_on": measured_on(), "datasets": [], "repeat": args.repeat,
                "load_average": {"start": round(os.getloadavg()[0], 2)}}
     with tempfile.TemporaryDirectory() as scratch:
         home = Path(scratch)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from provenance import measured_on  # benchmarks/ is on the path of a benchmark run
 from workbench.evaluation import HEADLINE, MAX_CUSTOMERS  # the one definition of each page's metric, of the case draw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -489,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         write(json.loads((RESULTS / "scale.json").read_text()))
         return 0
     algorithms = args.algorithms.split(",")
-    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "algorithms": algorithms,
+    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "measured_on": measured_on(), "algorithms": algorithms,
                "sizes": [], "not_run": args.not_run, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     kept, rerun = [], {}
     if args.append and (RESULTS / "scale.json").exists():
