@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from workbench.models.base import Request
 from workbench.models.champion.model import Champion
 from workbench.models.champion.pages import FEATURES
-from workbench.models.champion.ranker import MAX_BINS, quantised, train_ranker, training_rows
+from workbench.models.champion.ranker import MAX_BINS, case_weights, quantised, train_ranker, training_rows
 
 
 def blocks(seed: int = 0, cases: int = 400, per_case: int = 30):
@@ -133,3 +133,37 @@ def test_the_fit_learns_the_same_on_any_number_of_threads():
     # the state fitted beside the tuning (two threads) scores as the one fitted after it (one)
     requests = [Request("customer", "C001"), Request("basket", "C002", ("P001", "P002")), Request("product", None, ("P003",))]
     np.testing.assert_array_equal(one.score(requests), two.score(requests))
+
+
+def test_a_positive_weighs_what_a_hit_is_worth_in_its_page_metric():
+    # case 0: one true item; case 1: four; case 2: twenty (only ten count in NDCG@10's ideal)
+    sizes = [1, 4, 20]
+    groups = np.concatenate([np.full(n + 5, case) for case, n in enumerate(sizes)])
+    labels = np.concatenate([np.r_[np.ones(n, bool), np.zeros(5, bool)] for n in sizes])
+    true_candidates = np.bincount(groups[labels])
+    hr = case_weights(labels, groups, true_candidates, "hr")
+    ndcg = case_weights(labels, groups, true_candidates, "ndcg")
+    for weights in (hr, ndcg):
+        assert (weights[~labels] == 1).all()  # negatives as they are
+        # positives against negatives as before: only how the cases share their weight differs
+        assert np.isclose(weights[labels].sum(), hr[labels].sum())
+    # HR: every case the same in all, whatever its true items
+    assert np.allclose(np.bincount(groups[labels], hr[labels]), hr[labels].sum() / 3)
+    # NDCG: one hit in a case of many true items is worth less than in a case of one, but not 1/20 of it
+    per_hit = {case: ndcg[labels & (groups == case)][0] for case in range(3)}
+    ideal = np.cumsum(1 / np.log2(np.arange(2, 12)))
+    assert np.isclose(per_hit[0] / per_hit[1], ideal[3])
+    assert np.isclose(per_hit[0] / per_hit[2], ideal[9])
+    assert per_hit[2] > per_hit[0] / 20
+
+
+def test_a_customer_page_ranker_learns_with_ndcg_weights_and_a_basket_page_ranker_with_hr_weights():
+    made = blocks()
+    params = {**Champion().params, "max_training_rows": 100_000}
+    by_metric = {page: train_ranker(made, params, page) for page in ("customer", "basket")}
+    by_case = {page: train_ranker(made, {**params, "balance_cases": True}, page) for page in ("customer", "basket")}
+    features = np.concatenate([b[0] for b in made])[:500].astype(np.float64)
+    # the basket page's weights are the earlier ones (a case counts once): the same trees
+    np.testing.assert_array_equal(by_metric["basket"].predict_proba(features), by_case["basket"].predict_proba(features))
+    # the customer page's are not
+    assert not np.array_equal(by_metric["customer"].predict_proba(features), by_case["customer"].predict_proba(features))

@@ -17,6 +17,7 @@ import numpy as np
 
 # defined one layer down (models' own validation windows tune for them too), re-exported here
 from workbench.models.cases import HEADLINE, HEADLINE_LABELS, headline  # noqa: F401
+from workbench.models.cases import discounts, ideal_dcg
 
 # the ranking metrics with a value per case (coverage and novelty are properties of the lists)
 CASE_METRICS = ("precision", "recall", "ndcg", "map", "hr")
@@ -55,9 +56,7 @@ def per_case(metric: str, recommended, truth, k: int = 10) -> np.ndarray:
     if metric == "recall":
         return hits.sum(axis=1) / sizes
     if metric == "ndcg":
-        discounts = _discounts(k)
-        ideal = np.cumsum(discounts)[np.minimum(sizes, k).astype(int) - 1]
-        return (hits @ discounts) / ideal
+        return (hits @ discounts(k)) / ideal_dcg(sizes, k)
     if metric == "map":
         precision_at_rank = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
         return (precision_at_rank * hits).sum(axis=1) / np.minimum(sizes, k)
@@ -77,10 +76,6 @@ def recall_at_k(recommended, truth, k: int = 10) -> float:
 def hit_rate_at_k(recommended, truth, k: int = 10) -> float:
     """Share of cases with at least one hit in the top k."""
     return mean_or_nan(per_case("hr", recommended, truth, k))
-
-
-def _discounts(k: int) -> np.ndarray:
-    return 1.0 / np.log2(np.arange(2, k + 2))
 
 
 def ndcg_at_k(recommended, truth, k: int = 10) -> float:

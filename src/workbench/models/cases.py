@@ -28,6 +28,16 @@ HEADLINE_LABELS = {
 }
 
 
+def discounts(k: int) -> np.ndarray:
+    """(k,) NDCG's discount of a hit at each rank: 1 / log2(rank + 1)."""
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def ideal_dcg(sizes, k: int) -> np.ndarray:
+    """NDCG's normaliser of each case: the DCG of min(|truth|, k) hits at the top (sizes >= 1)."""
+    return np.cumsum(discounts(k))[np.minimum(np.asarray(sizes), k).astype(int) - 1]
+
+
 def headline(scenario: str) -> str:
     """The metric the scenario's POS page is judged on."""
     if scenario not in HEADLINE:

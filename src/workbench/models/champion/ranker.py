@@ -9,8 +9,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from workbench.models.base import Batch
+from workbench.models.cases import ideal_dcg
 from workbench.models.champion.features import candidate_features
-from workbench.models.champion.pages import COMPONENTS, RANKER_OF_PAGE, page_of
+from workbench.models.champion.pages import COMPONENTS, RANKER_OF_PAGE, TUNING_METRIC, page_of
 from workbench.models.champion.signals import Signals
 
 
@@ -163,6 +164,25 @@ def training_rows(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
     return keep
 
 
+def case_weights(labels: np.ndarray, groups: np.ndarray, true_candidates: np.ndarray, metric: str, k: int = 10) -> np.ndarray:
+    """Each training row's weight: a positive weighs what ranking it on top is worth to its case in
+    the page's headline `metric`, a negative 1. HR: 1 / the case's positives (a case counts once,
+    however many true items it holds). NDCG: 1 / the case's ideal DCG over its `true_candidates`
+    (a hit's gain is 1 / log2(rank + 1) over that ideal), so a case with many true items counts more
+    than one with few, as NDCG's mean over cases counts them, though less than one per true item.
+    Either way the positives' weights are scaled to the HR weights' sum: only how they are shared
+    between the cases differs, not how positives weigh against negatives."""
+    weights = np.ones(len(labels))
+    positives = np.bincount(groups[labels], minlength=groups.max() + 1).astype(np.float64)
+    once = positives[groups[labels]].mean() / positives[groups[labels]]
+    if metric == "ndcg":
+        worth = 1.0 / ideal_dcg(true_candidates[groups[labels]], k)
+        weights[labels] = worth * once.sum() / worth.sum()
+    else:
+        weights[labels] = once
+    return weights
+
+
 def train_ranker(blocks, params: dict, page: str | None = None):
     """A gradient-boosted classifier: is this candidate in the truth? `blocks`: (features, labels,
     case of each row) per validation window. None where the cases hold too few positives to learn from."""
@@ -176,14 +196,13 @@ def train_ranker(blocks, params: dict, page: str | None = None):
     groups = np.concatenate([b[2] + offsets[i] for i, b in enumerate(blocks)])
     if labels.sum() < 10 or (~labels).sum() < 10:
         return None
+    true_candidates = np.bincount(groups[labels], minlength=groups.max() + 1)  # before the sample
     keep = training_rows(labels, p["max_training_rows"], p["seed"])
     features, labels, groups = features[keep], labels[keep], groups[keep]
     weights = None
     if p["balance_cases"]:
-        # every case counts once, however many true items it holds (HR and NDCG are per case)
-        positives = np.bincount(groups[labels], minlength=groups.max() + 1).astype(np.float64)
-        weights = np.ones(len(labels))
-        weights[labels] = positives[groups[labels]].mean() / positives[groups[labels]]
+        metric = TUNING_METRIC[page] if p["balance_cases"] == "metric" and page in TUNING_METRIC else "hr"
+        weights = case_weights(labels, groups, true_candidates, metric)
     features = quantised(features, weights, MAX_BINS)
     model = HistGradientBoostingClassifier(
         max_bins=MAX_BINS,

@@ -12,7 +12,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from workbench.models.base import Request
-from workbench.models.cases import Cases, build_cases, last_days_start, validation_split
+from workbench.models.cases import Cases, build_cases, discounts, ideal_dcg, last_days_start, validation_split
 from workbench.models.champion.candidates import blocked_items, top_columns
 from workbench.models.champion.features import candidate_features
 from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, FEATURES, GRID, PAGES, RANKER_OF_PAGE, TUNING_METRIC, page_of
@@ -249,8 +249,7 @@ def _search(inner, state, requests, truth, metric: str, k: int = 10):
     true candidates land in the top k (`_top_places`) without ordering the rest."""
     signals, blocked, relevant, sizes = _search_candidates(inner, state, requests, truth, at_least=k)
     k = min(k, blocked.shape[1])
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.cumsum(discounts)[np.minimum(sizes, k) - 1]
+    rank_discounts, ideal = discounts(k), ideal_dcg(sizes, k)
 
     live = [c for c in COMPONENTS if signals[c].any()]
     # a case without a true candidate scores nothing under any weights: only the others are ranked
@@ -271,8 +270,8 @@ def _search(inner, state, requests, truth, metric: str, k: int = 10):
         hits = np.zeros((n, k), dtype=bool)
         hits[scored_cases[cases], places] = True
         if metric == "hr":
-            return float(hits.any(axis=1).mean()) + 0.01 * float((hits @ discounts / ideal).mean())
-        return float((hits @ discounts / ideal).mean())
+            return float(hits.any(axis=1).mean()) + 0.01 * float((hits @ rank_discounts / ideal).mean())
+        return float((hits @ rank_discounts / ideal).mean())
 
     page = page_of(requests[0])
     weights = {c: DEFAULT_WEIGHTS.get(page, {}).get(c, 0.0) for c in COMPONENTS}
