@@ -184,7 +184,7 @@ def test_readme_says_where_the_champions_fit_goes_as_champion_fit_parts_found():
     assert "Where the champion's fit misses 5x (the demo retailer's legal entities, whose single algorithms fit in well under a second)" in readme
     assert missed == {"demo retailer USRT", "demo retailer FRRT"}
     usrt = next(r["champion_s"] for name, r in kept.items() if "USRT" in name)
-    assert (f"on USRT the weight search over every page (`search_every_page`, which the search kept on both) takes {usrt['_search']:.2f} s "
+    assert (f"on USRT the weight search over every page (`search_every_page`, which that search kept on both) takes {usrt['_search']:.2f} s "
             f"of the {usrt['total']:.2f} s fit, the re-rankers' training {usrt['train_ranker']:.2f} s") in readme
     rows = {entity: f"{r['max_training_rows']:,}" for name, r in kept.items() for entity in ("USRT", "FRRT") if entity in name}
     defaults = {f"{r['max_training_rows']:,}" for name, r in found.items() if name not in kept}
@@ -223,6 +223,30 @@ def test_readme_quotes_the_economy_comparison_as_quality_compare_wrote_it():
         assert abs(float(row[-1].strip(" |"))) <= (high - low) / 2
 
 
+def test_readme_quotes_the_case_weights_comparison_as_quality_compare_wrote_it():
+    """The README's sentences on the re-rankers' case weights are quality_compare's summary of the two
+    records, and where the search kept the same settings in both, what moved is what the change can
+    move: the customer pages (the basket and product pages' weights are as they were)."""
+    import re
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    text = (BENCHMARKS / "results" / "case_weights" / "quality_compare.md").read_text()
+    cells, fits, moved = _comparison_summary(text)
+    assert (f"cells at 1.10x the best baseline {cells[0]} → {cells[1]}, fits within 5x {fits[0]} → {fits[1]}; the test figures "
+            f"that moved, {moved[0]} of {moved[1]}, moved by {moved[2]} on average, from {moved[3]} to {moved[4]}") in readme
+    kept = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[2].split(" → ") for line in text.splitlines() if " → " in line and line.count(" | ") == 4}
+    same = [name for name, (before, after) in kept.items() if before == after]
+    differences = {}
+    for line in text.splitlines():
+        cells_of = line.strip("| ").split(" | ")
+        if len(cells_of) == 5 and re.fullmatch(r"[-+]\d\.\d{4}", cells_of[-1]):
+            differences[(cells_of[0], cells_of[1])] = cells_of[-1]
+    assert same and all(differences[(name, page)] == "+0.0000" for name in same for page in ("basket HR@10", "product HR@10"))
+    assert (f"Where the search kept the same settings in both ({', '.join(same)}), only the customer pages moved: "
+            f"customer NDCG@10 {', '.join(differences[(name, 'customer NDCG@10')] for name in same)}; "
+            f"new-items NDCG@10 {', '.join(differences[(name, 'new-items NDCG@10')] for name in same)}.") in readme
+
+
 def test_readme_quotes_the_weight_search_speed_up_as_fit_ab_and_quality_compare_wrote_it():
     """The README's sentence on the weight search's speed-up is benchmarks/fit_ab.py's record (the fit
     under both commits back to back, with the quality record's settings, the same model learnt in every
@@ -231,15 +255,16 @@ def test_readme_quotes_the_weight_search_speed_up_as_fit_ab_and_quality_compare_
     readme = " ".join((ROOT / "README.md").read_text().split())
     record = json.loads((BENCHMARKS / "results" / "fit_ab.json").read_text())
     assert all(r["same_model"] for r in record["datasets"].values())
-    quality = {f"{r['dataset']} ({r['split']})": r["best_params"] for r in json.loads((BENCHMARKS / "results" / "quality.json").read_text())["datasets"]}
-    assert all(r["settings"] == {a: quality[name][a] for a in r["settings"]} for name, r in record["datasets"].items())  # this record's
     ratios = ", ".join(f"{r['checkout']['champion_s'] / r['baseline']['champion_s']:.2f}x on {name}" for name, r in record["datasets"].items())
-    assert (f"the champion's fit under both commits back to back, with this record's settings (`benchmarks/fit_ab.py` → "
+    assert (f"the champion's fit under both commits back to back, with the settings the quality record then kept (`benchmarks/fit_ab.py` → "
             f"`results/fit_ab.md`), took {ratios} as long as before, and learnt the same model in every round") in readme
     text = (BENCHMARKS / "results" / "search_speed" / "quality_compare.md").read_text()
     assert text.splitlines()[0].endswith(f" against {record['baseline']}")  # the same code before
     cells, fits, moved = _comparison_summary(text)
     kept = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[2].split(" → ") for line in text.splitlines() if " → " in line and line.count(" | ") == 4}
+    # the settings fit_ab fitted are the ones that quality record's champion kept
+    compare = load_benchmark("quality_compare")
+    assert all(compare._kept({"best_params": r["settings"]}) == kept[name][1] for name, r in record["datasets"].items())
     assert len(kept) == 5 and all(before == after for before, after in kept.values())
     assert (f"the search kept the same settings on every dataset, the test figures that moved: {moved[0]} of {moved[1]}; cells at 1.10x "
             f"the best baseline {cells[0]} → {cells[1]}, fits within 5x {fits[0]} → {fits[1]}") in readme
