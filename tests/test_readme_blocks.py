@@ -205,6 +205,13 @@ def _comparison_summary(text: str) -> tuple[tuple, tuple, tuple]:
     return cells, fits, moved
 
 
+def _champion_kept(text: str) -> dict[str, list[str]]:
+    """{dataset: [kept before, kept after]}: the champion's kept settings in each record, from the
+    first table benchmarks/quality_compare.py writes."""
+    return {line.split(" | ")[0].lstrip("| "): line.split(" | ")[2].split(" → ") for line in text.splitlines()
+            if " → " in line and line.count(" | ") == 4}
+
+
 def test_readme_quotes_the_economy_comparison_as_quality_compare_wrote_it():
     """The README's sentence on what the economy cuts did is the summary that benchmarks/quality_compare.py
     wrote from the two records, and every moved figure stayed within its interval's half width."""
@@ -234,7 +241,7 @@ def test_readme_quotes_the_case_weights_comparison_as_quality_compare_wrote_it()
     cells, fits, moved = _comparison_summary(text)
     assert (f"cells at 1.10x the best baseline {cells[0]} → {cells[1]}, fits within 5x {fits[0]} → {fits[1]}; the test figures "
             f"that moved, {moved[0]} of {moved[1]}, moved by {moved[2]} on average, from {moved[3]} to {moved[4]}") in readme
-    kept = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[2].split(" → ") for line in text.splitlines() if " → " in line and line.count(" | ") == 4}
+    kept = _champion_kept(text)
     same = [name for name, (before, after) in kept.items() if before == after]
     differences = {}
     for line in text.splitlines():
@@ -261,7 +268,7 @@ def test_readme_quotes_the_weight_search_speed_up_as_fit_ab_and_quality_compare_
     text = (BENCHMARKS / "results" / "search_speed" / "quality_compare.md").read_text()
     assert text.splitlines()[0].endswith(f" against {record['baseline']}")  # the same code before
     cells, fits, moved = _comparison_summary(text)
-    kept = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[2].split(" → ") for line in text.splitlines() if " → " in line and line.count(" | ") == 4}
+    kept = _champion_kept(text)
     # the settings fit_ab fitted are the ones that quality record's champion kept
     compare = load_benchmark("quality_compare")
     assert all(compare._kept({"best_params": r["settings"]}) == kept[name][1] for name, r in record["datasets"].items())
