@@ -95,15 +95,27 @@ def table_kind(path: Path) -> str:
     return re.sub(r"(_(\d{4}-\d{2}-\d{2}|[A-Z]{2,}))+$", "", path.stem)
 
 
-def header(path: Path) -> str:
+def header(path: Path) -> tuple[str, ...]:
+    """A table's columns, its numbers as # and a run of columns alike in all else as one: a column per
+    value of a list parameter (seed_spread's "seed 0", "seed 1", ...) is one column of the table's kind,
+    however many values a run took (the smoke run takes two)."""
     with path.open() as f:
-        return f.readline().rstrip("\n")
+        columns = [re.sub(r"\d+", "#", column) for column in f.readline().rstrip("\n").split(",")]
+    return tuple(c for i, c in enumerate(columns) if i == 0 or c != columns[i - 1])
 
 
 def test_table_kind_drops_splits_and_legal_entities_only():
     assert table_kind(Path("tuning_budget_routes_2011-09-09_2011-10-09_USRT.csv")) == "tuning_budget_routes"
     assert table_kind(Path("basket_size_weighting_alone.csv")) == "basket_size_weighting_alone"
     assert table_kind(Path("page_headroom_2011-10-09.csv")) == "page_headroom"
+
+
+def test_a_column_per_value_of_a_list_parameter_is_one_column_of_the_kind(tmp_path):
+    five, two, other = tmp_path / "five.csv", tmp_path / "two.csv", tmp_path / "other.csv"
+    five.write_text("dataset,seed 0,seed 1,seed 2,seed 3,seed 4,seed sd\n")
+    two.write_text("dataset,seed 0,seed 1,seed sd\n")
+    other.write_text("dataset,seed 0,seed 1,seed range\n")
+    assert header(five) == header(two) != header(other)
 
 
 def smaller(name: str, default: str):
