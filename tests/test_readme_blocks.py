@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import load_benchmark
+from helpers import BENCHMARKS, load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "benchmarks"
 
 
 def _short(dataset: str) -> str:  # "Online Retail (2011-09-09)" -> "2011-09-09", "demo USRT" -> "USRT"
