@@ -276,3 +276,32 @@ def test_readme_quotes_the_weight_search_speed_up_as_fit_ab_and_quality_compare_
             f"the best baseline {cells[0]} → {cells[1]}, fits within 5x {fits[0]} → {fits[1]}") in readme
     # the same settings on the same test cases: the same model, the same figures
     assert moved[0] == "0"
+
+
+def test_readme_puts_the_latency_record_beside_the_earlier_code_on_the_same_machine():
+    """The README's reading of the latency record is its runs': the record, the earlier record's code
+    and this record's code again, back to back on one machine (results/latency_machine/)."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    results = BENCHMARKS / "results"
+    runs = {"record": json.loads((results / "latency.json").read_text())}
+    for path in sorted((results / "latency_machine").glob("latency_*.json")):
+        runs[path.stem.split("_")[1]] = json.loads(path.read_text())
+    earlier, again = "7d3b249", runs["record"]["commit"]
+    assert set(runs) == {"record", earlier, again} and runs[again]["commit"] == again
+
+    def p50s(run):
+        return sorted(s["p50_ms"] for s in run["in_process"].values())
+
+    def ratios(run):
+        return sorted(run["in_process"][page]["p50_ms"] / run["baseline_recommend"][page]["p50_ms"] for page in run["in_process"])
+
+    def span(values, digits=2):
+        return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
+
+    assert all(p50 > 5 for p50 in p50s(runs["record"]))  # "misses the 5 ms in-process p50 on every page"
+    assert f"misses the 5 ms in-process p50 on every page ({span(p50s(runs['record']))} ms)" in readme
+    assert f"({earlier}, which met 17 of 17 targets on another machine on 6 December) measured {span(p50s(runs[earlier]))} ms" in readme
+    assert f"and this code again {span(p50s(runs[again]))} ms" in readme
+    assert (f"{span(ratios(runs['record']))} here, {span(ratios(runs[earlier]))} and {span(ratios(runs[again]))} in those two runs") in readme
+    one = {name: round(run["concurrent"]["levels"]["1"]["throughput_rps"]) for name, run in runs.items()}
+    assert f"one client got {one['record']} and {one[again]} requests a second in this code's two runs, {one[earlier]} in {earlier}'s" in readme
