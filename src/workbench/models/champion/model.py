@@ -66,10 +66,14 @@ class Champion(Recommender):
     On the customer pages, the `customer_neighbours` customers whose purchases look most like the
     customer's (cosine of their recency-weighted rows) vote for what they buy (`similar_customers`,
     0: no such signal). 100: on the validation windows of Online Retail's three splits and the demo
-    retailer's two legal entities pooled, customer NDCG@10 gains 0.0020 (2.3 standard errors) and
-    new-items 0.0022 (2.3) over none; 30 and 300 gain less on the customer page (0.0010, 0.0008),
-    and 300 costs the demo retailer's small FRRT 0.009 there (notebooks/research/similar_customers;
-    when 100 was chosen, 100 cost FRRT 0.007, today 0.0002).
+    retailer's two legal entities pooled, customer NDCG@10 gains 0.0019 (2.1 standard errors) and
+    new-items 0.0013 (1.2) over none (notebooks/research/similar_customers). When 100 was chosen, 30
+    and 300 gained the customer page less. Under today's re-rankers (case weights), paired against
+    100 on the same cases: 30 gains the customer page 0.0012 (1.3) and new-items 0.0002 (0.2), with
+    two of the five datasets' customer pages the other way; 300 gains new-items 0.0026 (2.6) and
+    costs the customer page 0.0010 (1.2). Whether 30 should replace 100 is open: its lead passes one
+    standard error on the customer page alone, and the change has not been through the quality
+    benchmark.
 
     `catalog_features` lets the re-rankers see the catalog: how alike a candidate's name is to the
     request's products' names, and the share of those products in its category. Off by default:
