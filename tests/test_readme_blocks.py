@@ -211,6 +211,14 @@ def _champion_kept(text: str) -> dict[str, list[str]]:
             if " → " in line and line.count(" | ") == 4}
 
 
+def _figure_rows(text: str) -> list[list[str]]:
+    """The cells of each row of the test figures' table benchmarks/quality_compare.py writes (dataset,
+    page, before, after, difference): the rows whose last cell is a signed difference."""
+    import re
+
+    return [line.strip("| ").split(" | ") for line in text.splitlines() if re.fullmatch(r"\| .* \| [-+]\d\.\d{4} \|", line.rstrip())]
+
+
 def test_readme_quotes_the_economy_comparison_as_quality_compare_wrote_it():
     """The README's sentence on what the economy cuts did is the summary that benchmarks/quality_compare.py
     wrote from the two records, and every moved figure stayed within its interval's half width."""
@@ -221,20 +229,17 @@ def test_readme_quotes_the_economy_comparison_as_quality_compare_wrote_it():
     cells, fits, moved = _comparison_summary(text)
     assert (f"cells at 1.10x the best baseline {cells[0]} → {cells[1]}, fits within 5x {fits[0]} → {fits[1]}; the test figures "
             f"that moved, {moved[0]} of {moved[1]}, moved by {moved[2]} on average, none by more than its interval's half width") in readme
-    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and line.rstrip().endswith(" |")
-            and re.search(r"\| [-+]\d\.\d{4} \|$", line)]
+    rows = _figure_rows(text)
     assert len(rows) == int(moved[1])
     for row in rows:
         low, high = (float(v) for v in re.search(r"\[(\d\.\d+), (\d\.\d+)\]", row[3]).groups())
-        assert abs(float(row[-1].strip(" |"))) <= (high - low) / 2
+        assert abs(float(row[-1])) <= (high - low) / 2
 
 
 def test_readme_quotes_the_case_weights_comparison_as_quality_compare_wrote_it():
     """The README's sentences on the re-rankers' case weights are quality_compare's summary of the two
     records, and where the search kept the same settings in both, what moved is what the change can
     move: the customer pages (the basket and product pages' weights are as they were)."""
-    import re
-
     readme = " ".join((ROOT / "README.md").read_text().split())
     text = (BENCHMARKS / "results" / "case_weights" / "quality_compare.md").read_text()
     cells, fits, moved = _comparison_summary(text)
@@ -242,11 +247,9 @@ def test_readme_quotes_the_case_weights_comparison_as_quality_compare_wrote_it()
             f"that moved, {moved[0]} of {moved[1]}, moved by {moved[2]} on average, from {moved[3]} to {moved[4]}") in readme
     kept = _champion_kept(text)
     same = [name for name, (before, after) in kept.items() if before == after]
-    differences = {}
-    for line in text.splitlines():
-        cells_of = line.strip("| ").split(" | ")
-        if len(cells_of) == 5 and re.fullmatch(r"[-+]\d\.\d{4}", cells_of[-1]):
-            differences[(cells_of[0], cells_of[1])] = cells_of[-1]
+    rows = _figure_rows(text)
+    assert len(rows) == int(moved[1])
+    differences = {(row[0], row[1]): row[-1] for row in rows}
     assert same and all(differences[(name, page)] == "+0.0000" for name in same for page in ("basket HR@10", "product HR@10"))
     assert (f"Where the search kept the same settings in both ({', '.join(same)}), only the customer pages moved: "
             f"customer NDCG@10 {', '.join(differences[(name, 'customer NDCG@10')] for name in same)}; "
