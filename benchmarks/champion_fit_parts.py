@@ -158,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             # what the quality benchmark timed: the settings its search kept there, against its tuned BPR
             results[f"{name}, the quality benchmark's settings"] = measure(data, args.repeat, *registered)
             print(results[f"{name}, the quality benchmark's settings"], flush=True)
+    from provenance import measured_on
+
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "champion_fit_parts.json").write_text(json.dumps({"repeat": args.repeat, "datasets": results}, indent=2))
+    record = {"repeat": args.repeat, "measured_on": measured_on(), "load_average_end": round(os.getloadavg()[0], 2), "datasets": results}
+    (RESULTS / "champion_fit_parts.json").write_text(json.dumps(record, indent=2))
     (RESULTS / "champion_fit_parts.md").write_text(markdown(results, args.repeat))
     print((RESULTS / "champion_fit_parts.md").read_text())
     return 0
