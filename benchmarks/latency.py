@@ -321,7 +321,8 @@ def write_results(record: dict, results: Path = RESULTS) -> None:
     lines = [
         "# Serving latency of the champion",
         "",
-        f"Measured {record['measured_at']} on {record['machine']} (Python {record['python']}, {os.cpu_count()} CPUs), "
+        f"Measured {record['measured_at']}{' at ' + record['commit'] if record.get('commit') else ''} on "
+        f"{record.get('processor') or record['machine']} (Python {record['python']}, {record['cpus']} CPUs), "
         f"model `{champion['name']}` version {champion['version']} ({champion['algorithm']}, legal entity "
         f"{champion['legal_entity']}, {record['n_items']:,} products){' - synthetic' if record['synthetic'] else ''}"
         f"{' - fitted on all of Online Retail by this benchmark' if record.get('online_retail_fit') else ''}.",
