@@ -14,7 +14,7 @@ Where the windows are shorter than the test window (a history of a few weeks), t
 cases of a window still look as far ahead as the test's do, as far as the split allows: a customer
 who returns buys about one basket in five days, and re-buys their staples over a month, and which
 model wins the customer page depends on which of the two it is asked (on Online Retail's three
-3-week histories, 5-day windows alone chose for the customer page a candidate at 0.85-0.99 of the
+3-week histories, 5-day windows alone chose for the customer page a candidate at 0.93-0.99 of the
 test window's best, looking ahead 0.99-1.00, and ranked the candidates nearer the test's order; on
 the new-items page both chose within 1% of it, and on a 6-week history looking ahead chose one at
 0.97 where the window alone chose the best: notebooks/research/customer_horizon.ipynb). The basket
