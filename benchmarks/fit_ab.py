@@ -6,18 +6,22 @@ apart, each round fits under the baseline commit's code and under this checkout'
 of its own (`PYTHONPATH`), alternating, and the figures are medians over the rounds.
 
     .venv/bin/python benchmarks/fit_ab.py --baseline <commit> [--datasets or-2011-10-09,demo-USRT] [--rounds 3]
+        [--busy N] [--results DIR]
 
 Datasets are the quality benchmark's (`or-<split>`, `demo-<legal entity>`), each its lines before
 the split, prepared once by this checkout; the champion's and BPR's settings are the ones
 `results/quality.json` kept for it (BPR is the slowest single algorithm on every dataset there).
 Each side also reports what its champion learnt (blend weights, re-ranker rows): a change meant
 only to make the fit faster must learn the same. A worktree of the baseline goes in a temporary
-folder and is removed afterwards. Writes benchmarks/results/fit_ab.{json,md}.
+folder and is removed afterwards. `--busy N` keeps N other processes spinning on the machine
+meanwhile (a scheduled run on a shared server). Writes fit_ab.{json,md} to `--results`
+(default benchmarks/results).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -114,8 +118,24 @@ def markdown(record: dict) -> str:
         old, new = r["baseline"], r["checkout"]
         lines.append(f"| {name} | {old['champion_s']:.2f} s | {new['champion_s']:.2f} s | {new['champion_s'] / old['champion_s']:.2f}x | "
                      f"{old['ratio']:.1f}x | {new['ratio']:.1f}x | {'yes' if r['same_model'] else 'no'} |")
-    lines += ["", f"Run {record['run_at']} on {record['cpus']} cores."]
+    busy = record.get("busy", 0)
+    load = record.get("load_average")
+    lines += ["", f"Run {record['run_at']} on {record['cpus']} cores"
+              + (f", with {busy} other process{'es' if busy > 1 else ''} spinning on the machine meanwhile" if busy else "")
+              + (f" (1-minute load average {load['start']:.1f} at the start, {load['end']:.1f} at the end)" if load else "") + "."]
     return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def busy_processes(n: int):
+    """n processes spinning on the CPU while inside (none for 0): the other work of a shared server."""
+    spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for process in spinning:
+            process.kill()
+            process.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", help="the commit to compare this checkout's code with")
     parser.add_argument("--datasets", default="or-2011-10-09,demo-USRT,demo-FRRT")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--busy", type=int, default=0, help="other processes kept spinning on the machine meanwhile")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where fit_ab.json and .md go")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -136,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     if subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip():
         checkout += " with uncommitted changes in src/"
     datasets = [d for d in args.datasets.split(",") if d]
-    with tempfile.TemporaryDirectory(prefix="fit-ab-") as scratch:
+    load = {"start": round(os.getloadavg()[0], 2)}
+    with tempfile.TemporaryDirectory(prefix="fit-ab-") as scratch, busy_processes(args.busy):
         scratch = Path(scratch)
         worktree, folder = scratch / "baseline", scratch / "data"
         folder.mkdir()
@@ -155,11 +178,12 @@ def main(argv: list[str] | None = None) -> int:
                                            | {"settings": json.loads((folder / f"{dataset}.json").read_text())})
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False, capture_output=True)
+        load["end"] = round(os.getloadavg()[0], 2)
     record = {"baseline": baseline, "checkout": checkout, "rounds": args.rounds, "run_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "cpus": len(os.sched_getaffinity(0)), "datasets": results}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "fit_ab.json").write_text(json.dumps(record, indent=2) + "\n")
-    (RESULTS / "fit_ab.md").write_text(markdown(record))
+              "cpus": len(os.sched_getaffinity(0)), "busy": args.busy, "load_average": load, "datasets": results}
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "fit_ab.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.results / "fit_ab.md").write_text(markdown(record))
     print(markdown(record))
     return 0
 
