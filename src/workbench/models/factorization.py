@@ -7,26 +7,13 @@ factors (recalculate_user); BPR, which has no such step, averages the items' fac
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import ThreadpoolController
 
 from workbench.models.base import Recommender, Request, on_customer_page
 from workbench.models.data import TrainingData
 from workbench.models.item_to_item import _row_max_normalise
-
-
-@lru_cache(maxsize=1)
-def _threadpools() -> ThreadpoolController:
-    # found once: `threadpool_limits` looks up every loaded library on each call (~3 ms, more than
-    # a whole ALS fold-in of one basket)
-    return ThreadpoolController()
-
-
-def _one_blas_thread():
-    return _threadpools().limit(limits=1, user_api="blas")
+from workbench.models.threads import one_blas_thread
 
 
 def _bm25(matrix: sp.csr_matrix, k1: float = 100.0, b: float = 0.8) -> sp.csr_matrix:
@@ -47,7 +34,7 @@ class _Factorization(Recommender):
     def _fit(self, data: TrainingData) -> None:
         # implicit runs its own threads; BLAS must not oversubscribe (implicit checks that when the
         # model is made, and warns where it is not so)
-        with _one_blas_thread():
+        with one_blas_thread():
             model = self._make()
             model.fit(self._user_items(data), show_progress=False)
         self.model = model
@@ -127,7 +114,7 @@ class ALS(_Factorization):
         )
 
     def _fold_in(self, affinity: sp.csr_matrix) -> np.ndarray:
-        with _one_blas_thread():
+        with one_blas_thread():
             return np.asarray(self.model.recalculate_user(np.arange(affinity.shape[0]), affinity), dtype=np.float32)
 
 

@@ -16,6 +16,7 @@ from workbench.models.champion.state import ChampionState, fit_state
 from workbench.models.champion.tuning import tune
 from workbench.models.data import TrainingData
 from workbench.models.item_to_item import DENSE_ITEM_LIMIT
+from workbench.models.threads import one_blas_thread
 
 
 class Champion(Recommender):
@@ -179,15 +180,19 @@ class Champion(Recommender):
         the blend alone searches for every page, no re-ranker)."""
         p = self.params
         weights = p["weights"]
-        if not p["tune"]:
-            state = fit_state(data, p, weights, {}, None)
-            return state, state
-        # the signals' matrices and statistics owe nothing to the tuning: fitted on another thread
-        # meanwhile, and the tuning's outcome put in after
-        with ThreadPoolExecutor(1) as pool:
-            fitting = pool.submit(fit_state, data, p, weights, {}, None) if int(p["fit_threads"]) > 1 else None
-            searched, rankers, report, blend = tune(p, data, search_weights=weights is None, with_blend=with_blend)
-            state = fitting.result() if fitting is not None else fit_state(data, p, weights, {}, None)
+        # BLAS on one thread: the fit's own threads (the signals beside the tuning, the pages) fill
+        # the cores, and BLAS threads on top of them stall waiting for one (models/threads.py); the
+        # products and factorisations also sum in one order on a machine of any number of cores
+        with one_blas_thread():
+            if not p["tune"]:
+                state = fit_state(data, p, weights, {}, None)
+                return state, state
+            # the signals' matrices and statistics owe nothing to the tuning: fitted on another
+            # thread meanwhile, and the tuning's outcome put in after
+            with ThreadPoolExecutor(1) as pool:
+                fitting = pool.submit(fit_state, data, p, weights, {}, None) if int(p["fit_threads"]) > 1 else None
+                searched, rankers, report, blend = tune(p, data, search_weights=weights is None, with_blend=with_blend)
+                state = fitting.result() if fitting is not None else fit_state(data, p, weights, {}, None)
         champion = replace(state.with_weights(weights if weights is not None else searched), rankers=dict(rankers), tuning_report=report)
         if not with_blend:
             return champion, None
