@@ -13,8 +13,8 @@ the split, prepared once by this checkout; the champion's and BPR's settings are
 `results/quality.json` kept for it (BPR is the slowest single algorithm on every dataset there).
 Each side also reports what its champion learnt (blend weights, re-ranker rows): a change meant
 only to make the fit faster must learn the same. A worktree of the baseline goes in a temporary
-folder and is removed afterwards. `--busy N` keeps N other processes spinning on the machine
-meanwhile (a scheduled run on a shared server). Writes fit_ab.{json,md} to `--results`
+folder and is removed afterwards. `--busy N` keeps N other processes busy on the machine meanwhile
+(a scheduled run on a shared server), with a Python loop or linear algebra (`--busy-work`). Writes fit_ab.{json,md} to `--results`
 (default benchmarks/results).
 """
 
@@ -121,15 +121,24 @@ def markdown(record: dict) -> str:
     busy = record.get("busy", 0)
     load = record.get("load_average")
     lines += ["", f"Run {record['run_at']} on {record['cpus']} cores"
-              + (f", with {busy} other process{'es' if busy > 1 else ''} spinning on the machine meanwhile" if busy else "")
+              + (f", with {busy} other process{'es' if busy > 1 else ''} on the machine meanwhile, running "
+                 f"{'linear algebra on BLAS threads' if record.get('busy_work') == 'blas' else 'a Python loop'}" if busy else "")
               + (f" (1-minute load average {load['start']:.1f} at the start, {load['end']:.1f} at the end)" if load else "") + "."]
     return "\n".join(lines) + "\n"
 
 
+# the other work of a shared server: a Python loop, or linear algebra on numpy's default threads
+# (BLAS's own pool, one thread per core), as another legal entity's fit would run
+BUSY_WORK = {
+    "python": "while True: pass",
+    "blas": "import numpy as np\na = np.random.default_rng(0).random((600, 600), dtype=np.float32)\nwhile True: a @ a",
+}
+
+
 @contextlib.contextmanager
-def busy_processes(n: int):
-    """n processes spinning on the CPU while inside (none for 0): the other work of a shared server."""
-    spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+def busy_processes(n: int, work: str = "python"):
+    """n processes busy with `work` (BUSY_WORK) while inside (none for 0)."""
+    spinning = [subprocess.Popen([sys.executable, "-c", BUSY_WORK[work]]) for _ in range(n)]
     try:
         yield
     finally:
@@ -143,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", help="the commit to compare this checkout's code with")
     parser.add_argument("--datasets", default="or-2011-10-09,demo-USRT,demo-FRRT")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--busy", type=int, default=0, help="other processes kept spinning on the machine meanwhile")
+    parser.add_argument("--busy", type=int, default=0, help="other processes kept busy on the machine meanwhile")
+    parser.add_argument("--busy-work", choices=sorted(BUSY_WORK), default="python", help="what they do (BUSY_WORK)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where fit_ab.json and .md go")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -159,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         checkout += " with uncommitted changes in src/"
     datasets = [d for d in args.datasets.split(",") if d]
     load = {"start": round(os.getloadavg()[0], 2)}
-    with tempfile.TemporaryDirectory(prefix="fit-ab-") as scratch, busy_processes(args.busy):
+    with tempfile.TemporaryDirectory(prefix="fit-ab-") as scratch, busy_processes(args.busy, args.busy_work):
         scratch = Path(scratch)
         worktree, folder = scratch / "baseline", scratch / "data"
         folder.mkdir()
@@ -180,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False, capture_output=True)
         load["end"] = round(os.getloadavg()[0], 2)
     record = {"baseline": baseline, "checkout": checkout, "rounds": args.rounds, "run_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "cpus": len(os.sched_getaffinity(0)), "busy": args.busy, "load_average": load, "datasets": results}
+              "cpus": len(os.sched_getaffinity(0)), "busy": args.busy, "busy_work": args.busy_work, "load_average": load, "datasets": results}
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "fit_ab.json").write_text(json.dumps(record, indent=2) + "\n")
     (args.results / "fit_ab.md").write_text(markdown(record))

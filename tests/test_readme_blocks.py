@@ -191,6 +191,24 @@ def test_champion_fit_parts_timed_the_settings_of_todays_quality_record():
         assert r["max_training_rows"] == params["max_training_rows"], dataset
 
 
+def test_readme_quotes_the_blas_thread_comparison_as_fit_ab_wrote_it():
+    """The README's sentence on the champion's fit with BLAS on one thread quotes the fit_ab records
+    of results/blas_threads/: each condition's range of (this checkout / baseline) over the datasets,
+    every dataset the same model on both sides, and the conditions as the records name them."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    records = {folder.name: json.loads((folder / "fit_ab.json").read_text()) for folder in (BENCHMARKS / "results" / "blas_threads").iterdir()}
+    conditions = {"as long with nothing else running": [r for r in records.values() if not r["busy"]],
+                  "beside one or two processes running a Python loop": [r for r in records.values() if r["busy"] and r["busy_work"] == "python"],
+                  "beside one running linear algebra on BLAS threads": [r for r in records.values() if r["busy"] == 1 and r["busy_work"] == "blas"]}
+    assert sum(len(r) for r in conditions.values()) == len(records) == 4
+    assert sorted(r["busy"] for r in conditions["beside one or two processes running a Python loop"]) == [1, 2]
+    for condition, runs in conditions.items():
+        ratios = [d["checkout"]["champion_s"] / d["baseline"]["champion_s"] for r in runs for d in r["datasets"].values()]
+        assert all(d["same_model"] for r in runs for d in r["datasets"].values())
+        assert all(r["baseline"] == "7c388ba" and r["checkout"] == "3fd5604" and r["rounds"] == 3 for r in runs)
+        assert f"{min(ratios):.2f}-{max(ratios):.2f}x {condition}" in readme, condition
+
+
 def _comparison_summary(text: str) -> tuple[tuple, tuple, tuple]:
     """(cells, fits, moved) from the summary benchmarks/quality_compare.py writes: each count before and
     after, and the moved test figures' (count, of, mean, lowest, highest difference)."""
