@@ -14,8 +14,8 @@ the split, prepared once by this checkout; the champion's and BPR's settings are
 Each side also reports what its champion learnt (blend weights, re-ranker rows): a change meant
 only to make the fit faster must learn the same. A worktree of the baseline goes in a temporary
 folder and is removed afterwards. `--busy N` keeps N other processes busy on the machine meanwhile
-(a scheduled run on a shared server), with a Python loop or linear algebra (`--busy-work`). Writes fit_ab.{json,md} to `--results`
-(default benchmarks/results).
+(a scheduled run on a shared server), with a Python loop or linear algebra (`--busy-work`).
+Writes fit_ab.{json,md} to `--results` (default benchmarks/results).
 """
 
 from __future__ import annotations

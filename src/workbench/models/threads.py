@@ -4,7 +4,9 @@ BLAS (OpenBLAS here) starts a thread per core for every large enough product or 
 spins while it waits for them. Where the model already runs threads of its own (implicit's
 factorisations, the champion's pages and signals), or the machine is shared with other work, those
 threads outnumber the cores, and a spinning thread waits for a core its sibling holds: a 600-item
-EASE inversion that takes 0.03 s took 3.3 s on a 2-core machine running one other process.
+EASE inversion that takes 0.03 s on one thread took 3.3 s on BLAS's two, on a 2-core machine running
+a test suite beside it. The champion's whole fit gains less (0.81-1.03x as long under other work,
+0.94-1.01x alone: benchmarks/results/blas_threads/), and sums in one order on any machine.
 """
 
 from __future__ import annotations
