@@ -123,7 +123,9 @@ class Champion(Recommender):
         ranker_iterations: int = 60,
         product_ranker_iterations: int | None = 120,
         # 50k: on Online Retail's validation windows before 2011-10-09 and 2011-11-09, every page's
-        # headline within the seed-to-seed noise of 250k's, the re-rankers' training half as long;
+        # headline within the seed-to-seed noise of 250k's, the re-rankers' training half as long
+        # (before the case weights; on today's champion, before 2011-11-09, 250k gains product HR@10
+        # 0.013, 2.6 SE, and costs basket HR@10 0.010, 2.0 SE: notebooks/research/champion_settings);
         # fewer (25k, 12.5k) cost Online Retail's validation objective more than one standard error
         # at most splits and the demo retailer's nothing measurable (notebooks/research/reranker_rows):
         # the rows a re-ranker needs are the retailer's own, so a tuned champion tries fewer once its
