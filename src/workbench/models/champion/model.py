@@ -38,10 +38,10 @@ class Champion(Recommender):
     holding out another of its items; at most `max_tuning_cases` in all, the weight search on one
     per invoice): a window's few thousand invoices teach the basket and product re-rankers more, at
     the cost of their rows alone. Three: on the validation windows of Online Retail's three splits
-    and the demo retailer's two legal entities pooled, basket HR@10 gains 0.012 and product HR@10
-    0.007 over one view (4.3 and 2.3 standard errors; notebooks/research/tuning_views). Two views
-    gain as much on today's champion (0.014 and 0.007); when three were chosen, two lifted the
-    basket page alone.
+    and the demo retailer's two legal entities pooled, basket HR@10 gained 0.012 and product HR@10
+    0.007 over one view when they were chosen (4.3 and 2.3 standard errors; when two lifted the
+    basket page alone; notebooks/research/tuning_views). On today's champion three gain 0.011 and
+    0.009 (3.8 and 3.1), two 0.013 and 0.007 (4.8 and 2.4).
 
     The fit's own tuning learns each page's re-ranker from at most `max_training_rows` rows (every
     positive while they fill at most half of them, the rest a sample seeded by `seed`) and works the
