@@ -39,7 +39,7 @@ class Champion(Recommender):
     per invoice): a window's few thousand invoices teach the basket and product re-rankers more, at
     the cost of their rows alone. Three: on the validation windows of Online Retail's three splits
     and the demo retailer's two legal entities pooled, basket HR@10 gained 0.012 and product HR@10
-    0.007 over one view when they were chosen (4.3 and 2.3 standard errors; when two lifted the
+    0.007 over one view when they were chosen (4.3 and 2.3 standard errors; two then lifted the
     basket page alone; notebooks/research/tuning_views). On today's champion three gain 0.011 and
     0.009 (3.8 and 3.1), two 0.013 and 0.007 (4.8 and 2.4).
 
