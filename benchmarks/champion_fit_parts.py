@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
+from provenance import described  # benchmarks/ is on the path of a benchmark run
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -140,7 +141,7 @@ def readme_block(record: dict) -> list[str]:
 
 def markdown(record: dict) -> str:
     results, repeat, on = record["datasets"], record["repeat"], record.get("measured_on")
-    at = f" at {on['commit']} ({on['cpus']} cores, {on['processor']})" if on else ""
+    at = f" {described(on)}" if on else ""
     lines = [
         "# Where the champion's fit goes on a small legal entity",
         "",

@@ -57,3 +57,9 @@ def measured_on() -> dict:
 
     return {"commit": commit(), "machine": platform.platform(), "processor": processor(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "packages": {p: installed(p) for p in PACKAGES}}
+
+
+def described(on: dict) -> str:
+    """A record's `measured_on` as its report's header names it: "at <commit> (<cores> cores,
+    <processor>, Python <version>)"."""
+    return f"at {on['commit']} ({on['cpus']} cores, {on['processor']}, Python {on['python']})"

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from provenance import measured_on  # benchmarks/ is on the path of a benchmark run
+from provenance import described, measured_on  # benchmarks/ is on the path of a benchmark run
 from workbench.evaluation import HEADLINE, MAX_CUSTOMERS  # the one definition of each page's metric, of the case draw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -308,9 +308,9 @@ def fmt(value, spec=".1f", missing="–"):
 def machine(results: dict) -> str:
     """Where the record was measured: its `measured_on` (the commit, the processor), or the cores and
     Python that records older than it named."""
-    on = results.get("measured_on") or results["machine"]
-    where = f"{on['cpus']} cores, Python {on['python']}"
-    return f"{where}, {on['processor']}, at {on['commit']}" if "processor" in on else where
+    if results.get("measured_on"):
+        return described(results["measured_on"])
+    return f"{results['machine']['cpus']} cores, Python {results['machine']['python']}"
 
 
 def markdown(results: dict) -> str:
