@@ -80,6 +80,14 @@ def test_a_ranker_learns_from_at_most_max_training_rows():
     assert train_ranker(data, {**params, "max_training_rows": 10**9}, "basket").n_rows_ == sum(len(b[1]) for b in data)
 
 
+def test_the_product_page_learns_from_its_own_row_budget_and_the_other_pages_from_the_common_one():
+    params = Champion(max_training_rows=5_000, product_training_rows=8_000, ranker_iterations=5, product_ranker_iterations=5).params
+    data = blocks()
+    assert train_ranker(data, params, "product").n_rows_ == 8_000
+    assert train_ranker(data, params, "basket").n_rows_ == 5_000
+    assert train_ranker(data, {**params, "product_training_rows": None}, "product").n_rows_ == 5_000
+
+
 def test_the_same_seed_gives_the_same_trees():
     params = Champion(max_training_rows=6_000, ranker_iterations=8).params
     probe = np.random.default_rng(5).normal(size=(500, len(FEATURES))).astype(np.float32)

@@ -197,7 +197,8 @@ def train_ranker(blocks, params: dict, page: str | None = None):
     if labels.sum() < 10 or (~labels).sum() < 10:
         return None
     true_candidates = np.bincount(groups[labels], minlength=groups.max() + 1)  # before the sample
-    keep = training_rows(labels, p["max_training_rows"], p["seed"])
+    budget = p["product_training_rows"] if page == "product" and p["product_training_rows"] else p["max_training_rows"]
+    keep = training_rows(labels, budget, p["seed"])
     features, labels, groups = features[keep], labels[keep], groups[keep]
     weights = None
     if p["balance_cases"]:
