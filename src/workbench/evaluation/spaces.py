@@ -135,9 +135,10 @@ class Economy:
 
 
 # algorithm -> constructor argument -> Economy. The re-rankers' rows: on Online Retail's validation
-# windows fewer than 50,000 cost more than one standard error at most splits, on the demo retailer's
-# legal entities nothing measurable while the fit took 0.56-0.74x as long
-# (notebooks/research/reranker_rows): what a retailer needs is its own data's answer.
+# windows 12,500 cost more than one standard error at every split and 25,000 at one of three, on the
+# demo retailer's legal entities nothing measurable while the fit took 0.76-0.84x as long (beside
+# another notebook: 0.56-0.74x alone, before the case weights) (notebooks/research/reranker_rows):
+# what a retailer needs is its own data's answer.
 ECONOMIES: dict[str, dict[str, Economy]] = {
     "champion": {
         "max_training_rows": Economy(0.5, 2, "rows each page's re-ranker learns from; its training time grows with them"),

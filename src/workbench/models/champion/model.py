@@ -130,8 +130,8 @@ class Champion(Recommender):
         # headline within the seed-to-seed noise of 250k's, the re-rankers' training half as long
         # (before the case weights; on today's champion, before 2011-11-09, 250k gains product HR@10
         # 0.013, 2.6 SE, and costs basket HR@10 0.010, 2.0 SE: notebooks/research/champion_settings);
-        # fewer (25k, 12.5k) cost Online Retail's validation objective more than one standard error
-        # at most splits and the demo retailer's nothing measurable (notebooks/research/reranker_rows):
+        # fewer cost Online Retail's validation objective more than one standard error (12.5k at every
+        # split, 25k at one of three) and the demo retailer's nothing measurable (notebooks/research/reranker_rows):
         # the rows a re-ranker needs are the retailer's own, so a tuned champion tries fewer once its
         # settings are chosen (an economy of evaluation.spaces) and keeps them where they cost nothing
         max_training_rows: int = 50_000,
