@@ -49,7 +49,8 @@ class Champion(Recommender):
     `product_training_rows` gives the product page a budget of its own (None: `max_training_rows`).
     None: on the validation windows of Online Retail's three splits and the demo retailer's two legal
     entities pooled, 100,000 product rows moved product HR@10 by -0.0017 (0.7 standard errors) and
-    200,000 by +0.0003 (0.1), at 1.1-1.6x the fit (notebooks/research/product_page_rows).
+    200,000 by +0.0003 (0.1), at 1.06-1.56x the fit; and of `product_ranker_iterations`' 120 trees,
+    60 cost it 0.0029 (1.4), for 0.85-0.96x the fit (notebooks/research/product_page_reranker).
 
     `balance_cases`: how much each case's true items weigh in its page's re-ranker training
     (`ranker.case_weights`). "metric": what a hit is worth in the page's headline metric: on the HR
