@@ -307,8 +307,8 @@ Blend.__signature__ = _CHAMPION_SIGNATURE.replace(
 
 # the champion's arguments that shape its re-rankers (or only its pace), never its blend
 RANKER_ONLY = ("second_stage", "candidates_per_signal", "product_candidates_per_signal", "ranker_iterations",
-               "product_ranker_iterations", "max_training_rows", "product_training_rows", "negative_rate", "balance_cases", "blend_share",
-               "catalog_features", "search_every_page", "fit_threads")
+               "product_ranker_iterations", "max_training_rows", "product_training_rows", "negative_rate",
+               "balance_cases", "blend_share", "catalog_features", "search_every_page", "fit_threads")
 
 
 def shares_fit(champion_params: dict, blend_params: dict) -> bool:

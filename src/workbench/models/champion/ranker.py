@@ -183,6 +183,13 @@ def case_weights(labels: np.ndarray, groups: np.ndarray, true_candidates: np.nda
     return weights
 
 
+def _of_page(params: dict, page: str | None, name: str):
+    """The re-ranker setting `name` of `page`: the product page's own (`product_training_rows` of
+    `max_training_rows`, `product_ranker_iterations` of `ranker_iterations`) where one is given."""
+    own = {"max_training_rows": "product_training_rows", "ranker_iterations": "product_ranker_iterations"}[name]
+    return params[own] if page == "product" and params[own] else params[name]
+
+
 def train_ranker(blocks, params: dict, page: str | None = None):
     """A gradient-boosted classifier: is this candidate in the truth? `blocks`: (features, labels,
     case of each row) per validation window. None where the cases hold too few positives to learn from."""
@@ -197,8 +204,7 @@ def train_ranker(blocks, params: dict, page: str | None = None):
     if labels.sum() < 10 or (~labels).sum() < 10:
         return None
     true_candidates = np.bincount(groups[labels], minlength=groups.max() + 1)  # before the sample
-    budget = p["product_training_rows"] if page == "product" and p["product_training_rows"] else p["max_training_rows"]
-    keep = training_rows(labels, budget, p["seed"])
+    keep = training_rows(labels, _of_page(p, page, "max_training_rows"), p["seed"])
     features, labels, groups = features[keep], labels[keep], groups[keep]
     weights = None
     if p["balance_cases"]:
@@ -207,7 +213,7 @@ def train_ranker(blocks, params: dict, page: str | None = None):
     features = quantised(features, weights, MAX_BINS)
     model = HistGradientBoostingClassifier(
         max_bins=MAX_BINS,
-        max_iter=p["product_ranker_iterations"] if page == "product" and p["product_ranker_iterations"] else p["ranker_iterations"],
+        max_iter=_of_page(p, page, "ranker_iterations"),
         learning_rate=0.06,
         max_leaf_nodes=31,
         min_samples_leaf=50,
