@@ -222,11 +222,11 @@ def test_a_champion_pickled_before_the_catalog_features_still_scores():
     # a basket ranker from before the catalog's features, a customer ranker from before history_category,
     # a new-items ranker from before similar_customers
     for page, width in (("basket", FEATURES.index("name_similarity")), ("customer", FEATURES.index("history_category")),
-                        ("customer_new_items", FEATURES.index("similar_customers"))):
+                        ("customer_new_items", FEATURES.index("similar_customers")), ("product", FEATURES.index("next_purchases"))):
         rankers[page] = HistGradientBoostingClassifier(max_iter=5).fit(rng.random((200, width)), rng.random(200) < 0.3)
     newer = ("catalog_features", "name_words", "category_share", "customer_tenure", "customer_idle", "buyers_by_item",
-             "customer_norms", "customer_neighbours")
-    weights = {page: {c: w for c, w in page_weights.items() if c not in ("history_category", "similar_customers")}
+             "customer_norms", "customer_neighbours", "next_purchases")
+    weights = {page: {c: w for c, w in page_weights.items() if c not in ("history_category", "similar_customers", "next_purchases")}
                for page, page_weights in model.state.weights.items()}
     fields = {k: v for k, v in replace(model.state, rankers=rankers, weights=weights).__dict__.items() if k not in newer}
     old = ChampionState.__new__(ChampionState)
@@ -235,10 +235,11 @@ def test_a_champion_pickled_before_the_catalog_features_still_scores():
     # the customers' pace comes back from their first and last buys
     np.testing.assert_array_equal(old.customer_tenure, model.state.customer_tenure)
     np.testing.assert_array_equal(old.customer_idle, model.state.customer_idle)
-    assert old.customer_neighbours == 0  # no similar_customers column for its rankers
+    assert old.customer_neighbours == 0 and old.next_purchases is None  # no such columns for its rankers
     model.state = old
-    assert not model.signals([Request("customer", "c3")])["similar_customers"].any()
-    scores = model.score([Request("basket", "c3", ("P0", "P1")), Request("customer", "c3"), Request("customer", "c3", exclude_purchased=True)])
+    assert not any(model.signals([Request("customer", "c3")])[signal].any() for signal in ("similar_customers", "next_purchases"))
+    scores = model.score([Request("basket", "c3", ("P0", "P1")), Request("customer", "c3"), Request("customer", "c3", exclude_purchased=True),
+                          Request("product", None, ("P0",))])
     assert np.isfinite(scores).all() and (scores.max(axis=1) > 1.0).all()  # the re-ranked candidates on top
 
 
@@ -337,6 +338,45 @@ def test_champion_similar_customers_vote_with_what_they_buy_on_the_customer_page
     model.state = model.state.with_weights({"customer_new_items": {"similar_customers": 1.0}})
     recommended = model.recommend([Request("customer", "c1", exclude_purchased=True)], k=1)[0]
     assert recommended.item_ids[0] == "pot" and recommended.reasons[0] == "customers who buy like you buy this"
+
+
+def test_champion_next_purchases_learns_what_a_customers_history_is_followed_by_on_the_customer_pages():
+    """The kettle's buyers buy tea in the months after, and again each month; the mug's buy plates.
+    A customer who just bought a kettle gets tea first and plates last, one who just bought a mug the
+    other way; a tea buyer's own tea is a re-buy it expects. `next_purchase_days=0` turns the signal
+    off; the basket page and an unknown customer get none; `next_purchase_items` keeps the products
+    the most customers buy."""
+    rows = []
+    for i in range(10):
+        for first, then, customer in (("kettle", "tea", f"k{i}"), ("mug", "plate", f"m{i}")):
+            rows.append((customer, f"{customer}-0", first, 200 + i))
+            rows += [(customer, f"{customer}-{month}", then, 200 + i - 30 * month) for month in range(1, 7)]
+    rows += [("new kettle", "nk", "kettle", 5), ("new mug", "nm", "mug", 5)]
+    frame = interactions(rows)
+    requests = [Request("customer", "new kettle"), Request("customer", "new mug"), Request("customer", "k0"),
+                Request("basket", "new kettle", ("kettle",)), Request("customer", "nobody")]
+
+    def signal(**params):
+        model = fitted("champion", frame, tune=False, **params)
+        found = model.signals(requests)["next_purchases"]
+        return model, {(r, item): found[r, model.item_index[item]] for r in range(len(requests)) for item in model.item_ids}
+
+    model, score = signal()
+    assert score[(0, "tea")] == pytest.approx(1.0) and score[(0, "tea")] > score[(0, "plate")]
+    assert score[(1, "plate")] == pytest.approx(1.0) and score[(1, "plate")] > score[(1, "tea")]
+    assert score[(2, "tea")] == pytest.approx(1.0)
+    assert not any(score[(r, item)] for r in (3, 4) for item in model.item_ids)
+    assert model.state.next_purchases.rows > 0
+    _, off = signal(next_purchase_days=0)
+    assert not any(off.values())
+    # kettle and mug: 11 customers each, plate and tea 10 (the tie by product id): tea is left out
+    capped, few = signal(next_purchase_items=3)
+    assert sorted(capped.item_ids[capped.state.next_purchases.items]) == ["kettle", "mug", "plate"]
+    assert few[(0, "tea")] == few[(2, "tea")] == 0.0 and few[(1, "plate")] == pytest.approx(1.0)
+    model.state = model.state.with_weights({"customer": {"next_purchases": 1.0}})
+    first, regular = model.recommend([Request("customer", "new kettle"), Request("customer", "k0")], k=1)
+    assert first.item_ids[0] == "tea" and first.reasons[0] == "customers who bought what you buy bought this next"
+    assert regular.item_ids[0] == "tea" and regular.reasons[0] == "you buy this regularly"
 
 
 def test_champion_product_page_features_stay_on_the_product_page():

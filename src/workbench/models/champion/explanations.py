@@ -46,10 +46,11 @@ def explain(state, batch: Batch, scored: Scored, r: int, items: np.ndarray) -> l
             else:
                 source = _top_source(row_items(inputs, r), state.basket_similarity, item)
                 reasons.append(f"goes with {model.item_label(source)} on your wish list" if source >= 0 else "goes with your wish list")
-        elif component in ("repeat", "usual_with_basket", "recent"):
-            c = model.customer_index.get(request.customer_id)
-            bought = model.history[c, item] if c is not None else 0
-            reasons.append(REASONS[component] if bought >= 2 or component == "recent" else "you bought this before")
+        elif component in ("repeat", "usual_with_basket", "recent") or (component == "next_purchases" and _bought(model, request, item)):
+            bought = _bought(model, request, item)
+            # next_purchases' own items are re-buys it expects: said as the repeat signal says them
+            reason = REASONS["repeat" if component == "next_purchases" else component]
+            reasons.append(reason if bought >= 2 or component == "recent" else "you bought this before")
         elif component == "history_category" and state.category_names is not None:
             category = state.category_names[state.category_of[item].indices]
             reasons.append(f"a best seller in {category[0]}, a category you buy" if len(category) else REASONS[component])
@@ -58,6 +59,12 @@ def explain(state, batch: Batch, scored: Scored, r: int, items: np.ndarray) -> l
         else:
             reasons.append(REASONS[component])
     return reasons
+
+
+def _bought(model, request, item: int) -> float:
+    """Baskets of the request's customer holding `item` (0 for none, or no customer)."""
+    c = model.customer_index.get(request.customer_id)
+    return model.history[c, item] if c is not None else 0
 
 
 def _top_source(sources: np.ndarray, similarity, item: int) -> int:

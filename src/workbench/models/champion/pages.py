@@ -24,12 +24,13 @@ COMPONENTS = (
     "wish_category",  # popular items of the wish list's categories
     "history_category",  # popular items of the categories the customer buys, by their share of its purchases
     "similar_customers",  # what the customers who buy most like this one buy (customer pages only)
+    "next_purchases",  # what customers with this history went on to buy in the next weeks (customer pages only)
 )
 # signals added after re-rankers were first registered: their feature columns come after
 # EXTRA_FEATURES, so that a ranker pickled before reads its own first columns (ranker.rerank); the
 # latest after CUSTOMER_PACE, for the same reason
 LATER_COMPONENTS = ("history_category",)
-LATEST_COMPONENTS = ("similar_customers",)
+LATEST_COMPONENTS = ("similar_customers", "next_purchases")
 # the pages the weights are tuned for; "product_customer" = product page with a customer attached
 PAGES = ("customer", "customer_new_items", "basket", "product", "product_customer")
 # the learnt re-ranker of each page (a product page with a customer is a one-item basket)
@@ -44,6 +45,7 @@ REASONS = {
     "wish_category": "in your wish list's category",
     "history_category": "a best seller in a category you buy",
     "similar_customers": "customers who buy like you buy this",
+    "next_purchases": "customers who bought what you buy bought this next",
 }
 # the POS page whose headline metric each tuning page is judged on: a product page with a customer
 # attached is still the product page

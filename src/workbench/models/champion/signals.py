@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from workbench.models.base import Batch, entry_positions, on_customer_page, select_rows
+from workbench.models.champion.next_purchases import next_purchase_scores
 from workbench.models.item_to_item import _row_max_normalise
 
 
@@ -160,8 +161,13 @@ def compute(state, batch: Batch) -> Signals:
     out["trending"] = np.broadcast_to(trending.astype(np.float32), (n, n_items))
     out["store"] = _store_sellers(state, batch)
     out["wish_category"] = _wish_category(state, wished)
-    out["history_category"] = _history_category(state, batch.history(state.counts))
+    counts = batch.history(state.counts)
+    out["history_category"] = _history_category(state, counts)
     out["similar_customers"] = similar_customers(state, np.where(is_customer_page, customers, -1))
+    # the customer pages' alone: the basket and product pages ask what goes with the basket
+    if not is_customer_page.all():
+        counts = select_rows(counts, np.where(is_customer_page, every, -1))
+    out["next_purchases"] = _scale_rows(next_purchase_scores(state.next_purchases, counts, n_items)) if counts.nnz else none()
     return Signals(out, basket_raw, together_raw, recent_together_raw)
 
 

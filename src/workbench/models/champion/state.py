@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from workbench.models.base import freeze
+from workbench.models.champion.next_purchases import NextPurchases, fit_next_purchases
 from workbench.models.champion.pages import COMPONENTS, DEFAULT_WEIGHTS, PAGES
 from workbench.models.data import TrainingData
 from workbench.models.item_to_item import DENSE_ITEM_LIMIT, LARGE_CATALOG_NEIGHBOURS, ease_weights, top_k_per_row
@@ -39,6 +40,7 @@ class ChampionState:
     buyers_by_item: sp.csr_matrix
     customer_norms: np.ndarray  # each customer's repeat row's length
     customer_neighbours: int  # how many similar customers vote (0: none)
+    next_purchases: NextPurchases | None  # history -> the next weeks' purchases (None: no such signal)
     # items x items (dense or sparse CSR)
     basket_similarity: object  # EASE on baskets
     customer_similarity: object  # EASE on customers
@@ -88,13 +90,15 @@ class ChampionState:
             customers, n_items = state["repeat"].shape
             state.update(buyers_by_item=sp.csr_matrix((n_items, customers), dtype=np.float32),
                          customer_norms=np.zeros(customers, dtype=np.float32), customer_neighbours=0)
+        state.setdefault("next_purchases", None)  # pickled before next_purchases: it stays 0, as its weights
         state["weights"] = normalise_weights(state["weights"])
         self.__dict__.update(state)
         self._freeze()  # unpickled arrays come back writeable
 
     def _freeze(self):
         values = [getattr(self, f.name) for f in fields(self)]
-        freeze(*values, *self.store_sellers.values(), *self.store_orders.values())
+        extra = (self.next_purchases.items, self.next_purchases.weights) if self.next_purchases is not None else ()
+        freeze(*values, *extra, *self.store_sellers.values(), *self.store_orders.values())
 
     def with_weights(self, weights: dict | None) -> "ChampionState":
         """The same state with other blend weights (the tuning tries them on a validation window)."""
@@ -171,6 +175,8 @@ def fit_state(data: TrainingData, params: dict, weights: dict | None, rankers: d
         presence=presence,
         **buyers_by_item(repeat),
         customer_neighbours=int(p.get("customer_neighbours") or 0),
+        next_purchases=fit_next_purchases(data, p.get("next_purchase_days") or 0, p.get("next_purchase_lambda", 200.0),
+                                          int(p.get("next_purchase_items", 4000))),
         basket_similarity=basket_similarity,
         customer_similarity=customer_similarity,
         together=together,

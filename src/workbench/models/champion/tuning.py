@@ -209,7 +209,7 @@ def _search_candidates(inner, state, requests, truth, depth: int = 60, at_least:
 
     A case's candidates come first in item order; after them, blocked columns only (a blocked item,
     a repeat, padding), which never count in a top 10. The blocks are as wide as the most any case
-    keeps (`at_least` columns): a quarter of the signals' 17 x 60 on the demo retailer, and the
+    keeps (`at_least` columns): a quarter of the signals' 18 x 60 on the demo retailer, and the
     search's time grows with the width."""
     n, full_width = len(requests), len(COMPONENTS) * min(depth, state.n_items)
     parts = []
