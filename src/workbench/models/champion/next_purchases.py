@@ -89,7 +89,9 @@ def fit_next_purchases(data: TrainingData, horizon_days: float, lambda_: float, 
     gram[np.diag_indices_from(gram)] += np.float32(lambda_)
     from scipy.linalg import cho_factor, cho_solve
 
-    weights = cho_solve(cho_factor(gram, lower=True, check_finite=False), (x.T @ y).toarray().astype(np.float32), check_finite=False)
+    # in place: the Gram matrix and the right-hand side are the solve's only copies (k^2 floats each)
+    factor = cho_factor(gram, lower=True, overwrite_a=True, check_finite=False)
+    weights = cho_solve(factor, (x.T @ y).toarray().astype(np.float32), overwrite_b=True, check_finite=False)
     return NextPurchases(items=items, weights=np.ascontiguousarray(weights, dtype=np.float32), horizon_days=float(horizon_days), rows=n_rows)
 
 
