@@ -41,14 +41,13 @@ class NextPurchases:
     rows: int  # the (customer, cut) pairs it learnt from
 
 
-def history_before(data: TrainingData, days_ago: float, position: np.ndarray, k: int) -> sp.csr_matrix:
-    """customers x k: log(1 + baskets holding the product) of each customer's purchases at least
-    `days_ago` days before the data's end, on the kept products (`position`: item -> column, -1)."""
-    keep = (data.customer >= 0) & (data.age_days >= days_ago) & (position[data.item] >= 0)
+def _baskets_per_product(data: TrainingData, lines: np.ndarray, position: np.ndarray, k: int) -> sp.csr_matrix:
+    """customers x k: baskets holding each kept product (`position`: item -> column, -1) among the
+    sale lines `lines` (a mask of the data's lines, anonymous ones left out)."""
+    keep = lines & (data.customer >= 0) & (position[data.item] >= 0)
     counts = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (data.customer[keep], position[data.item[keep]])),
                            shape=(data.n_customers, k))
     counts.sum_duplicates()
-    counts.data = np.log1p(counts.data)
     return counts
 
 
@@ -71,12 +70,12 @@ def fit_next_purchases(data: TrainingData, horizon_days: float, lambda_: float, 
     histories, futures = [], []
     cut = float(horizon_days)
     while cut < span and cut <= LOOK_BACK_DAYS:
-        ahead = known & (data.age_days < cut) & (data.age_days >= cut - horizon_days) & (position[data.item] >= 0)
-        future = sp.csr_matrix((np.ones(int(ahead.sum()), dtype=np.float32), (data.customer[ahead], position[data.item[ahead]])),
-                               shape=(data.n_customers, k))
-        future.sum_duplicates()
+        # what the customer bought in the horizon after the cut (bought or not), and the log of
+        # the baskets holding each product before it (as the served signal reads `counts`)
+        future = _baskets_per_product(data, (data.age_days < cut) & (data.age_days >= cut - horizon_days), position, k)
         future.data[:] = 1.0
-        history = history_before(data, cut, position, k)
+        history = _baskets_per_product(data, data.age_days >= cut, position, k)
+        history.data = np.log1p(history.data)
         rows = np.flatnonzero((np.diff(future.indptr) > 0) & (np.diff(history.indptr) > 0))
         histories.append(history[rows])
         futures.append(future[rows])
