@@ -41,12 +41,10 @@ class NextPurchases:
     rows: int  # the (customer, cut) pairs it learnt from
 
 
-def _baskets_per_product(data: TrainingData, lines: np.ndarray, position: np.ndarray, k: int) -> sp.csr_matrix:
-    """customers x k: baskets holding each kept product (`position`: item -> column, -1) among the
-    sale lines `lines` (a mask of the data's lines, anonymous ones left out)."""
-    keep = lines & (data.customer >= 0) & (position[data.item] >= 0)
-    counts = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (data.customer[keep], position[data.item[keep]])),
-                           shape=(data.n_customers, k))
+def _baskets_per_product(customer: np.ndarray, column: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """customers x kept products: baskets holding each product, from sale lines' `customer` and
+    kept-product `column` (one entry per line)."""
+    counts = sp.csr_matrix((np.ones(len(customer), dtype=np.float32), (customer, column)), shape=shape)
     counts.sum_duplicates()
     return counts
 
@@ -65,16 +63,20 @@ def fit_next_purchases(data: TrainingData, horizon_days: float, lambda_: float, 
     items = np.sort(order[: min(int(max_items), int(np.count_nonzero(buyers)))])
     position = np.full(data.n_items, -1, dtype=np.int64)
     position[items] = np.arange(len(items))
-    k = len(items)
+    shape = (data.n_customers, len(items))
     span = float(data.age_days[known].max())
+    # the customers' lines of the kept products, picked once for every cut
+    usable = known & (position[data.item] >= 0)
+    customer, column, age = data.customer[usable], position[data.item[usable]], data.age_days[usable]
     histories, futures = [], []
     cut = float(horizon_days)
     while cut < span and cut <= LOOK_BACK_DAYS:
         # what the customer bought in the horizon after the cut (bought or not), and the log of
         # the baskets holding each product before it (as the served signal reads `counts`)
-        future = _baskets_per_product(data, (data.age_days < cut) & (data.age_days >= cut - horizon_days), position, k)
+        ahead, before = (age < cut) & (age >= cut - horizon_days), age >= cut
+        future = _baskets_per_product(customer[ahead], column[ahead], shape)
         future.data[:] = 1.0
-        history = _baskets_per_product(data, data.age_days >= cut, position, k)
+        history = _baskets_per_product(customer[before], column[before], shape)
         history.data = np.log1p(history.data)
         rows = np.flatnonzero((np.diff(future.indptr) > 0) & (np.diff(history.indptr) > 0))
         histories.append(history[rows])

@@ -167,7 +167,8 @@ def compute(state, batch: Batch) -> Signals:
     # the customer pages' alone: the basket and product pages ask what goes with the basket
     if not is_customer_page.all():
         counts = select_rows(counts, np.where(is_customer_page, every, -1))
-    out["next_purchases"] = _scale_rows(next_purchase_scores(state.next_purchases, counts, n_items)) if counts.nnz else none()
+    fitted = state.next_purchases  # None: the signal off, or a model pickled before it
+    out["next_purchases"] = _scale_rows(next_purchase_scores(fitted, counts, n_items)) if counts.nnz and fitted is not None else none()
     return Signals(out, basket_raw, together_raw, recent_together_raw)
 
 
