@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # the libraries whose arithmetic the models' figures rest on
-PACKAGES = ("numpy", "scipy", "scikit-learn", "implicit", "polars", "pandas", "optuna")
+PACKAGES = ("numpy", "scipy", "scikit-learn", "lightgbm", "implicit", "polars", "pandas", "optuna")
 
 
 # the vector instructions numpy's and scikit-learn's kernels choose between at run time

@@ -11,7 +11,8 @@ from sklearn.metrics import roc_auc_score
 from workbench.models.base import Request
 from workbench.models.champion.model import Champion
 from workbench.models.champion.pages import FEATURES
-from workbench.models.champion.ranker import MAX_BINS, case_weights, quantised, train_ranker, training_rows
+from workbench.models.champion.ranker import case_weights, train_ranker, training_rows
+from workbench.models.champion.trees import MAX_BINS, quantised
 
 
 def blocks(seed: int = 0, cases: int = 400, per_case: int = 30):

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from workbench.models import MODELS, Request, TrainingData, make_model
+from workbench.models.champion.trees import RANKER_TREES
 
 NOW = datetime(2011, 6, 30)
 
@@ -643,10 +644,12 @@ def test_input_items_are_known_sorted_and_once():
     assert inputs.data.tolist() == [1.0, 1.0]
 
 
-def test_champion_rankers_score_as_predict_proba():
+@pytest.mark.parametrize("ranker_trees", RANKER_TREES)
+def test_champion_rankers_score_as_predict_proba(ranker_trees):
     from workbench.models.champion.ranker import _chance
 
-    model = fitted("champion", seasonal_shop(), validation_days=20, max_tuning_cases=200)
+    model = fitted("champion", seasonal_shop(), validation_days=20, max_tuning_cases=200, ranker_trees=ranker_trees)
+    assert model.rankers
     requests = [Request("customer", "c3"), Request("basket", "c3", ("P0", "P1")), Request("product", None, ("Q2",))]
     _, _, features = model.candidate_features(requests)
     for ranker in model.rankers.values():

@@ -429,7 +429,7 @@ def pip_requirements() -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
     pins = []
-    for package in ("mlflow", "numpy", "pandas", "polars", "pyarrow", "scipy", "scikit-learn", "implicit", "threadpoolctl"):
+    for package in ("mlflow", "numpy", "pandas", "polars", "pyarrow", "scipy", "scikit-learn", "lightgbm", "implicit", "threadpoolctl"):
         try:
             pins.append(f"{package}=={version(package)}")
         except PackageNotFoundError:

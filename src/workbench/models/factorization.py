@@ -113,6 +113,12 @@ class ALS(_Factorization):
             num_threads=p["threads"],
         )
 
+    def _fit(self, data: TrainingData) -> None:
+        super()._fit(data)
+        # implicit caches the items' Gram matrix on the model the first time a customer is folded in:
+        # made here, so that scoring only reads it (the served model is shared by threads)
+        self.model.YtY
+
     def _fold_in(self, affinity: sp.csr_matrix) -> np.ndarray:
         with one_blas_thread():
             return np.asarray(self.model.recalculate_user(np.arange(affinity.shape[0]), affinity), dtype=np.float32)

@@ -13,6 +13,7 @@ from workbench.models.base import Batch, Recommender, Request
 from workbench.models.champion import explanations, ranker, signals
 from workbench.models.champion.pages import COMPONENTS
 from workbench.models.champion.state import ChampionState, fit_state
+from workbench.models.champion.trees import RANKER_TREES
 from workbench.models.champion.tuning import tune
 from workbench.models.data import TrainingData
 from workbench.models.item_to_item import DENSE_ITEM_LIMIT
@@ -105,6 +106,16 @@ class Champion(Recommender):
     `search_every_page` searches every page's. Which suits a retailer is its own validation's to
     say: the search probes it on each retailer's validation windows, as `catalog_features`.
 
+    `ranker_trees`: what grows the re-rankers' trees, "lightgbm" or "sklearn" (scikit-learn's
+    HistGradientBoostingClassifier, which grew them until 7 December 2026), the same settings either
+    way, on the same weighted-quantile bins; either scores without writing to the model
+    (models/champion/trees.py). LightGBM: on the validation windows of Online Retail's three splits
+    and the demo retailer's two legal entities, pooled and paired with scikit-learn's trees, every
+    page within 1.3 standard errors (customer NDCG@10 -0.0000, new-items -0.0008, basket HR@10
+    -0.0005, product HR@10 -0.0028, SE 0.0021; a seed alone moves the product page about one SE,
+    notebooks/research/seed_spread), at 0.61-0.95x the champion's fit on one thread
+    (notebooks/research/reranker_trees).
+
     `validation_windows`: the re-rankers learn from the cases of the last tuning window, or of the
     last two (the blend weights always from the last): twice the cases, half of them older. One, and
     not a switch the search probes: on the quality benchmark's validation folds
@@ -149,6 +160,7 @@ class Champion(Recommender):
         product_training_rows: int | None = None,
         negative_rate: float = 0.4,
         balance_cases: bool | str = "metric",
+        ranker_trees: str = "lightgbm",
         blend_share: float = 0.0,
         catalog_features: bool = False,
         search_every_page: bool = False,
@@ -161,6 +173,8 @@ class Champion(Recommender):
         fit_threads: int = 2,
         seed: int = 0,
     ):
+        if ranker_trees not in RANKER_TREES:
+            raise ValueError(f"ranker_trees must be one of {RANKER_TREES}, not {ranker_trees!r}")
         super().__init__(
             weights=weights,
             tune=tune,
@@ -183,6 +197,7 @@ class Champion(Recommender):
             product_training_rows=product_training_rows,
             negative_rate=negative_rate,
             balance_cases=balance_cases,
+            ranker_trees=ranker_trees,
             blend_share=blend_share,
             catalog_features=catalog_features,
             search_every_page=search_every_page,
@@ -324,7 +339,7 @@ Blend.__signature__ = _CHAMPION_SIGNATURE.replace(
 # the champion's arguments that shape its re-rankers (or only its pace), never its blend
 RANKER_ONLY = ("second_stage", "candidates_per_signal", "product_candidates_per_signal", "ranker_iterations",
                "product_ranker_iterations", "max_training_rows", "product_training_rows", "negative_rate",
-               "balance_cases", "blend_share", "catalog_features", "search_every_page", "fit_threads")
+               "balance_cases", "ranker_trees", "blend_share", "catalog_features", "search_every_page", "fit_threads")
 
 
 def shares_fit(champion_params: dict, blend_params: dict) -> bool:

@@ -13,6 +13,7 @@ from workbench.models.cases import ideal_dcg
 from workbench.models.champion.features import candidate_features
 from workbench.models.champion.pages import COMPONENTS, RANKER_OF_PAGE, TUNING_METRIC, page_of
 from workbench.models.champion.signals import Signals
+from workbench.models.champion.trees import MAX_BINS, TREES, BoostedTrees, grow_trees, quantised
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,13 @@ def _chance(ranker, features: np.ndarray) -> np.ndarray:
     """`ranker.predict_proba(features)[:, 1]` of a fitted HistGradientBoostingClassifier, bit for bit,
     without the per-call input validation and per-tree partials that cost a fifth of the trees' time
     on a single POS request. Reads sklearn internals (pinned in pyproject.toml; a test compares both
-    paths), and falls back to `predict_proba` where they differ."""
+    paths), and falls back to `predict_proba` where they differ. LightGBM's trees score themselves."""
+    # A POS request's few hundred candidates run on one thread: each tree's OpenMP region would
+    # otherwise wait at its barrier for a second core that concurrent requests (or other worker
+    # processes) hold, and a request's p99 grows from ~15 ms to hundreds (benchmarks/latency.py).
+    threads = 1 if len(features) < PARALLEL_ROWS else _openmp_threads()
+    if isinstance(ranker, BoostedTrees):
+        return ranker.chance(features, threads)
     try:
         predictors, baseline, loss = ranker._predictors, ranker._baseline_prediction, ranker._loss
         known_categories, feature_map = ranker._bin_mapper.make_known_categories_bitsets()
@@ -90,57 +97,12 @@ def _chance(ranker, features: np.ndarray) -> np.ndarray:
     if ranker.n_trees_per_iteration_ != 1 or features.ndim != 2 or features.shape[1] != ranker.n_features_in_:
         return ranker.predict_proba(features)[:, 1]
     features = np.ascontiguousarray(features, dtype=np.float64)
-    # A POS request's few hundred candidates run on one thread: each tree's OpenMP region would
-    # otherwise wait at its barrier for a second core that concurrent requests (or other worker
-    # processes) hold, and a request's p99 grows from ~15 ms to hundreds (benchmarks/latency.py).
-    threads = 1 if len(features) < PARALLEL_ROWS else _openmp_threads()
     raw = np.zeros((len(features), 1), dtype=baseline.dtype, order="F")
     raw += baseline
     column = raw[:, 0]
     for (predictor,) in predictors:
         column += predictor.predict(features, known_categories, feature_map, threads)
     return loss.predict_proba(raw)[:, 1]
-
-
-# the re-ranker's bins per feature (sklearn's default and most)
-MAX_BINS = 255
-
-
-def quantised(features: np.ndarray, weights: np.ndarray | None, max_bins: int = MAX_BINS) -> np.ndarray:
-    """`features` (float64) with each column of more than `max_bins` distinct values moved onto at
-    most `max_bins` of its own values: the column is cut at its (weighted) quantiles into
-    `max_bins // 2` groups of values, and each value goes to its group's smallest or largest value,
-    whichever is nearer. A value shared by many rows (0 of a signal, -1 of "never bought") is a
-    group of its own, apart from its neighbours, as sklearn's quantile bins keep it.
-
-    The trees see the same bins at training and at scoring: sklearn bins a column of few distinct
-    values at the midpoints between them, and each value here goes to the representative whose bin
-    holds it there (ties to the lower, as sklearn's `x <= threshold`). Why: with sample weights and
-    under 200k rows, sklearn 1.9.1 finds a column's bin edges with one weighted percentile per edge
-    (a sort of the column each), about half of the champion's whole fit on Online Retail; this is
-    one sort per column (scikit-learn#34248 does the same inside sklearn, after 1.9.1)."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    out = np.array(features, dtype=np.float64)
-    groups = max(max_bins // 2, 1)
-    levels = np.arange(1, groups) / groups
-    for j in range(out.shape[1]):
-        column = out[:, j]
-        known = ~np.isnan(column)
-        values = column[known]
-        order = np.argsort(values, kind="stable")
-        ordered = values[order]
-        if len(ordered) == 0 or int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1 <= max_bins:
-            continue
-        mass = np.cumsum(np.ones(len(ordered)) if weights is None else weights[known][order])
-        cuts = np.unique(ordered[np.minimum(np.searchsorted(mass, levels * mass[-1]), len(ordered) - 1)])
-        group = np.searchsorted(cuts, ordered, side="left")
-        firsts = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
-        representatives = np.unique(np.r_[ordered[firsts], ordered[np.r_[firsts[1:], len(ordered)] - 1]])
-        # sklearn's own arithmetic for the edges between distinct values, so its bins are these
-        edges = sliding_window_view(representatives, 2).mean(axis=1)
-        column[known] = representatives[np.searchsorted(edges, values, side="left")]
-    return out
 
 
 def training_rows(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -192,7 +154,10 @@ def _of_page(params: dict, page: str | None, name: str):
 
 def train_ranker(blocks, params: dict, page: str | None = None):
     """A gradient-boosted classifier: is this candidate in the truth? `blocks`: (features, labels,
-    case of each row) per validation window. None where the cases hold too few positives to learn from."""
+    case of each row) per validation window. None where the cases hold too few positives to learn from.
+    Its trees grown by LightGBM (`ranker_trees` "lightgbm", models/champion/trees.py) or by
+    scikit-learn's HistGradientBoostingClassifier ("sklearn": the re-rankers until 7 December 2026),
+    the same settings either way."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     p = params
@@ -210,14 +175,18 @@ def train_ranker(blocks, params: dict, page: str | None = None):
     if p["balance_cases"]:
         metric = TUNING_METRIC[page] if p["balance_cases"] == "metric" and page in TUNING_METRIC else "hr"
         weights = case_weights(labels, groups, true_candidates, metric)
+    iterations = _of_page(p, page, "ranker_iterations")
+    # both learn from the same bins, each feature's weighted quantiles (`quantised`)
     features = quantised(features, weights, MAX_BINS)
+    if p["ranker_trees"] == "lightgbm":
+        return grow_trees(features, labels, weights, iterations=iterations, seed=p["seed"])
     model = HistGradientBoostingClassifier(
         max_bins=MAX_BINS,
-        max_iter=_of_page(p, page, "ranker_iterations"),
-        learning_rate=0.06,
-        max_leaf_nodes=31,
-        min_samples_leaf=50,
-        l2_regularization=1.0,
+        max_iter=iterations,
+        learning_rate=TREES["learning_rate"],
+        max_leaf_nodes=TREES["leaves"],
+        min_samples_leaf=TREES["rows_per_leaf"],
+        l2_regularization=TREES["l2"],
         early_stopping=False,
         random_state=p["seed"],
     )

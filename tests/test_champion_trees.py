@@ -1,0 +1,86 @@
+"""The champion's re-rankers' trees (models/champion/trees.py): grown by LightGBM, scored from frozen
+records that give LightGBM's own raw scores to the bit, pickled as LightGBM's model text."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from workbench.models.champion import trees
+from workbench.models.champion.model import Champion
+from workbench.models.champion.trees import BoostedTrees, grow_trees
+
+
+def rows(n: int, seed: int = 0):
+    """Features with many zeros and some missing values (a column missing in training, one not), and
+    labels that hang on three of them."""
+    rng = np.random.default_rng(seed)
+    features = rng.random((n, 8))
+    features[rng.random(features.shape) < 0.3] = 0.0
+    labels = features[:, 0] + features[:, 1] * features[:, 2] + 0.3 * rng.random(n) > 1.0
+    features[: n // 4, 3] = np.nan
+    return features, labels
+
+
+def probe(n: int = 2_000):
+    rng = np.random.default_rng(9)
+    features = rng.random((n, 8))
+    features[rng.random(features.shape) < 0.2] = 0.0
+    features[rng.random(features.shape) < 0.1] = np.nan  # also in columns that had none in training
+    return features
+
+
+def test_the_frozen_trees_score_as_lightgbm_itself_to_the_bit():
+    features, labels = rows(5_000)
+    weights = np.random.default_rng(1).random(len(labels)) + 0.5
+    model = grow_trees(features, labels, weights, iterations=40, seed=0)
+    assert model._trees is not None  # the frozen records, not the Booster, score
+    np.testing.assert_array_equal(model.raw_scores(probe()), model._booster.predict(probe(), raw_score=True))
+    chance = model.chance(probe())
+    assert ((chance > 0) & (chance < 1)).all()
+    np.testing.assert_array_equal(model.predict_proba(probe())[:, 1], chance)
+    # an offline batch walks each tree on more threads: the same sums
+    np.testing.assert_array_equal(model.raw_scores(probe(), threads=2), model.raw_scores(probe()))
+
+
+def test_trees_without_a_split_score_their_one_leaf():
+    features, labels = rows(500)
+    features[:] = 1.0  # nothing to split on
+    model = grow_trees(features, labels, None, iterations=5, seed=0)
+    np.testing.assert_array_equal(model.raw_scores(probe()), model._booster.predict(probe(), raw_score=True))
+    assert np.unique(model.raw_scores(probe())).size == 1
+
+
+def test_the_trees_pickle_as_lightgbm_text_and_score_the_same_after():
+    features, labels = rows(3_000)
+    model = grow_trees(features, labels, None, iterations=20, seed=0)
+    state = model.__getstate__()
+    assert set(state) == {"model_text", "n_features_in_", "max_iter", "n_rows_"}
+    back = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(back.raw_scores(probe()), model.raw_scores(probe()))
+    assert (back.max_iter, back.n_rows_, back.n_features_in_) == (20, 3_000, 8)
+
+
+def test_without_the_frozen_records_the_booster_scores(monkeypatch):
+    """Another scikit-learn whose tree records are not there: LightGBM's own predict, the same scores."""
+    features, labels = rows(3_000)
+    model = grow_trees(features, labels, None, iterations=20, seed=0)
+    monkeypatch.setattr(trees, "_tree_predictors", lambda dumped, n_features: None)
+    fallback = pickle.loads(pickle.dumps(model))
+    assert fallback._trees is None
+    np.testing.assert_array_equal(fallback.raw_scores(probe()), model.raw_scores(probe()))
+
+
+def test_the_same_rows_and_seed_grow_the_same_trees():
+    features, labels = rows(3_000)
+    first = grow_trees(features, labels, None, iterations=20, seed=0)
+    assert grow_trees(features, labels, None, iterations=20, seed=0).model_text == first.model_text
+    assert isinstance(first, BoostedTrees)
+
+
+def test_the_champion_names_what_grows_its_trees():
+    assert Champion().params["ranker_trees"] == "lightgbm"
+    with pytest.raises(ValueError, match="ranker_trees"):
+        Champion(ranker_trees="xgboost")
