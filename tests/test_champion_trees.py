@@ -10,7 +10,7 @@ import pytest
 
 from workbench.models.champion import trees
 from workbench.models.champion.model import Champion
-from workbench.models.champion.trees import BoostedTrees, grow_trees
+from workbench.models.champion.trees import BoostedTrees, grow_trees, quantised
 
 
 def rows(n: int, seed: int = 0):
@@ -84,3 +84,17 @@ def test_the_champion_names_what_grows_its_trees():
     assert Champion().params["ranker_trees"] == "lightgbm"
     with pytest.raises(ValueError, match="ranker_trees"):
         Champion(ranker_trees="xgboost")
+
+
+def test_trees_grown_on_quantised_features_score_raw_ones_as_their_bins():
+    """The trees learn from `quantised` values and the POS scores raw ones: each raw value falls on
+    the side of every split that its quantised value trained on."""
+    rng = np.random.default_rng(4)
+    raw = rng.exponential(size=(6_000, 3))
+    raw[rng.random(raw.shape) < 0.4] = 0.0  # a signal's many zeros
+    labels = raw[:, 0] + rng.normal(scale=0.5, size=len(raw)) > 1.0
+    weights = np.where(labels, 5.0, 1.0)
+    binned = quantised(raw, weights)
+    assert all(len(np.unique(binned[:, j])) <= 255 < len(np.unique(raw[:, j])) for j in range(3))
+    model = grow_trees(binned, labels, weights, iterations=30, seed=0)
+    np.testing.assert_array_equal(model.raw_scores(raw), model.raw_scores(binned))
