@@ -331,3 +331,30 @@ def test_readme_puts_the_latency_record_beside_the_earlier_code_on_the_same_mach
     assert (f"{span(ratios(runs['record']))} here, {span(ratios(runs[earlier]))} and {span(ratios(runs[again]))} in those two runs") in readme
     one = {name: round(run["concurrent"]["levels"]["1"]["throughput_rps"]) for name, run in runs.items()}
     assert f"one client got {one['record']} and {one[again]} requests a second in this code's two runs, {one[earlier]} in {earlier}'s" in readme
+
+
+def test_readme_quotes_the_lightgbm_trees_as_quality_compare_and_fit_ab_wrote_them():
+    """The README's sentences on the re-rankers' LightGBM trees are quality_compare's summary of the two
+    records and fit_ab's back-to-back fits (the same weights and rows learnt by both sides), and the
+    Online Retail (2011-09-09) ratio it sets against the record's is both records' own."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    research = BENCHMARKS / "results" / "research"
+    table, pooled = (pd.read_csv(research / f"reranker_trees{suffix}.csv") for suffix in ("", "_pooled"))
+    most = (pooled["pooled gain"].abs() / pooled["pooled standard error"]).max()
+    assert (f"every page within {most:.1f} standard errors of scikit-learn's trees, the champion's fit "
+            f"{table['fit ratio'].min():.2f}-{table['fit ratio'].max():.2f}x as long on one thread") in readme
+    folder = BENCHMARKS / "results" / "reranker_trees"
+    cells, fits, moved = _comparison_summary((folder / "quality_compare.md").read_text())
+    assert (f"cells at 1.10x the best baseline {cells[0]} → {cells[1]}, fits within 5x {fits[0]} → {fits[1]}; the test figures "
+            f"that moved, {moved[0]} of {moved[1]}, moved by {moved[2]} on average, from {moved[3]} to {moved[4]}") in readme
+    record = json.loads((folder / "fit_ab.json").read_text())
+    assert all(r["same_model"] for r in record["datasets"].values())
+    ratios = [r["checkout"]["champion_s"] / r["baseline"]["champion_s"] for r in record["datasets"].values()]
+    online_retail = [f"{x:.2f}x" for name, x in zip(record["datasets"], ratios) if name.startswith("Online Retail")]
+    demo = [f"{x:.2f}x" for name, x in zip(record["datasets"], ratios) if name.startswith("demo retailer")]
+    assert (f"the champion's fit took {', '.join(online_retail)} as long as before on Online Retail's three splits and "
+            f"{', '.join(demo)} on the demo retailer's two legal entities") in readme
+    quality = load_benchmark("quality")
+    first = next(r for r in json.loads((BENCHMARKS / "results" / "quality.json").read_text())["datasets"] if r["key"] == "or-2011-09-09")
+    back_to_back = record["datasets"]["Online Retail (2011-09-09)"]["checkout"]["ratio"]
+    assert f"came to {back_to_back:.1f}x BPR's fit, where the record says {quality.fit_ratio(first)['ratio']:.1f}x" in readme
