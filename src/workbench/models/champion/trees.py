@@ -44,10 +44,11 @@ def quantised(features: np.ndarray, weights: np.ndarray | None, max_bins: int = 
 
     The trees see the same bins at training and at scoring: sklearn bins a column of few distinct
     values at the midpoints between them, and each value here goes to the representative whose bin
-    holds it there (ties to the lower, as sklearn's `x <= threshold`). Why: with sample weights and
-    under 200k rows, sklearn 1.9.1 finds a column's bin edges with one weighted percentile per edge
-    (a sort of the column each), about half of the champion's whole fit on Online Retail; this is
-    one sort per column (scikit-learn#34248 does the same inside sklearn, after 1.9.1)."""
+    holds it there (ties to the lower, as sklearn's `x <= threshold`; LightGBM's edges are the same
+    midpoints, `grow_trees`). Why: with sample weights and under 200k rows, sklearn 1.9.1 finds a
+    column's bin edges with one weighted percentile per edge (a sort of the column each), about half
+    of the champion's whole fit on Online Retail; this is one sort per column (scikit-learn#34248
+    does the same inside sklearn, after 1.9.1). LightGBM bins without the weights (`grow_trees`)."""
     out = np.array(features, dtype=np.float64)
     groups = max(max_bins // 2, 1)
     levels = np.arange(1, groups) / groups
@@ -76,16 +77,17 @@ def grow_trees(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | N
     `quantised` features: each distinct value its own bin (`min_data_in_bin` 1), so that the bins are
     the weighted quantiles scikit-learn's trees learnt from too. On LightGBM's own bins (unweighted,
     at least 3 rows each), in a first try, the customer page's NDCG@10 fell on all five datasets'
-    validation windows (the case weights there favour a few rows that unweighted bins lump)."""
+    validation windows: those bins ignore the case weights, which on that page weigh a few rows most."""
     import lightgbm
 
+    # the Dataset bins by these, and training checks that it was binned as it would
+    binning = {"max_bin": TREES["bins"], "min_data_in_bin": 1, "verbose": -1}
     settings = {
         "objective": "binary", "learning_rate": TREES["learning_rate"], "num_leaves": TREES["leaves"],
-        "min_data_in_leaf": TREES["rows_per_leaf"], "lambda_l2": TREES["l2"], "max_bin": TREES["bins"],
-        "min_data_in_bin": 1, "num_threads": 1, "deterministic": True, "force_row_wise": True, "seed": int(seed), "verbose": -1,
+        "min_data_in_leaf": TREES["rows_per_leaf"], "lambda_l2": TREES["l2"], **binning,
+        "num_threads": 1, "deterministic": True, "force_row_wise": True, "seed": int(seed),
     }
-    rows = lightgbm.Dataset(np.asarray(features, dtype=np.float64), np.asarray(labels, dtype=np.float64), weight=weights,
-                            params={"verbose": -1, "max_bin": TREES["bins"], "min_data_in_bin": 1})
+    rows = lightgbm.Dataset(np.asarray(features, dtype=np.float64), np.asarray(labels, dtype=np.float64), weight=weights, params=binning)
     # LightGBM sets OpenMP's thread count of the calling thread: put back what was there
     with threadpool_limits(1, "openmp"):
         booster = lightgbm.train(settings, rows, num_boost_round=int(iterations))
