@@ -158,8 +158,6 @@ def train_ranker(blocks, params: dict, page: str | None = None):
     Its trees grown by LightGBM (`ranker_trees` "lightgbm", models/champion/trees.py) or by
     scikit-learn's HistGradientBoostingClassifier ("sklearn": the re-rankers until 7 December 2026),
     the same settings either way."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
     p = params
     features = np.concatenate([b[0] for b in blocks])
     labels = np.concatenate([b[1] for b in blocks])
@@ -180,6 +178,8 @@ def train_ranker(blocks, params: dict, page: str | None = None):
     features = quantised(features, weights, MAX_BINS)
     if p["ranker_trees"] == "lightgbm":
         return grow_trees(features, labels, weights, iterations=iterations, seed=p["seed"])
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     model = HistGradientBoostingClassifier(
         max_bins=MAX_BINS,
         max_iter=iterations,

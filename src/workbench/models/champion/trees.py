@@ -28,11 +28,9 @@ from threadpoolctl import threadpool_limits
 # HistGradientBoostingClassifier (ranker.train_ranker)
 RANKER_TREES = ("lightgbm", "sklearn")
 # the trees' settings, whichever library grows them (ranker.train_ranker's scikit-learn path too)
-TREES = {"learning_rate": 0.06, "leaves": 31, "rows_per_leaf": 50, "l2": 1.0, "bins": 255}
-
-
-# the re-ranker's bins per feature (sklearn's default and most)
-MAX_BINS = TREES["bins"]
+TREES = {"learning_rate": 0.06, "leaves": 31, "rows_per_leaf": 50, "l2": 1.0}
+# the re-ranker's bins per feature (sklearn's default and most), of either library
+MAX_BINS = 255
 
 
 def quantised(features: np.ndarray, weights: np.ndarray | None, max_bins: int = MAX_BINS) -> np.ndarray:
@@ -81,7 +79,7 @@ def grow_trees(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | N
     import lightgbm
 
     # the Dataset bins by these, and training checks that it was binned as it would
-    binning = {"max_bin": TREES["bins"], "min_data_in_bin": 1, "verbose": -1}
+    binning = {"max_bin": MAX_BINS, "min_data_in_bin": 1, "verbose": -1}
     settings = {
         "objective": "binary", "learning_rate": TREES["learning_rate"], "num_leaves": TREES["leaves"],
         "min_data_in_leaf": TREES["rows_per_leaf"], "lambda_l2": TREES["l2"], **binning,
@@ -106,8 +104,10 @@ class BoostedTrees:
     def _build(self) -> None:
         import lightgbm
 
-        self._booster = lightgbm.Booster(model_str=self.model_text)
-        self._trees = _tree_predictors(self._booster.dump_model(), self.n_features_in_)
+        booster = lightgbm.Booster(model_str=self.model_text)
+        self._trees = _tree_predictors(booster.dump_model(), self.n_features_in_)
+        # kept only where it scores (no records): the trees are not held twice
+        self._booster = booster if self._trees is None else None
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k not in ("_booster", "_trees")}
