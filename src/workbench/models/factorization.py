@@ -119,6 +119,13 @@ class ALS(_Factorization):
         # made here, so that scoring only reads it (the served model is shared by threads)
         self.model.YtY
 
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        # an ALS pickled before its fit filled that cache (a registered model of before 7 December
+        # 2026) fills it here, once at load, not in its first scoring
+        if getattr(self, "model", None) is not None:
+            self.model.YtY
+
     def _fold_in(self, affinity: sp.csr_matrix) -> np.ndarray:
         with one_blas_thread():
             return np.asarray(self.model.recalculate_user(np.arange(affinity.shape[0]), affinity), dtype=np.float32)
