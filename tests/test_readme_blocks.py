@@ -329,6 +329,13 @@ def test_readme_puts_the_latency_record_beside_the_earlier_code_on_the_same_mach
     assert f"({earlier}, which met 17 of 17 targets on another machine on 6 December) measured {span(p50s(runs[earlier]))} ms" in readme
     assert f"and this code again {span(p50s(runs[again]))} ms" in readme
     assert (f"{span(ratios(runs['record']))} here, {span(ratios(runs[earlier]))} and {span(ratios(runs[again]))} in those two runs") in readme
+    customer = {name: run["baseline_recommend"]["customer"]["p50_ms"] for name, run in runs.items()}
+    assert (f"the bare model's customer page took {customer['record']:.2f} and {customer[again]:.2f} ms in this code's two runs, "
+            f"{customer[earlier]:.2f} ms in {earlier}'s") in readme
+    # "where its product and basket pages overlap between the codes": the earlier code's between this code's two runs
+    for page in ("product", "basket"):
+        mine = sorted(runs[name]["baseline_recommend"][page]["p50_ms"] for name in ("record", again))
+        assert mine[0] <= runs[earlier]["baseline_recommend"][page]["p50_ms"] <= mine[1]
     one = {name: round(run["concurrent"]["levels"]["1"]["throughput_rps"]) for name, run in runs.items()}
     assert f"one client got {one['record']} and {one[again]} requests a second in this code's two runs, {one[earlier]} in {earlier}'s" in readme
 
