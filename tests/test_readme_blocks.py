@@ -365,3 +365,15 @@ def test_readme_quotes_the_lightgbm_trees_as_quality_compare_and_fit_ab_wrote_th
     first = next(r for r in json.loads((BENCHMARKS / "results" / "quality.json").read_text())["datasets"] if r["key"] == "or-2011-09-09")
     back_to_back = record["datasets"]["Online Retail (2011-09-09)"]["checkout"]["ratio"]
     assert f"came to {back_to_back:.1f}x BPR's fit, where the record says {quality.fit_ratio(first)['ratio']:.1f}x" in readme
+
+
+def test_readme_quotes_the_repeat_pair_features_record():
+    """The README's sentence on purchase quantities and visit order is the research record's pooled row
+    over every dataset, and says "nothing" only where both gains are within two standard errors."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    table = pd.read_csv(BENCHMARKS / "results" / "research" / "repeat_pair_features.csv")
+    pooled = table[table["dataset"] == "all datasets, pooled"].set_index("features")
+    quantities, visits = pooled.loc["+ purchase quantities"], pooled.loc["+ visit order"]
+    assert all(abs(r["gain"]) < 2 * r["standard error"] for r in (quantities, visits))
+    assert (f"re-buy NDCG@10 {quantities['gain']:+.4f} (standard error {quantities['standard error']:.4f}) and "
+            f"{visits['gain']:+.4f} ({visits['standard error']:.4f})") in readme
