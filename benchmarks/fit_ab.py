@@ -67,11 +67,24 @@ def prepare(datasets: list[str], folder: Path) -> dict[str, str]:
     return names
 
 
+# what the models import on first use (the catalog's TF-IDF, the re-rankers' trees under either
+# commit, implicit's solvers): loaded before the clock starts, as in a pipeline's process where an
+# earlier fit has loaded them. Otherwise the champion, fitted first, paid them alone: about 0.8 s of a
+# demo legal entity's 2-3 s fit in a fresh process (the records of fit_ab before 7 December 2026 hold it)
+LOADED_FIRST = ("lightgbm", "sklearn.feature_extraction.text", "sklearn.ensemble", "scipy.linalg",
+                "implicit.cpu.als", "implicit.cpu.bpr", "implicit.nearest_neighbours")
+
+
 def child(dataset: str, folder: Path) -> None:
     """One round on one side: the champion's fit and the slowest single algorithm's, printed as JSON."""
+    import importlib
+
     import polars as pl
 
     from workbench.models import TrainingData, make_model
+
+    for module in LOADED_FIRST:
+        importlib.import_module(module)
 
     wish_file = folder / f"{dataset}.wish_lists.parquet"
     data = TrainingData.from_interactions(pl.read_parquet(folder / f"{dataset}.parquet"),
