@@ -361,6 +361,9 @@ def test_readme_quotes_the_lightgbm_trees_as_quality_compare_and_fit_ab_wrote_th
     demo = [f"{x:.2f}x" for name, x in zip(record["datasets"], ratios) if name.startswith("demo retailer")]
     assert (f"the champion's fit took {', '.join(online_retail)} as long as before on Online Retail's three splits and "
             f"{', '.join(demo)} on the demo retailer's two legal entities") in readme
+    assert "the trees shorten every fit (each of this checkout's rounds shorter than each of the baseline's)" in readme
+    for r in record["datasets"].values():
+        assert max(x["champion_s"] for x in r["checkout"]["runs"]) < min(x["champion_s"] for x in r["baseline"]["runs"])
     quality = load_benchmark("quality")
     first = next(r for r in json.loads((BENCHMARKS / "results" / "quality.json").read_text())["datasets"] if r["key"] == "or-2011-09-09")
     back_to_back = record["datasets"]["Online Retail (2011-09-09)"]["checkout"]["ratio"]
