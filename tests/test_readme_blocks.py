@@ -162,6 +162,10 @@ def test_readme_quotes_the_search_order_benchmark():
     assert len(changed)
     for _, row in changed.iterrows():
         assert f"{row['objective']:.4f} against {row['earlier order: objective']:.4f}" in readme, row["dataset"]
+    champion = served[(served["algorithm"] == "champion") & served["dataset"].str.startswith("Online Retail")]
+    earlier = champion["earlier order: trials"].astype(int)
+    assert (f"in {champion['trials'].min()}-{champion['trials'].max()} trials within the budget (the earlier order: "
+            f"{earlier.min()} each)") in readme and earlier.min() == earlier.max()
     steady = sorted(set(served["dataset"]) - set(changed["dataset"]))
     assert all(d.startswith("Online Retail") for d in steady)
     if steady:
