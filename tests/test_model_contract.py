@@ -172,6 +172,18 @@ class TestRecommenderContract:
         assert all(reason.startswith(("best seller", "trending")) for reason in stranger.reasons + unknown_basket.reasons)
 
 
+def test_an_als_pickled_before_its_fit_filled_the_gram_cache_scores_without_writing_to_itself(data):
+    """implicit's ALS caches the items' Gram matrix on itself the first time a customer is folded in;
+    the fit fills it, and an ALS pickled before that was so (a model in the registry) fills it at load,
+    so a served model is never written by a scoring thread."""
+    model = make_model("als", **FAST["als"]).fit(data)
+    model.model._YtY = None  # as an ALS fitted before 7 December 2026 was pickled
+    loaded = pickle.loads(pickle.dumps(model))
+    before = state_of(loaded)
+    loaded.recommend(mixed_requests(loaded))
+    assert state_of(loaded) == before, "scoring changed an attribute of the model"
+    np.testing.assert_array_equal(loaded.model.YtY, model.item_factors.T @ model.item_factors)
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_retailer_without_loyalty_members(name):
     """Every sale anonymous (a retailer without a loyalty programme): every model fits, and answers

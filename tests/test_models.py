@@ -129,21 +129,6 @@ def test_factorisation_is_deterministic_with_a_seed(name):
     assert first.shape == (3, 3) and np.abs(first).sum() > 0
 
 
-def test_an_als_pickled_before_its_fit_filled_the_gram_cache_scores_without_writing_to_itself():
-    """implicit's ALS caches the items' Gram matrix on itself the first time a customer is folded in;
-    the fit fills it, and an ALS pickled before that was so (a model in the registry) fills it at load,
-    so a served model is never written by a scoring thread."""
-    import pickle
-
-    model = fitted("als", factors=4, iterations=3)
-    model.model._YtY = None  # as an ALS fitted before 7 December 2026 was pickled
-    loaded = pickle.loads(pickle.dumps(model))
-    before = pickle.dumps(vars(loaded))
-    loaded.recommend([Request("basket", None, ("A",)), Request("product", product_ids=("C",))])
-    assert pickle.dumps(vars(loaded)) == before
-    np.testing.assert_array_equal(loaded.model.YtY, model.item_factors.T @ model.item_factors)
-
-
 @pytest.mark.parametrize("name", ["best_sellers", "trending", "repeat", "sar", "item_knn", "ease", "als", "bpr"])
 def test_inputs_never_come_back_and_unknowns_fall_back(name):
     model = fitted(name, factors=4, iterations=3) if name in ("als", "bpr") else fitted(name)
