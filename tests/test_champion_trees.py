@@ -105,3 +105,52 @@ def test_trees_grown_on_quantised_features_score_raw_ones_as_their_bins():
     assert all(len(np.unique(binned[:, j])) <= 255 < len(np.unique(raw[:, j])) for j in range(3))
     model = grow_trees(binned, labels, weights, iterations=30, seed=0)
     np.testing.assert_array_equal(model.raw_scores(raw), model.raw_scores(binned))
+
+
+def test_the_champion_names_what_its_trees_learn():
+    params = Champion().params
+    assert (params["ranker_objective"], params["new_items_objective"]) == ("binary", "rank_xendcg")
+    with pytest.raises(ValueError, match="ranker_objective"):
+        Champion(ranker_objective="ndcg")
+    with pytest.raises(ValueError, match="new_items_objective"):
+        Champion(new_items_objective="pairwise")
+    Champion(new_items_objective=None)  # the pages' own
+
+
+def case_rows(n_cases: int = 400, per_case: int = 12, seed: int = 0):
+    """One validation window's rows, cases interleaved (as the tuning's chunks are not), a quarter of
+    the cases without a true candidate."""
+    rng = np.random.default_rng(seed)
+    features, _ = rows(n_cases * per_case, seed)
+    cases = rng.permutation(np.repeat(np.arange(n_cases), per_case))
+    labels = (features[:, 0] + 0.3 * rng.random(len(cases)) > 0.9) & (cases % 4 != 0)
+    return features, labels, cases
+
+
+def test_a_ranking_objective_learns_from_each_cases_rows_together(monkeypatch):
+    """The new-items page's trees learn XE-NDCG from its cases' rows in case order, the cases
+    without a true candidate left out and no case weights; the other pages' stay pointwise; and the
+    frozen records score a ranking model as LightGBM does."""
+    from workbench.models.champion import ranker
+
+    features, labels, cases = case_rows()
+    params = {**Champion().params, "ranker_iterations": 15}
+    grown = []
+    monkeypatch.setattr(ranker, "grow_trees", lambda *args, **kwargs: grown.append((args, kwargs)) or grow_trees(*args, **kwargs))
+    model = ranker.train_ranker([(features, labels, cases)], params, "customer_new_items")
+    (taught, taught_labels, weights), settings = grown[-1]
+    assert settings["objective"] == "rank_xendcg" and "objective=rank_xendcg" in model.model_text and weights is None
+    kept_cases = np.unique(cases[labels])
+    sizes = settings["case_sizes"]
+    assert len(sizes) == len(kept_cases) and sizes.sum() == len(taught_labels) == np.isin(cases, kept_cases).sum()
+    # each case's rows in one run, each with a true candidate
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    assert all(taught_labels[s : s + n].any() for s, n in zip(starts, sizes))
+    np.testing.assert_array_equal(model.raw_scores(probe()), lightgbm_raw_scores(model, probe()))
+    pointwise = ranker.train_ranker([(features, labels, cases)], params, "basket")
+    (_, _, weights), settings = grown[-1]
+    assert settings.get("objective", "binary") == "binary" and settings.get("case_sizes") is None and weights is not None
+    assert "objective=binary" in pointwise.model_text
+    # scikit-learn's trees learn binary, whatever the objective
+    sklearn_trees = ranker.train_ranker([(features, labels, cases)], {**params, "ranker_trees": "sklearn"}, "customer_new_items")
+    assert type(sklearn_trees).__name__ == "HistGradientBoostingClassifier"

@@ -384,3 +384,26 @@ def test_readme_quotes_the_repeat_pair_features_record():
     assert all(abs(r["gain"]) < 2 * r["standard error"] for r in (quantities, visits))
     assert (f"re-buy NDCG@10 {quantities['gain']:+.4f} (standard error {quantities['standard error']:.4f}) and "
             f"{visits['gain']:+.4f} ({visits['standard error']:.4f})") in readme
+
+
+def test_readme_quotes_the_reranker_objective_record():
+    """The README's sentence on ranking objectives is the research record's pooled rows, and the
+    new-items page learns the objective that gained there by more than two standard errors."""
+    from workbench.models.champion.model import Champion
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    table = pd.read_csv(BENCHMARKS / "results" / "research" / "reranker_objective.csv")
+    pooled = table[table["dataset"] == "all datasets, pooled"].set_index(["objective", "page"])
+
+    def gain(objective, page):
+        row = pooled.loc[(objective, page)]
+        return row["gain"], row["standard error"]
+
+    (lc, lcs), (lp, lps) = gain("lambdarank", "customer NDCG@10"), gain("lambdarank", "product HR@10")
+    (xc, xcs), (xp, xps) = gain("rank_xendcg", "customer NDCG@10"), gain("rank_xendcg", "product HR@10")
+    new, new_se = gain("rank_xendcg", "new-items NDCG@10")
+    assert (f"LambdaRank customer NDCG@10 {lc:+.4f} (standard error {lcs:.4f}) and product HR@10 {lp:+.4f} ({lps:.4f}), "
+            f"XE-NDCG {xc:+.4f} ({xcs:.4f}) and {xp:+.4f} ({xps:.4f})); XE-NDCG lifted the new-items page, "
+            f"{new:+.4f} ({new_se:.4f})") in readme
+    assert new > 2 * new_se and max(lc, lp, xc, xp) <= 0
+    assert Champion().params["new_items_objective"] == "rank_xendcg" and Champion().params["ranker_objective"] == "binary"

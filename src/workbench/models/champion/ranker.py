@@ -145,23 +145,29 @@ def case_weights(labels: np.ndarray, groups: np.ndarray, true_candidates: np.nda
     return weights
 
 
+# the re-ranker settings a page may have its own of: {setting: (page, its own setting)}
+OWN_SETTING = {"max_training_rows": ("product", "product_training_rows"),
+               "ranker_iterations": ("product", "product_ranker_iterations"),
+               "ranker_objective": ("customer_new_items", "new_items_objective")}
+
+
 def _of_page(params: dict, page: str | None, name: str):
-    """The re-ranker setting `name` of `page`: the product page's own (`product_training_rows` of
-    `max_training_rows`, `product_ranker_iterations` of `ranker_iterations`) where one is given."""
-    own = {"max_training_rows": "product_training_rows", "ranker_iterations": "product_ranker_iterations"}[name]
-    return params[own] if page == "product" and params[own] else params[name]
+    """The re-ranker setting `name` of `page`: the page's own (`product_training_rows` of
+    `max_training_rows`, `product_ranker_iterations` of `ranker_iterations`, `new_items_objective` of
+    `ranker_objective`) where one is given."""
+    owner, own = OWN_SETTING[name]
+    return params[own] if page == owner and params[own] else params[name]
 
 
-def train_ranker(blocks, params: dict, page: str | None = None):
-    """A gradient-boosted classifier: is this candidate in the truth? `blocks`: (features, labels,
-    case of each row) per validation window. None where the cases hold too few positives to learn from.
-    Its trees grown by LightGBM (`ranker_trees` "lightgbm", models/champion/trees.py) or by
-    scikit-learn's HistGradientBoostingClassifier ("sklearn": the re-rankers until 7 December 2026),
-    the same settings either way."""
+def training_set(blocks, params: dict, page: str | None = None):
+    """(features, labels, case of each row, weights or None) that `page`'s re-ranker learns from:
+    `blocks` ((features, labels, case of each row) per validation window) joined, case ids unique
+    across the windows, sampled to at most the page's `max_training_rows` (`training_rows`), each
+    row weighed by `case_weights` where `balance_cases` asks; None where the cases hold too few
+    positives to learn from."""
     p = params
     features = np.concatenate([b[0] for b in blocks])
     labels = np.concatenate([b[1] for b in blocks])
-    # case ids unique across the windows
     offsets = np.cumsum([0] + [int(b[2].max()) + 1 if len(b[2]) else 0 for b in blocks])
     groups = np.concatenate([b[2] + offsets[i] for i, b in enumerate(blocks)])
     if labels.sum() < 10 or (~labels).sum() < 10:
@@ -173,7 +179,32 @@ def train_ranker(blocks, params: dict, page: str | None = None):
     if p["balance_cases"]:
         metric = TUNING_METRIC[page] if p["balance_cases"] == "metric" and page in TUNING_METRIC else "hr"
         weights = case_weights(labels, groups, true_candidates, metric)
+    return features, labels, groups, weights
+
+
+def train_ranker(blocks, params: dict, page: str | None = None):
+    """A gradient-boosted classifier: is this candidate in the truth? `blocks`: (features, labels,
+    case of each row) per validation window. None where the cases hold too few positives to learn from.
+    Its trees grown by LightGBM (`ranker_trees` "lightgbm", models/champion/trees.py) or by
+    scikit-learn's HistGradientBoostingClassifier ("sklearn": the re-rankers until 7 December 2026),
+    the same settings either way. Pointwise ("binary", weighted by `case_weights`), or with
+    LightGBM's trees a ranking objective (`ranker_objective`, the new-items page's own
+    `new_items_objective`): the rows of a case together, the cases without a true candidate left
+    out (they teach a ranking nothing), unweighted (the objective weighs each case itself)."""
+    p = params
+    learnt_from = training_set(blocks, p, page)
+    if learnt_from is None:
+        return None
+    features, labels, cases, weights = learnt_from
     iterations = _of_page(p, page, "ranker_iterations")
+    objective = _of_page(p, page, "ranker_objective") if p["ranker_trees"] == "lightgbm" else "binary"
+    if objective != "binary":
+        taught = np.bincount(cases[labels], minlength=cases.max() + 1)[cases] > 0
+        order = np.flatnonzero(taught)[np.argsort(cases[taught], kind="stable")]
+        features, labels, cases = features[order], labels[order], cases[order]
+        sizes = np.unique(cases, return_counts=True)[1]
+        return grow_trees(quantised(features, None, MAX_BINS), labels, None, iterations=iterations, seed=p["seed"],
+                          objective=objective, case_sizes=sizes)
     # both learn from the same bins, each feature's weighted quantiles (`quantised`)
     features = quantised(features, weights, MAX_BINS)
     if p["ranker_trees"] == "lightgbm":

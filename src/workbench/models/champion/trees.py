@@ -27,6 +27,8 @@ from threadpoolctl import threadpool_limits
 # what can grow them (the champion's `ranker_trees`): LightGBM, or scikit-learn's
 # HistGradientBoostingClassifier (ranker.train_ranker)
 RANKER_TREES = ("lightgbm", "sklearn")
+# what the trees learn (`ranker_objective`): pointwise, or one of LightGBM's ranking objectives
+RANKER_OBJECTIVES = ("binary", "lambdarank", "rank_xendcg")
 # the trees' settings, whichever library grows them (ranker.train_ranker's scikit-learn path too)
 TREES = {"learning_rate": 0.06, "leaves": 31, "rows_per_leaf": 50, "l2": 1.0}
 # the re-ranker's bins per feature (sklearn's default and most), of either library
@@ -69,23 +71,28 @@ def quantised(features: np.ndarray, weights: np.ndarray | None, max_bins: int = 
     return out
 
 
-def grow_trees(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, *, iterations: int, seed: int) -> "BoostedTrees":
+def grow_trees(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, *, iterations: int, seed: int,
+               objective: str = "binary", case_sizes: np.ndarray | None = None) -> "BoostedTrees":
     """A binary classifier (is this candidate in the truth?) of `iterations` trees, on one thread
     (the same sums in the same order: the same trees on a machine of any number of cores), from
     `quantised` features: each distinct value its own bin (`min_data_in_bin` 1), so that the bins are
     the weighted quantiles scikit-learn's trees learnt from too. On LightGBM's own bins (unweighted,
     at least 3 rows each), in a first try, the customer page's NDCG@10 fell on all five datasets'
-    validation windows: those bins ignore the case weights, which on that page weigh a few rows most."""
+    validation windows: those bins ignore the case weights, which on that page weigh a few rows most.
+
+    `objective`: one of RANKER_OBJECTIVES; a ranking objective learns from rows in case order,
+    `case_sizes` rows each."""
     import lightgbm
 
     # the Dataset bins by these, and training checks that it was binned as it would
     binning = {"max_bin": MAX_BINS, "min_data_in_bin": 1, "verbose": -1}
     settings = {
-        "objective": "binary", "learning_rate": TREES["learning_rate"], "num_leaves": TREES["leaves"],
+        "objective": objective, "learning_rate": TREES["learning_rate"], "num_leaves": TREES["leaves"],
         "min_data_in_leaf": TREES["rows_per_leaf"], "lambda_l2": TREES["l2"], **binning,
         "num_threads": 1, "deterministic": True, "force_row_wise": True, "seed": int(seed),
     }
-    rows = lightgbm.Dataset(np.asarray(features, dtype=np.float64), np.asarray(labels, dtype=np.float64), weight=weights, params=binning)
+    rows = lightgbm.Dataset(np.asarray(features, dtype=np.float64), np.asarray(labels, dtype=np.float64), weight=weights,
+                            group=case_sizes, params=binning)
     # LightGBM sets OpenMP's thread count of the calling thread: put back what was there
     with threadpool_limits(1, "openmp"):
         booster = lightgbm.train(settings, rows, num_boost_round=int(iterations))
