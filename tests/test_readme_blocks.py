@@ -368,10 +368,13 @@ def test_readme_quotes_the_lightgbm_trees_as_quality_compare_and_fit_ab_wrote_th
     assert "the trees shorten every fit (each of this checkout's rounds shorter than each of the baseline's)" in readme
     for r in record["datasets"].values():
         assert max(x["champion_s"] for x in r["checkout"]["runs"]) < min(x["champion_s"] for x in r["baseline"]["runs"])
-    quality = load_benchmark("quality")
-    first = next(r for r in json.loads((BENCHMARKS / "results" / "quality.json").read_text())["datasets"] if r["key"] == "or-2011-09-09")
+    # the record the trees made (the comparison's "after"), which later records replace
+    import re
+
+    after = re.search(r"\| Online Retail \(2011-09-09\) \| [^|]+ \| [^|]+ \| [\d.]+x → ([\d.]+)x \|",
+                      (folder / "quality_compare.md").read_text()).group(1)
     back_to_back = record["datasets"]["Online Retail (2011-09-09)"]["checkout"]["ratio"]
-    assert f"came to {back_to_back:.1f}x BPR's fit, where the record says {quality.fit_ratio(first)['ratio']:.1f}x" in readme
+    assert f"came to {back_to_back:.1f}x BPR's fit, where that record says {after}x" in readme
 
 
 def test_readme_quotes_the_repeat_pair_features_record():
@@ -407,3 +410,45 @@ def test_readme_quotes_the_reranker_objective_record():
             f"{new:+.4f} ({new_se:.4f})") in readme
     assert new > 2 * new_se and max(lc, lp, xc, xp) <= 0
     assert Champion().params["new_items_objective"] == "rank_xendcg" and Champion().params["ranker_objective"] == "binary"
+
+
+def test_readme_quotes_the_new_items_objective_as_quality_compare_and_fit_ab_wrote_them():
+    """The README's paragraph on XE-NDCG for the new-items page is quality_compare's rows and summary
+    and fit_ab's back-to-back fits; where it says the other pages scored the same, they did, and where
+    it says the fits did not move, every dataset's rounds overlap."""
+    import re
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    folder = BENCHMARKS / "results" / "new_items_objective"
+    text = (folder / "quality_compare.md").read_text()
+    rows = {(r[0], r[1]): r for r in _figure_rows(text)}
+    new_items = [rows[(d, "new-items NDCG@10")][-1] for d in ("Online Retail (2011-09-09)", "Online Retail (2011-10-09)",
+                                                              "Online Retail (2011-11-09)", "demo retailer USRT (2025-12-02)",
+                                                              "demo retailer FRRT (2025-12-02)")]
+    assert (f"new-items NDCG@10 {new_items[0]}, {new_items[1]}, {new_items[2]} on Online Retail's three splits, "
+            f"{new_items[3]} on USRT and {new_items[4]} on FRRT") in readme
+    frrt = rows[("demo retailer FRRT (2025-12-02)", "new-items NDCG@10")]
+    before, after = (float(cell.rsplit(", ", 1)[1].rstrip("x")) for cell in frrt[2:4])
+    assert f"at {after:.2f}x the best baseline (the blend served it at {before:.2f}x, within noise)" in readme
+    cells, fits, _ = _comparison_summary(text)
+    assert f"cells at 1.10x the best baseline {cells[0]} → {cells[1]}, fits within 5x {fits[0]} → {fits[1]}" in readme
+    kept = _champion_kept(text)
+    for dataset in ("Online Retail (2011-10-09)", "Online Retail (2011-11-09)", "demo retailer USRT (2025-12-02)"):
+        assert kept[dataset][0] == kept[dataset][1]
+        assert all(float(rows[(dataset, page)][-1]) == 0 for page in ("customer NDCG@10", "basket HR@10", "product HR@10"))
+    assert f"(basket HR@10 {rows[('Online Retail (2011-09-09)', 'basket HR@10')][-1]})" in readme
+    frrt_basket, frrt_product = (rows[("demo retailer FRRT (2025-12-02)", page)] for page in ("basket HR@10", "product HR@10"))
+    assert f"(basket HR@10 {frrt_basket[-1]}, product HR@10 {frrt_product[-1]}, each within its interval's half width)" in readme
+    for row in (frrt_basket, frrt_product):
+        low, high = (float(v) for v in re.search(r"\[(\d\.\d+), (\d\.\d+)\]", row[3]).groups())
+        assert abs(float(row[-1])) <= (high - low) / 2
+    record = json.loads((folder / "fit_ab.json").read_text())
+    ratios = [f"{r['checkout']['champion_s'] / r['baseline']['champion_s']:.2f}x" for r in record["datasets"].values()]
+    assert f"the champion's fit took {', '.join(ratios)} as long as before, each dataset's rounds overlapping" in readme
+    for r in record["datasets"].values():
+        mine, theirs = ([x["champion_s"] for x in r[side]["runs"]] for side in ("checkout", "baseline"))
+        assert min(mine) <= max(theirs) and min(theirs) <= max(mine)
+    first = record["datasets"]["Online Retail (2011-09-09)"]
+    assert (f"took {first['checkout']['ratio']:.1f}x BPR's fit there, and the code before {first['baseline']['ratio']:.1f}x: "
+            "that miss of 5x is the kept setting's") in readme
+    assert min(first["checkout"]["ratio"], first["baseline"]["ratio"]) > 5
