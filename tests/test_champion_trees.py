@@ -147,6 +147,8 @@ def test_a_ranking_objective_learns_from_each_cases_rows_together(monkeypatch):
     starts = np.r_[0, np.cumsum(sizes)[:-1]]
     assert all(taught_labels[s : s + n].any() for s, n in zip(starts, sizes))
     np.testing.assert_array_equal(model.raw_scores(probe()), lightgbm_raw_scores(model, probe()))
+    # XE-NDCG draws random numbers: seeded, the same rows grow the same trees
+    assert ranker.train_ranker([(features, labels, cases)], params, "customer_new_items").model_text == model.model_text
     pointwise = ranker.train_ranker([(features, labels, cases)], params, "basket")
     (_, _, weights), settings = grown[-1]
     assert settings.get("objective", "binary") == "binary" and settings.get("case_sizes") is None and weights is not None

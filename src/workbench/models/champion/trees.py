@@ -73,15 +73,17 @@ def quantised(features: np.ndarray, weights: np.ndarray | None, max_bins: int = 
 
 def grow_trees(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, *, iterations: int, seed: int,
                objective: str = "binary", case_sizes: np.ndarray | None = None) -> "BoostedTrees":
-    """A binary classifier (is this candidate in the truth?) of `iterations` trees, on one thread
-    (the same sums in the same order: the same trees on a machine of any number of cores), from
-    `quantised` features: each distinct value its own bin (`min_data_in_bin` 1), so that the bins are
-    the weighted quantiles scikit-learn's trees learnt from too. On LightGBM's own bins (unweighted,
-    at least 3 rows each), in a first try, the customer page's NDCG@10 fell on all five datasets'
-    validation windows: those bins ignore the case weights, which on that page weigh a few rows most.
+    """A binary classifier (is this candidate in the truth?), or a ranker of each case's candidates
+    (`objective`), of `iterations` trees, on one thread (the same sums in the same order: the same
+    trees on a machine of any number of cores), from `quantised` features: each distinct value its
+    own bin (`min_data_in_bin` 1), so that the bins are the weighted quantiles scikit-learn's trees
+    learnt from too. On LightGBM's own bins (unweighted, at least 3 rows each), in a first try, the
+    customer page's NDCG@10 fell on all five datasets' validation windows: those bins ignore the case
+    weights, which on that page weigh a few rows most.
 
     `objective`: one of RANKER_OBJECTIVES; a ranking objective learns from rows in case order,
-    `case_sizes` rows each."""
+    `case_sizes` rows each, and its raw scores order a case's candidates (their `chance`, the same
+    order, is no probability)."""
     import lightgbm
 
     # the Dataset bins by these, and training checks that it was binned as it would
