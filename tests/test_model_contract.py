@@ -184,6 +184,7 @@ def test_an_als_pickled_before_its_fit_filled_the_gram_cache_scores_without_writ
     assert state_of(loaded) == before, "scoring changed an attribute of the model"
     np.testing.assert_array_equal(loaded.model.YtY, model.item_factors.T @ model.item_factors)
 
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_retailer_without_loyalty_members(name):
     """Every sale anonymous (a retailer without a loyalty programme): every model fits, and answers

@@ -4,6 +4,7 @@ types a figure in."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -221,8 +222,6 @@ def test_readme_quotes_the_blas_thread_comparison_as_fit_ab_wrote_it():
 def _comparison_summary(text: str) -> tuple[tuple, tuple, tuple]:
     """(cells, fits, moved) from the summary benchmarks/quality_compare.py writes: each count before and
     after, and the moved test figures' (count, of, mean, lowest, highest difference)."""
-    import re
-
     cells = re.search(r"cells at 1.10x the best baseline or more: (\d+ of \d+) → (\d+ of \d+)", text).groups()
     fits = re.search(r"fits within 5x the slowest single algorithm: (\d+ of \d+) → (\d+ of \d+)", text).groups()
     moved = re.search(r"test figures that moved: (\d+) of (\d+), mean difference ([-+]\d\.\d+), from ([-+]\d\.\d+) "
@@ -240,16 +239,18 @@ def _champion_kept(text: str) -> dict[str, list[str]]:
 def _figure_rows(text: str) -> list[list[str]]:
     """The cells of each row of the test figures' table benchmarks/quality_compare.py writes (dataset,
     page, before, after, difference): the rows whose last cell is a signed difference."""
-    import re
-
     return [line.strip("| ").split(" | ") for line in text.splitlines() if re.fullmatch(r"\| .* \| [-+]\d\.\d{4} \|", line.rstrip())]
+
+
+def _within_half_interval(row: list[str]) -> bool:
+    """Whether a `_figure_rows` row moved by at most half the width of its after-figure's interval."""
+    low, high = (float(v) for v in re.search(r"\[(\d\.\d+), (\d\.\d+)\]", row[3]).groups())
+    return abs(float(row[-1])) <= (high - low) / 2
 
 
 def test_readme_quotes_the_economy_comparison_as_quality_compare_wrote_it():
     """The README's sentence on what the economy cuts did is the summary that benchmarks/quality_compare.py
     wrote from the two records, and every moved figure stayed within its interval's half width."""
-    import re
-
     readme = " ".join((ROOT / "README.md").read_text().split())
     text = (BENCHMARKS / "results" / "economy" / "quality_compare.md").read_text()
     cells, fits, moved = _comparison_summary(text)
@@ -257,9 +258,7 @@ def test_readme_quotes_the_economy_comparison_as_quality_compare_wrote_it():
             f"that moved, {moved[0]} of {moved[1]}, moved by {moved[2]} on average, none by more than its interval's half width") in readme
     rows = _figure_rows(text)
     assert len(rows) == int(moved[1])
-    for row in rows:
-        low, high = (float(v) for v in re.search(r"\[(\d\.\d+), (\d\.\d+)\]", row[3]).groups())
-        assert abs(float(row[-1])) <= (high - low) / 2
+    assert all(_within_half_interval(row) for row in rows)
 
 
 def test_readme_quotes_the_case_weights_comparison_as_quality_compare_wrote_it():
@@ -369,8 +368,6 @@ def test_readme_quotes_the_lightgbm_trees_as_quality_compare_and_fit_ab_wrote_th
     for r in record["datasets"].values():
         assert max(x["champion_s"] for x in r["checkout"]["runs"]) < min(x["champion_s"] for x in r["baseline"]["runs"])
     # the record the trees made (the comparison's "after"), which later records replace
-    import re
-
     after = re.search(r"\| Online Retail \(2011-09-09\) \| [^|]+ \| [^|]+ \| [\d.]+x → ([\d.]+)x \|",
                       (folder / "quality_compare.md").read_text()).group(1)
     back_to_back = record["datasets"]["Online Retail (2011-09-09)"]["checkout"]["ratio"]
@@ -416,8 +413,6 @@ def test_readme_quotes_the_new_items_objective_as_quality_compare_and_fit_ab_wro
     """The README's paragraph on XE-NDCG for the new-items page is quality_compare's rows and summary
     and fit_ab's back-to-back fits; where it says the other pages scored the same, they did, and where
     it says the fits did not move, every dataset's rounds overlap."""
-    import re
-
     readme = " ".join((ROOT / "README.md").read_text().split())
     folder = BENCHMARKS / "results" / "new_items_objective"
     text = (folder / "quality_compare.md").read_text()
@@ -439,9 +434,7 @@ def test_readme_quotes_the_new_items_objective_as_quality_compare_and_fit_ab_wro
     assert f"(basket HR@10 {rows[('Online Retail (2011-09-09)', 'basket HR@10')][-1]})" in readme
     frrt_basket, frrt_product = (rows[("demo retailer FRRT (2025-12-02)", page)] for page in ("basket HR@10", "product HR@10"))
     assert f"(basket HR@10 {frrt_basket[-1]}, product HR@10 {frrt_product[-1]}, each within its interval's half width)" in readme
-    for row in (frrt_basket, frrt_product):
-        low, high = (float(v) for v in re.search(r"\[(\d\.\d+), (\d\.\d+)\]", row[3]).groups())
-        assert abs(float(row[-1])) <= (high - low) / 2
+    assert _within_half_interval(frrt_basket) and _within_half_interval(frrt_product)
     record = json.loads((folder / "fit_ab.json").read_text())
     ratios = [f"{r['checkout']['champion_s'] / r['baseline']['champion_s']:.2f}x" for r in record["datasets"].values()]
     assert f"the champion's fit took {', '.join(ratios)} as long as before, each dataset's rounds overlapping" in readme

@@ -187,9 +187,10 @@ class Champion(Recommender):
     ):
         if ranker_trees not in RANKER_TREES:
             raise ValueError(f"ranker_trees must be one of {RANKER_TREES}, not {ranker_trees!r}")
-        for name, objective in (("ranker_objective", ranker_objective), ("new_items_objective", new_items_objective)):
-            if objective not in RANKER_OBJECTIVES and not (name == "new_items_objective" and objective is None):
-                raise ValueError(f"{name} must be one of {RANKER_OBJECTIVES}, not {objective!r}")
+        if ranker_objective not in RANKER_OBJECTIVES:
+            raise ValueError(f"ranker_objective must be one of {RANKER_OBJECTIVES}, not {ranker_objective!r}")
+        if new_items_objective not in (None, *RANKER_OBJECTIVES):
+            raise ValueError(f"new_items_objective must be None or one of {RANKER_OBJECTIVES}, not {new_items_objective!r}")
         super().__init__(
             weights=weights,
             tune=tune,

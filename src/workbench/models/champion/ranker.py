@@ -198,17 +198,16 @@ def train_ranker(blocks, params: dict, page: str | None = None):
     features, labels, cases, weights = learnt_from
     iterations = _of_page(p, page, "ranker_iterations")
     objective = _of_page(p, page, "ranker_objective") if p["ranker_trees"] == "lightgbm" else "binary"
+    sizes = None
     if objective != "binary":
         taught = np.bincount(cases[labels], minlength=cases.max() + 1)[cases] > 0
         order = np.flatnonzero(taught)[np.argsort(cases[taught], kind="stable")]
-        features, labels, cases = features[order], labels[order], cases[order]
+        features, labels, cases, weights = features[order], labels[order], cases[order], None
         sizes = np.unique(cases, return_counts=True)[1]
-        return grow_trees(quantised(features, None, MAX_BINS), labels, None, iterations=iterations, seed=p["seed"],
-                          objective=objective, case_sizes=sizes)
     # both learn from the same bins, each feature's weighted quantiles (`quantised`)
     features = quantised(features, weights, MAX_BINS)
     if p["ranker_trees"] == "lightgbm":
-        return grow_trees(features, labels, weights, iterations=iterations, seed=p["seed"])
+        return grow_trees(features, labels, weights, iterations=iterations, seed=p["seed"], objective=objective, case_sizes=sizes)
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     model = HistGradientBoostingClassifier(
