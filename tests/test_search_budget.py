@@ -9,6 +9,7 @@ from helpers import tiny_interactions
 from helpers import tiny_folds as folds_of
 
 from workbench.evaluation.search import Search, search, search_all, seeded_settings, top_trial
+from workbench.evaluation.spaces import ECONOMIES, CostlySwitch
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,8 @@ def test_search_all_seeds_the_champions_first_guess_with_what_the_single_algorit
 
 def test_the_champions_choice_is_then_cut_where_the_cut_costs_nothing_and_time_holds_it(tiny_folds):
     seen = []
-    found = search("champion", tiny_folds, n_trials=2, seed=0, fixed={"ranker_iterations": 5}, on_trial=seen.append)
+    rows_only = {"ranker_iterations": 5, "search_every_page": False}  # the switch's cut: the test below
+    found = search("champion", tiny_folds, n_trials=2, seed=0, fixed=rows_only, on_trial=seen.append)
     assert [(t.number, t.step) for t in seen] == [(0, "search"), (1, "search"), (2, "economy"), (3, "economy")]
     choice = found.trials[0] if found.trials[1].objective <= found.trials[0].objective else found.trials[1]
     # each cut is the searched choice with fewer re-ranker rows, nothing else changed
@@ -127,7 +129,7 @@ def test_the_champions_choice_is_then_cut_where_the_cut_costs_nothing_and_time_h
     assert found.best.objective() == seen[3].objective
 
     # no cut starts that the time left could not hold, and none is added once the choice is cut
-    held = Search("champion", tiny_folds, n_trials=2, seed=0, fixed={"ranker_iterations": 5}).run()
+    held = Search("champion", tiny_folds, n_trials=2, seed=0, fixed=rows_only).run()
     assert held.economy_reserve() == 2 * max(t.seconds for t in held.trials)
     held.economize(timeout_s=0.0)
     assert len(held.trials) == 2 and held.stopped == "budget" and held.economy_reserve() == 0.0
@@ -137,9 +139,37 @@ def test_the_champions_choice_is_then_cut_where_the_cut_costs_nothing_and_time_h
     assert len(held.trials) == 2
 
     # a cut is paced by the trial it cuts, not by a slower trial the choice passed over
-    paced = Search("champion", tiny_folds, n_trials=2, seed=0, fixed={"ranker_iterations": 5}).run()
+    paced = Search("champion", tiny_folds, n_trials=2, seed=0, fixed=rows_only).run()
     chosen = paced._choice()[0]
     paced.trials = [t if t is chosen else replace(t, seconds=1e6) for t in paced.trials]
     assert paced.economy_reserve() == 2e6  # before the choice, the slowest trial is what may come
     paced.economize(timeout_s=4 * chosen.seconds + 60.0)
     assert [t.step for t in paced.trials] == ["search", "search", "economy", "economy"]
+
+
+def test_a_costly_switch_chosen_on_is_tried_off_on_the_trial_that_already_ran_it(tiny_folds, monkeypatch):
+    import workbench.evaluation.search as searching
+
+    # every page's blend searched is the only economy here (the re-ranker rows fixed)
+    fixed = {"ranker_iterations": 5, "max_training_rows": 50_000, "catalog_features": False}
+    found = Search("champion", tiny_folds, n_trials=2, seed=0, fixed=fixed).first_steps()
+    off, on = found.trials
+    assert (off.params["search_every_page"], on.params) == (False, {**off.params, "search_every_page": True})
+    # the cut of either trial has run: nothing to set time aside for
+    assert found.economy_reserve() == 0.0
+    # chosen on (whichever won here), it is set against the same settings off, which are not run again
+    monkeypatch.setattr(searching, "choose_trial", lambda top, defaults, seed=0: (on, "the switch on, for this test"))
+    result = found.economize(timeout_s=0.0).result()
+    assert len(found.trials) == 2 and found.stopped != "budget"
+    keep, why = searching.keep_cut(off, on, seed=0)
+    assert f"search_every_page False (trial 0) {why}" in result.chosen_by
+    assert result.chosen_trial == (0 if keep else 1)
+    assert result.best_params["search_every_page"] is (not keep)
+
+
+def test_a_costly_switch_is_cut_to_off_and_only_from_on():
+    switch = ECONOMIES["champion"]["search_every_page"]
+    assert isinstance(switch, CostlySwitch) and switch.steps == 1
+    assert switch.cuts(True) == [False] and switch.cuts(False) == []
+    # cut before the rows, whose cuts would change the settings its ran trial has
+    assert list(ECONOMIES["champion"]).index("search_every_page") < list(ECONOMIES["champion"]).index("max_training_rows")

@@ -17,10 +17,10 @@ called after each trial (the tracking layer logs it as an MLflow run; this modul
 `search_all` runs every algorithm's search within one wall-time budget.
 
 Last, where the algorithm has settings that buy quality with fit time (`spaces.ECONOMIES`: the
-champion's re-ranker rows), `Search.economize` tries the chosen settings with each cut in turn and
-keeps a cut while its validation loss to the chosen trial stays within one standard error: the same
-rule pointed at the fit's cost, so a retailer whose data does not need the expensive setting does not
-pay for it (notebooks/research/reranker_rows).
+champion's every-page weight search and its re-ranker rows), `Search.economize` tries the chosen
+settings with each cut in turn and keeps a cut while its validation loss to the chosen trial stays
+within one standard error: the same rule pointed at the fit's cost, so a retailer whose data does not
+need the expensive setting does not pay for it (notebooks/research/reranker_rows).
 
 With a `timeout_s`, how many trials fit in it depends on the machine; for runs that must repeat
 bit for bit, give `n_trials` alone.
@@ -279,13 +279,29 @@ class Search:
             raise RuntimeError(f"{self.algorithm}: no trial ran; call run() first")
         return choose_trial(top_trial(done), next((t for t in done if t.number == 0), None), seed=self.seed)
 
+    def _ran(self, params: dict) -> Trial | None:
+        """The completed trial that ran exactly `params`, if any."""
+        return next((t for t in self.trials if t.state == "COMPLETE" and t.params == params), None)
+
     def economy_reserve(self) -> float:
-        """Seconds `economize` may take: one trial per cut at the pace of the slowest trial so far."""
-        return sum(e.steps for e in self.economies.values()) * self._slowest() if self.economized is None else 0.0
+        """Seconds `economize` may take: a trial per cut at the pace of the slowest trial so far, the
+        cuts of the best trial so far (the choice is not known yet) less those a trial already ran
+        (before any trial: every cut of every economy)."""
+        if self.economized is not None:
+            return 0.0
+        done = [t for t in self.trials if t.state == "COMPLETE" and t.step == "search"]
+        if not done:
+            return sum(e.steps for e in self.economies.values()) * self._slowest()
+        top = top_trial(done).params
+        to_run = sum(self._ran({**top, name: cut}) is None
+                     for name, economy in self.economies.items()
+                     for cut in economy.cuts(top.get(name, defaults(self.algorithm)[name])))
+        return to_run * self._slowest()
 
     def economize(self, timeout_s: float | None = None) -> "Search":
         """Cut the chosen trial's economy settings (`spaces.ECONOMIES`), one trial per cut, each the
-        chosen settings with that setting cut further; a cut is kept while the loss of its validation
+        chosen settings with that setting cut further (a trial that already ran those settings, e.g. a
+        switch's probe's starting point, is not run again); a cut is kept while the loss of its validation
         objective to the chosen trial's is within one standard error of the difference (paired over
         the same cases, `Validation.objective_gain`), and the first that loses more ends that setting.
         Every cut is judged against the chosen trial, not the last cut, so what is kept stays within
@@ -302,12 +318,14 @@ class Search:
         for name, economy in self.economies.items():
             value = kept.params.get(name, defaults(self.algorithm)[name])
             for cut in economy.cuts(value):
-                if timeout_s is not None and float(timeout_s) - (time.perf_counter() - started) < kept.seconds:
-                    self.stopped = "budget"
-                    notes.append(f"{name} {cut} not tried: the time left would not hold it")
-                    break
-                trial = self._evaluate(number, {**kept.params, name: cut}, step="economy")
-                number += 1
+                trial = self._ran({**kept.params, name: cut})  # a probe's starting point often is the cut
+                if trial is None:
+                    if timeout_s is not None and float(timeout_s) - (time.perf_counter() - started) < kept.seconds:
+                        self.stopped = "budget"
+                        notes.append(f"{name} {cut} not tried: the time left would not hold it")
+                        break
+                    trial = self._evaluate(number, {**kept.params, name: cut}, step="economy")
+                    number += 1
                 keep, why_cut = keep_cut(trial, chosen, seed=self.seed)
                 notes.append(f"{name} {cut} (trial {trial.number}) {why_cut}")
                 if not keep:
@@ -403,8 +421,9 @@ def search_all(
        same signals), each where the time left holds it;
     4. sampled trials, each algorithm in turn given an even share of the time left (what one does
        not use goes to the next), the blend and the champion last;
-    5. the economy cuts (`Search.economize`: the champion's re-ranker rows), whose time steps 2 and 4
-       set aside (a trial per cut at the pace of that algorithm's slowest trial so far).
+    5. the economy cuts (`Search.economize`: the champion's every-page weight search and re-ranker
+       rows), whose time steps 2 and 4 set aside (a trial per cut not yet run, at the pace of that
+       algorithm's slowest trial so far).
 
     Within any share (and in step 3) no trial starts when the time left is less than that algorithm's slowest trial
     so far; in step 5, less than the trial it cuts took. The champion's trials are fits with its own

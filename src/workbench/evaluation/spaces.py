@@ -1,7 +1,7 @@
 """What the per-retailer search searches: per algorithm, per constructor argument, the range and
 why (`SEARCH_SPACES`), the switches tried before any sampled trial (`Choice.probe`), the settings
 the single algorithms' searches give the blend as first guesses (`SEEDED_BY`), and the settings that
-buy quality with fit time (`ECONOMIES`), tried cheaper once the search has chosen. Data and small
+buy quality with fit time (`ECONOMIES`: amounts and switches), tried cheaper once the search has chosen. Data and small
 helpers only; `evaluation.search` runs the search.
 """
 
@@ -134,13 +134,34 @@ class Economy:
         return values
 
 
-# algorithm -> constructor argument -> Economy. The re-rankers' rows: on Online Retail's validation
+@dataclass(frozen=True)
+class CostlySwitch:
+    """A switch that buys validation quality with fit time. Searched like any switch; once the search
+    has chosen it on, it is tried off (one cut, `Search.economize`) and kept off while that stays
+    within one standard error of the choice: the switch must earn its fit time by more than the
+    luck of the validation cases, against the chosen trial with only this switch changed."""
+
+    why: str = ""
+    steps: int = 1
+
+    def cuts(self, value: bool) -> list:
+        """The values tried after `value`: off, where it is on."""
+        return [False] if value else []
+
+
+# algorithm -> constructor argument -> Economy or CostlySwitch, cut in this order. The switch first:
+# its cut is often a trial the search already ran (its probe's starting point). Every page's blend
+# searched (`search_every_page`): the weight search took 3.8x as long on the demo retailer's USRT
+# (results/champion_fit_parts.md) and its validation trials about a fifth longer on Online Retail
+# (results/quality.json), where the quality benchmark's fit missed 5x the slowest single algorithm's
+# with it kept by 0.0020 against a standard error of 0.0019. The re-rankers' rows: on Online Retail's validation
 # windows 12,500 cost more than one standard error at every split and 25,000 at one of three, on the
 # demo retailer's legal entities nothing measurable while the fit took 0.76-0.84x as long (beside
 # another notebook: 0.56-0.74x alone, before the case weights) (notebooks/research/reranker_rows):
 # what a retailer needs is its own data's answer.
-ECONOMIES: dict[str, dict[str, Economy]] = {
+ECONOMIES: dict[str, dict[str, Economy | CostlySwitch]] = {
     "champion": {
+        "search_every_page": CostlySwitch("every page's blend weights searched on validation, not only the customer and product pages'"),
         "max_training_rows": Economy(0.5, 2, "rows each page's re-ranker learns from; its training time grows with them"),
     },
 }
@@ -204,7 +225,7 @@ def starting_point(algorithm: str, space: dict) -> dict:
 
 
 
-def economies(algorithm: str, fixed: dict | None = None) -> dict[str, Economy]:
+def economies(algorithm: str, fixed: dict | None = None) -> dict[str, Economy | CostlySwitch]:
     """The economies of `algorithm` (ECONOMIES) less the arguments `fixed` by the user; every name
     must be an argument of the algorithm."""
     found = {k: v for k, v in ECONOMIES.get(algorithm, {}).items() if k not in (fixed or {})}

@@ -104,7 +104,9 @@ class Champion(Recommender):
     tuning's window and those of the new-items and basket pages start from DEFAULT_WEIGHTS (what
     Online Retail's validation window preferred, `tuning.SEARCHED_UNDER_RANKER`);
     `search_every_page` searches every page's. Which suits a retailer is its own validation's to
-    say: the search probes it on each retailer's validation windows, as `catalog_features`.
+    say: the search probes it on each retailer's validation windows, as `catalog_features`, and
+    keeps it only where it beats the same settings without it by more than one standard error: it
+    buys quality with fit time (`evaluation.spaces.ECONOMIES`).
 
     `ranker_trees`: what grows the re-rankers' trees, "lightgbm" or "sklearn" (scikit-learn's
     HistGradientBoostingClassifier, which grew them until 7 December 2026), the same settings either

@@ -25,7 +25,8 @@ from workbench.models.window_sizing import size_windows, with_first_seen
 # `search_every_page`: every page). On Online Retail's validation window (fit before 2011-10-10, cases
 # to 2011-11-09) a searched blend under the re-ranker beat DEFAULT_WEIGHTS on the product and
 # customer pages and lost on the new-items and basket pages; those keep the defaults unless a
-# retailer's own validation prefers `search_every_page` (a probed switch of `evaluation.search`).
+# retailer's own validation prefers `search_every_page` (a probed switch of `evaluation.search`,
+# kept only where it beats its absence by more than one standard error).
 SEARCHED_UNDER_RANKER = ("customer", "product")
 
 
