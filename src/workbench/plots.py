@@ -67,3 +67,35 @@ def plot_cleansing_report(report: pl.DataFrame, *, log_scale: bool | None = None
     fig.suptitle("Cleansing: rows kept and quarantined per rule", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def plot_gains_per_page(table, labels, *, pages, xlabel: str, title: str, panel_width: float = 4.0,
+                        row_height: float = 0.5, ticks: int | None = None) -> Figure:
+    """One panel per page in `pages`, one horizontal bar per label: a variant's paired gain on the
+    validation cases with its 95% interval (1.96 standard errors), green where it gains, red where it
+    loses; a label with no row on a page is left blank there. The research notebooks' figure.
+
+    `table` is a pandas frame with columns page, gain and standard error, one row per label and
+    page; `labels` (a column or list as long as `table`) names each row's bar, in the order shown.
+    `ticks` caps the x axis' tick count where long tick labels would overlap.
+    """
+    missing = {"page", "gain", "standard error"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table is missing column(s) {sorted(missing)}; expected page, gain, standard error")
+    table = table.assign(label=list(labels))
+    order = list(dict.fromkeys(table["label"]))
+    fig, axes = plt.subplots(1, len(pages), figsize=(panel_width * len(pages), row_height * len(order) + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, page in zip(axes[0], pages):
+        part = table[table["page"] == page].set_index("label").reindex(order)
+        colours = ["tab:green" if g > 0 else "tab:red" for g in part["gain"].fillna(0)]
+        ax.barh(order, part["gain"], xerr=1.96 * part["standard error"], color=colours, ecolor="gray")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(f"validation {page}", fontsize=10)
+        ax.set_xlabel(xlabel)
+        if ticks:
+            ax.xaxis.set_major_locator(plt.MaxNLocator(ticks))
+    axes[0, 0].invert_yaxis()
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
