@@ -12,7 +12,9 @@ Datasets are the quality benchmark's (`or-<split>`, `demo-<legal entity>`), each
 the split, prepared once by this checkout; the champion's and BPR's settings are the ones
 `results/quality.json` kept for it (BPR is the slowest single algorithm on every dataset there).
 Each side also reports what its champion learnt (blend weights, re-ranker rows): a change meant
-only to make the fit faster must learn the same. A worktree of the baseline goes in a temporary
+only to make the fit faster must learn the same. With `--baseline-settings` the baseline side fits
+with the settings its own commit's record kept instead: for a change to what the search keeps, whose
+fit then differs by those settings alone. A worktree of the baseline goes in a temporary
 folder and is removed afterwards. `--busy N` keeps N other processes busy on the machine meanwhile
 (a scheduled run on a shared server), with a Python loop or linear algebra (`--busy-work`).
 Writes fit_ab.{json,md} to `--results` (default benchmarks/results).
@@ -37,9 +39,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 SLOWEST_SINGLE = "bpr"
 
 
-def prepare(datasets: list[str], folder: Path) -> dict[str, str]:
+def prepare(datasets: list[str], folder: Path, baseline_record: Path | None = None) -> dict[str, str]:
     """Each dataset's training lines (and wish lists) as parquet files in `folder`, with the settings
-    results/quality.json kept for it: {dataset: its name in the record}."""
+    results/quality.json kept for it (`<dataset>.checkout.json`) and those `baseline_record` kept
+    (`<dataset>.baseline.json`; the same where None): {dataset: its name in the record}."""
     import pandas as pd
     import polars as pl
 
@@ -47,6 +50,7 @@ def prepare(datasets: list[str], folder: Path) -> dict[str, str]:
     from quality import DATA, _before, _key, demo_split, load_demo, load_online_retail
 
     record = {_key(r): r for r in json.loads((RESULTS / "quality.json").read_text())["datasets"]}
+    theirs = {_key(r): r for r in json.loads(baseline_record.read_text())["datasets"]} if baseline_record else record
     names, online_retail, demo = {}, None, None
     for dataset in datasets:
         kept = record[dataset]
@@ -61,8 +65,9 @@ def prepare(datasets: list[str], folder: Path) -> dict[str, str]:
         wish_lists = _before(wish_lists, split)
         if wish_lists is not None:
             wish_lists.write_parquet(folder / f"{dataset}.wish_lists.parquet")
-        (folder / f"{dataset}.json").write_text(json.dumps({"champion": kept["best_params"]["champion"],
-                                                            SLOWEST_SINGLE: kept["best_params"][SLOWEST_SINGLE]}))
+        for side, chosen in (("checkout", kept), ("baseline", theirs[dataset])):
+            (folder / f"{dataset}.{side}.json").write_text(json.dumps({"champion": chosen["best_params"]["champion"],
+                                                                       SLOWEST_SINGLE: chosen["best_params"][SLOWEST_SINGLE]}))
         names[dataset] = f"{kept['dataset']} ({kept['split']})"
     return names
 
@@ -75,7 +80,7 @@ LOADED_FIRST = ("lightgbm", "sklearn.feature_extraction.text", "sklearn.ensemble
                 "implicit.cpu.als", "implicit.cpu.bpr", "implicit.nearest_neighbours")
 
 
-def child(dataset: str, folder: Path) -> None:
+def child(dataset: str, folder: Path, side: str) -> None:
     """One round on one side: the champion's fit and the slowest single algorithm's, printed as JSON."""
     import importlib
 
@@ -89,7 +94,7 @@ def child(dataset: str, folder: Path) -> None:
     wish_file = folder / f"{dataset}.wish_lists.parquet"
     data = TrainingData.from_interactions(pl.read_parquet(folder / f"{dataset}.parquet"),
                                           wish_lists=pl.read_parquet(wish_file) if wish_file.exists() else None)
-    settings = json.loads((folder / f"{dataset}.json").read_text())
+    settings = json.loads((folder / f"{dataset}.{side}.json").read_text())
     started = time.perf_counter()
     champion = make_model("champion", **settings["champion"]).fit(data)
     champion_s = time.perf_counter() - started
@@ -101,9 +106,9 @@ def child(dataset: str, folder: Path) -> None:
     print(json.dumps({"champion_s": champion_s, "single_s": single_s, "learnt": hashlib.sha256(learnt.encode()).hexdigest()[:16]}))
 
 
-def one_round(source: Path, dataset: str, folder: Path) -> dict:
+def one_round(source: Path, dataset: str, folder: Path, side: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(source / "src")}
-    done = subprocess.run([sys.executable, __file__, "--child", dataset, "--folder", str(folder)], env=env, cwd=ROOT,
+    done = subprocess.run([sys.executable, __file__, "--child", dataset, "--folder", str(folder), "--side", side], env=env, cwd=ROOT,
                           check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -118,10 +123,14 @@ def markdown(record: dict) -> str:
     lines = [
         "# The champion's fit under two commits, back to back",
         "",
-        f"Generated by `benchmarks/fit_ab.py --baseline {record['baseline']}` against `{record['checkout']}`: {record['rounds']} rounds,",
+        f"Generated by `benchmarks/fit_ab.py --baseline {record['baseline']}{' --baseline-settings' if record.get('baseline_settings') else ''}` against `{record['checkout']}`: {record['rounds']} rounds,",
         "each fitting under the baseline's code and then this checkout's, each in a process of its own (medians). The",
-        f"settings are the ones `results/quality.json` kept for each dataset; {SLOWEST_SINGLE.upper()} is the slowest single algorithm",
-        "there. \"Same model\": both sides' champions learnt the same blend weights and re-ranker rows in every round.",
+        (f"settings are the ones `results/quality.json` kept for each dataset; {SLOWEST_SINGLE.upper()} is the slowest single algorithm"
+         if not record.get("baseline_settings") else
+         f"checkout's settings are the ones its `results/quality.json` kept for each dataset, the baseline's those of {record['baseline']}'s "
+         f"record; {SLOWEST_SINGLE.upper()} is the slowest single algorithm"),
+        "there. \"Same model\": both sides' champions learnt the same blend weights and re-ranker rows in every round"
+        + (" (not to be expected where the settings differ)." if record.get("baseline_settings") else "."),
         "",
         "| dataset | champion fit, baseline | champion fit, this checkout | this checkout / baseline | ratio to "
         f"{SLOWEST_SINGLE.upper()}, baseline | ratio to {SLOWEST_SINGLE.upper()}, this checkout | same model |",
@@ -168,11 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--busy", type=int, default=0, help="other processes kept busy on the machine meanwhile")
     parser.add_argument("--busy-work", choices=sorted(BUSY_WORK), default="python", help="what they do (BUSY_WORK)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where fit_ab.json and .md go")
+    parser.add_argument("--baseline-settings", action="store_true",
+                        help="the baseline side fits with the settings its own commit's results/quality.json kept")
+    parser.add_argument("--side", default="checkout", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child, args.folder)
+        child(args.child, args.folder, args.side)
         return 0
     if not args.baseline:
         parser.error("--baseline is required")
@@ -188,22 +200,24 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir()
         subprocess.run(["git", "worktree", "add", "--detach", str(worktree), baseline], cwd=ROOT, check=True, capture_output=True)
         try:
-            names = prepare(datasets, folder)
+            names = prepare(datasets, folder, worktree / "benchmarks" / "results" / "quality.json" if args.baseline_settings else None)
             results = {}
             for dataset in datasets:
                 runs = {"baseline": [], "checkout": []}
                 for round_ in range(args.rounds):
                     for side, source in (("baseline", worktree), ("checkout", ROOT)):
-                        runs[side].append(one_round(source, dataset, folder))
+                        runs[side].append(one_round(source, dataset, folder, side))
                         print(f"{dataset} round {round_ + 1} {side}: {runs[side][-1]}", flush=True)
                 learnt = {r["learnt"] for side in runs.values() for r in side}
                 results[names[dataset]] = ({side: summary(r) for side, r in runs.items()} | {"same_model": len(learnt) == 1}
-                                           | {"settings": json.loads((folder / f"{dataset}.json").read_text())})
+                                           | {"settings": json.loads((folder / f"{dataset}.checkout.json").read_text())}
+                                           | ({"baseline_settings": json.loads((folder / f"{dataset}.baseline.json").read_text())}
+                                              if args.baseline_settings else {}))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False, capture_output=True)
         load["end"] = round(os.getloadavg()[0], 2)
     record = {"baseline": baseline, "checkout": checkout, "rounds": args.rounds, "run_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "cpus": len(os.sched_getaffinity(0)), "busy": args.busy, "busy_work": args.busy_work, "load_average": load, "datasets": results}
+              "cpus": len(os.sched_getaffinity(0)), "baseline_settings": args.baseline_settings, "busy": args.busy, "busy_work": args.busy_work, "load_average": load, "datasets": results}
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "fit_ab.json").write_text(json.dumps(record, indent=2) + "\n")
     (args.results / "fit_ab.md").write_text(markdown(record))

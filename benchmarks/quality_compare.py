@@ -9,8 +9,8 @@ out in a scratch worktree (`quality.py --results DIR` leaves the repository's re
     .venv/bin/python benchmarks/quality_compare.py /tmp/before-results/quality.json benchmarks/results/quality.json \
         --label-before "3926f0d" --label-after "37bbb47" --out benchmarks/results/quality_compare.md
 
-Per dataset: the champion's trials and kept settings, its fit-time ratio against the slowest single
-algorithm, and each page's registered test figure (no store id) with its 95% interval and margin.
+Per dataset: the champion's trials and kept settings (and how its search chose them, where the records
+differ), its fit-time ratio against the slowest single algorithm, and each page's registered test figure (no store id) with its 95% interval and margin.
 Both records are scored once on the same test cases, so a difference smaller than the intervals is
 not evidence either way; the table says how many cells meet the targets in each record.
 """
@@ -46,7 +46,8 @@ def compare(before: dict, after: dict) -> dict:
         b, a = before[key], after[key]
         fb, fa = fit_ratio(b), fit_ratio(a)
         fits.append({"dataset": key, "trials": (b["trials"]["champion"], a["trials"]["champion"]), "kept": (_kept(b), _kept(a)),
-                     "ratio": (fb["ratio"], fa["ratio"]), "champion_s": (fb["champion_s"], fa["champion_s"])})
+                     "ratio": (fb["ratio"], fa["ratio"]), "champion_s": (fb["champion_s"], fa["champion_s"]),
+                     "chosen_by": (b["chosen_by"]["champion"], a["chosen_by"]["champion"])})
         for page in HEADLINE:
             cb, ca = b["test"]["no store id"].get(page), a["test"]["no store id"].get(page)
             if cb is None or ca is None or "margin" not in cb or "margin" not in ca:
@@ -86,6 +87,12 @@ def markdown(found: dict, label_before: str, label_after: str) -> str:
     if same:
         lines.append("- the same champion settings kept in both (the fit's run-to-run noise): "
                      + "; ".join(f"{n} ({sp}) fit {f['champion_s'][1] / f['champion_s'][0]:.2f}x as long" for f in same for n, sp in [f["dataset"]]))
+    reasons = [f for f in found["fits"] if f["chosen_by"][0] != f["chosen_by"][1]]
+    if reasons:
+        lines.append("- how the champion's search chose, where the two records say it differently:")
+        for f in reasons:
+            (name, split) = f["dataset"]
+            lines += [f"  - {name} ({split}), {label_before}: {f['chosen_by'][0]}", f"  - {name} ({split}), {label_after}: {f['chosen_by'][1]}"]
     return "\n".join(lines) + "\n"
 
 

@@ -445,3 +445,39 @@ def test_readme_quotes_the_new_items_objective_as_quality_compare_and_fit_ab_wro
     assert (f"took {first['checkout']['ratio']:.1f}x BPR's fit there, and the code before {first['baseline']['ratio']:.1f}x: "
             "that miss of 5x is the kept setting's") in readme
     assert min(first["checkout"]["ratio"], first["baseline"]["ratio"]) > 5
+
+
+def test_readme_quotes_the_costly_switch_as_quality_compare_and_fit_ab_wrote_them():
+    """The README's paragraph on the weight search over every page as an economy is quality_compare's
+    record of the two quality records (how each search chose, the summary, the moved figures) and
+    fit_ab's back-to-back fits, each side with its own record's settings."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    folder = BENCHMARKS / "results" / "costly_switch"
+    text = (folder / "quality_compare.md").read_text()
+    first, usrt = "Online Retail (2011-09-09)", "demo retailer USRT (2025-12-02)"
+    after = {line.split(", b33e3b8: ")[0].lstrip(" -"): line.split(", b33e3b8: ")[1] for line in text.splitlines() if ", b33e3b8: " in line}
+    off = re.search(r"search_every_page False \(trial \d+\) kept: ([-+]\d\.\d{4}) against the choice, within one standard error \((\d\.\d{4})\)",
+                    after[first]).groups()
+    on = re.search(r"search_every_page False \(trial \d+\) not kept: lost (\d\.\d{4}) to the choice, more than one standard error \((\d\.\d{4})\)",
+                   after[usrt]).groups()
+    assert f"it gained {-float(off[0]):.4f} over its absence against a standard error of {off[1]} and went off" in readme
+    assert f"on USRT it gained {on[0]} against {on[1]} and stayed on" in readme
+    kept = _champion_kept(text)
+    assert kept[first] == ["catalog_features True, search_every_page True", "catalog_features True, search_every_page False"]
+    assert kept[usrt][0] == kept[usrt][1] and "search_every_page True" in kept[usrt][1]
+    rows = {(r[0], r[1]): r for r in _figure_rows(text)}
+    assert (f"(basket HR@10 {rows[(first, 'basket HR@10')][-1]}, new-items NDCG@10 {rows[(first, 'new-items NDCG@10')][-1]} "
+            "on the test window)") in readme
+    # the switch moved nothing else: every other figure is the same in both records
+    assert all(float(r[-1]) == 0 for (dataset, _), r in rows.items() if dataset != first)
+    cells, fits, _ = _comparison_summary(text)
+    assert f"fits within 5x {fits[0]} → {fits[1]}, cells at 1.10x the best baseline {cells[0]} → {cells[1]}" in readme
+    noise = [float(x) for x in re.findall(r"fit (\d\.\d\d)x as long", text.split("run-to-run noise")[1].splitlines()[0])]
+    assert f"the fits still moved {min(noise):.2f}x-{max(noise):.2f}x from one record to the next" in readme
+    record = json.loads((folder / "fit_ab.json").read_text())
+    assert record["baseline_settings"] and record["baseline"] == "167c227"
+    r = record["datasets"][first]
+    assert r["baseline_settings"]["champion"]["search_every_page"] and not r["settings"]["champion"]["search_every_page"]
+    assert (f"the champion's fit took {r['checkout']['champion_s'] / r['baseline']['champion_s']:.2f}x as long as with the switch on, "
+            f"each of its rounds shorter, {r['checkout']['ratio']:.1f}x BPR's fit against {r['baseline']['ratio']:.1f}x") in readme
+    assert max(x["champion_s"] for x in r["checkout"]["runs"]) < min(x["champion_s"] for x in r["baseline"]["runs"])
