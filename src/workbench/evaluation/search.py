@@ -193,8 +193,8 @@ class Search:
         switch, then the first guess (`try_next(guesses)`: what the single algorithms' searches kept
         for the same signals, on the same windows), each trial the best so far with that change, while
         the time left from this call holds the slowest trial so far. The switches go first: each is
-        one change, which the guess then builds on, and the demo retailer's legal entities keep one
-        (`search_every_page`, `notebooks/research/tuning_budget`)."""
+        one change, which the guess then builds on, and which a retailer keeps is its own validation's
+        to say (the settings each dataset's search kept: benchmarks/results/quality.md)."""
         started = time.perf_counter()
         if not self.trials:
             self.run(up_to=1)
