@@ -1,8 +1,8 @@
 """What the per-retailer search searches: per algorithm, per constructor argument, the range and
 why (`SEARCH_SPACES`), the switches tried before any sampled trial (`Choice.probe`), the settings
 the single algorithms' searches give the blend as first guesses (`SEEDED_BY`), and the settings that
-buy quality with fit time (`ECONOMIES`: amounts and switches), tried cheaper once the search has chosen. Data and small
-helpers only; `evaluation.search` runs the search.
+buy quality with fit time (`ECONOMIES`: amounts and switches), tried cheaper once the search has
+chosen. Data and small helpers only; `evaluation.search` runs the search.
 """
 
 from __future__ import annotations
@@ -153,12 +153,13 @@ class CostlySwitch:
 # its cut is often a trial the search already ran (its probe's starting point). Every page's blend
 # searched (`search_every_page`): the weight search took 3.8x as long on the demo retailer's USRT
 # (results/champion_fit_parts.md) and its validation trials about a fifth longer on Online Retail
-# (results/quality.json), where the quality benchmark's fit missed 5x the slowest single algorithm's
-# with it kept by 0.0020 against a standard error of 0.0019. The re-rankers' rows: on Online Retail's validation
-# windows 12,500 cost more than one standard error at every split and 25,000 at one of three, on the
-# demo retailer's legal entities nothing measurable while the fit took 0.76-0.84x as long (beside
-# another notebook: 0.56-0.74x alone, before the case weights) (notebooks/research/reranker_rows):
-# what a retailer needs is its own data's answer.
+# (results/quality.json); at Online Retail (2011-09-09), where it gained 0.0004 (SE 0.0017) over its
+# absence, the champion's fit went past 5x the slowest single algorithm's with it and back under 5x
+# without (results/costly_switch/). The re-rankers' rows: on Online Retail's validation windows
+# 12,500 cost more than one standard error at every split and 25,000 at one of three, on the demo
+# retailer's legal entities nothing measurable while the fit took 0.76-0.84x as long (beside another
+# notebook: 0.56-0.74x alone, before the case weights) (notebooks/research/reranker_rows): what a
+# retailer needs is its own data's answer.
 ECONOMIES: dict[str, dict[str, Economy | CostlySwitch]] = {
     "champion": {
         "search_every_page": CostlySwitch("every page's blend weights searched on validation, not only the customer and product pages'"),
