@@ -367,8 +367,6 @@ def test_readme_quotes_the_lightgbm_trees_as_quality_compare_and_fit_ab_wrote_th
     assert "the trees shorten every fit (each of this checkout's rounds shorter than each of the baseline's)" in readme
     for r in record["datasets"].values():
         assert max(x["champion_s"] for x in r["checkout"]["runs"]) < min(x["champion_s"] for x in r["baseline"]["runs"])
-    spans = [[x["champion_s"] / x["single_s"] for x in r[side]["runs"]] for side in ("checkout", "baseline")]
-    assert "(round by round {:.1f}x-{:.1f}x against {:.1f}x-{:.1f}x)".format(*(f(v) for v in spans for f in (min, max))) in readme
     # the record the trees made (the comparison's "after"), which later records replace
     after = re.search(r"\| Online Retail \(2011-09-09\) \| [^|]+ \| [^|]+ \| [\d.]+x → ([\d.]+)x \|",
                       (folder / "quality_compare.md").read_text()).group(1)
