@@ -200,7 +200,8 @@ def tune_all(
 def plot_search(results: dict[str, SearchResult]) -> Figure:
     """The validation objective against the trial, one panel per algorithm, best so far as a line,
     the economy cuts of the chosen settings as triangles, the trial whose settings are kept circled
-    (the defaults where the best is within the noise, a cut where one cost nothing measurable)."""
+    (the defaults where the best is within the noise, a cut where one cost nothing measurable: an
+    economy trial, or the trial that already ran the chosen settings with a costly switch off)."""
     n = len(results)
     cols = min(n, 3) or 1
     rows = int(np.ceil(n / cols)) or 1
