@@ -95,15 +95,18 @@ def markdown(results: dict, when: str) -> str:
         for algorithm, n in (r.get("trials") or {}).items():
             counts.setdefault(int(n), []).append(algorithm)
         lines.append(f"- {name}: " + "; ".join(f"{n}: {', '.join(algorithms)}" for n, algorithms in sorted(counts.items(), reverse=True)))
-    runs = {r.get("run_at") or when for r in results.values()}
-    lines += ["", f"Run {when}." if len(runs) == 1 else "Runs: " + "; ".join(f"{name} {r.get('run_at') or when}" for name, r in results.items()) + "."]
+    def run(r):  # when, and at which commit where the record names it (`measured_on`)
+        return (r.get("run_at") or when) + (f" at {r['measured_on']['commit']}" if r.get("measured_on") else "")
+
+    runs = {run(r) for r in results.values()}
+    lines += ["", f"Run {runs.pop()}." if len(runs) == 1 else "Runs: " + "; ".join(f"{name} {run(r)}" for name, r in results.items()) + "."]
     return "\n".join(lines) + "\n"
 
 
 def _run_dates(report: Path) -> list[str]:
     """The run dates a report gives ("Run <date>."), in order."""
     lines = report.read_text().splitlines() if report.exists() else []
-    return [line[4:].rstrip(".") for line in lines if line.startswith("Run ")]
+    return [line[4:].rstrip(".").split(" at ")[0] for line in lines if line.startswith("Run ")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import quality
+    from provenance import measured_on
 
     if args.report_only:
         results = json.loads((RESULTS / "retailer_shapes.json").read_text())
@@ -140,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         _, split, cut = SHAPES[name]
         ran[name] = quality.run_dataset(name, cut(frame), None, split, n_trials=args.trials, budget_s=args.budget, seed=args.seed)
         ran[name]["run_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        ran[name]["measured_on"] = measured_on()
     results = {name: ran.get(name, kept.get(name)) for name in SHAPES if name in ran or name in kept}
     RESULTS.mkdir(parents=True, exist_ok=True)
     stored.write_text(json.dumps(results, indent=2, default=str))
