@@ -41,3 +41,19 @@ def test_reports_name_the_machine_their_record_was_measured_on(tmp_path):
     load_benchmark("latency").write_results({**record, "cpus": 96, "processor": "Test CPU (avx2)", "commit": "abc1234"}, tmp_path)
     header = (tmp_path / "latency.md").read_text().splitlines()[2]
     assert " at abc1234 on Test CPU (avx2) (Python " in header and ", 96 CPUs)" in header
+
+
+def test_retailer_shapes_report_says_at_which_commit_each_shape_ran(monkeypatch):
+    """retailer_shapes.md's last line is when and at which commit each shape of its record ran (its
+    `measured_on`), one line where all ran in one run."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the report reads the quality benchmark's pages
+    shapes = load_benchmark("retailer_shapes")
+    record = json.loads((ROOT / "benchmarks" / "results" / "retailer_shapes.json").read_text())
+    report = (ROOT / "benchmarks" / "results" / "retailer_shapes.md").read_text().splitlines()
+    for name, r in record.items():
+        assert f"{r['run_at']} at {r['measured_on']['commit']}" in report[-1], name
+    same = {name: {**r, "run_at": "2026-12-07 22:33 UTC", "measured_on": {**r["measured_on"], "commit": "abc1234"}} for name, r in record.items()}
+    assert shapes.markdown(same, "now").splitlines()[-1] == "Run 2026-12-07 22:33 UTC at abc1234."
+    first = next(iter(same))
+    apart = {**same, first: {**same[first], "measured_on": {**same[first]["measured_on"], "commit": "def5678"}}}
+    assert shapes.markdown(apart, "now").splitlines()[-1].startswith(f"Runs: {first} 2026-12-07 22:33 UTC at def5678; ")
