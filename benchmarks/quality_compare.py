@@ -9,8 +9,9 @@ out in a scratch worktree (`quality.py --results DIR` leaves the repository's re
     .venv/bin/python benchmarks/quality_compare.py /tmp/before-results/quality.json benchmarks/results/quality.json \
         --label-before "3926f0d" --label-after "37bbb47" --out benchmarks/results/quality_compare.md
 
-Per dataset: the champion's trials and kept settings (and how its search chose them, where the records
-differ), its fit-time ratio against the slowest single algorithm, and each page's registered test figure (no store id) with its 95% interval and margin.
+Per dataset: the champion's trials and kept settings (and how its search chose them, where the
+records differ), its fit-time ratio against the slowest single algorithm, and each page's registered
+test figure (no store id) with its 95% interval and margin.
 Both records are scored once on the same test cases, so a difference smaller than the intervals is
 not evidence either way; the table says how many cells meet the targets in each record.
 """
